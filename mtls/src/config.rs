@@ -1,0 +1,115 @@
+//! Building rustls and tonic TLS configurations from the PEM files named in a
+//! server's configuration.
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The PEM files a server or client needs for mutual TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The federation's CA certificate(s): peers must present a certificate it issued.
+    pub ca: PathBuf,
+    /// This process's own certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key of `cert`.
+    pub key: PathBuf,
+    /// Certificate revocation lists from the CA; a revoked peer is refused at
+    /// the handshake. Default: none.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+}
+
+/// What can go wrong while building a TLS configuration. Names the file, never its contents.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {what} from {path}: {source}")]
+    Pem {
+        what: &'static str,
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{path} holds no {what}")]
+    Empty { what: &'static str, path: PathBuf },
+    #[error("CA certificate in {path} is not usable: {source}")]
+    BadCa { path: PathBuf, source: rustls::Error },
+    #[error("cannot build the client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("certificate and key do not make a usable identity: {0}")]
+    Identity(rustls::Error),
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Installs the one crypto provider (ring) for the whole process. Idempotent.
+pub fn install_crypto_provider() {
+    // A second install (another server in the same test process) is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsError::Pem { what: "certificates", path: path.into(), source })?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty { what: "certificate", path: path.into() });
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|source| TlsError::Pem { what: "private key", path: path.into(), source })
+}
+
+fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut crls = Vec::new();
+    for path in paths {
+        let found = CertificateRevocationListDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| TlsError::Pem { what: "CRLs", path: path.clone(), source })?;
+        crls.extend(found);
+    }
+    Ok(crls)
+}
+
+/// The server side: requires every client to present a certificate issued by
+/// `files.ca` and not revoked by `files.crls`; offers only HTTP/2.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    install_crypto_provider();
+    let mut roots = RootCertStore::empty();
+    for ca in read_certs(&files.ca)? {
+        roots
+            .add(ca)
+            .map_err(|source| TlsError::BadCa { path: files.ca.clone(), source })?;
+    }
+    let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+        .with_crls(read_crls(&files.crls)?)
+        .build()?;
+    let mut config = ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(read_certs(&files.cert)?, read_key(&files.key)?)
+        .map_err(TlsError::Identity)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The client side, for tonic channels: trusts only `files.ca`, presents
+/// `files.cert`, and checks that the server's certificate names `server_name`.
+pub fn client_tls(
+    files: &TlsFiles,
+    server_name: &str,
+) -> Result<tonic::transport::ClientTlsConfig, TlsError> {
+    install_crypto_provider();
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Io { path: path.into(), source })
+    };
+    Ok(tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(read(&files.ca)?))
+        .identity(tonic::transport::Identity::from_pem(read(&files.cert)?, read(&files.key)?))
+        .domain_name(server_name))
+}

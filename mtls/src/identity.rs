@@ -1,0 +1,53 @@
+//! The caller's identity, read from the peer certificate that the TLS
+//! handshake has already verified. Nothing here verifies anything: an identity
+//! exists only for a connection whose certificate chain passed.
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Who is calling, as the verified certificate names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// Subject organisation (O): the organisation the caller acts for, for
+    /// example an authority's GSS code or "NSPCC".
+    pub organisation: String,
+    /// Subject organisational unit (OU), if any: a team or role within it.
+    pub unit: Option<String>,
+    /// Subject common name (CN): the person or service.
+    pub common_name: String,
+}
+
+impl PeerIdentity {
+    /// Reads the identity from the leaf certificate of a request that arrived
+    /// over mutual TLS. `None` if there is no verified peer certificate (which
+    /// the node's listener never lets happen) or it names no organisation.
+    pub fn from_request<T>(request: &tonic::Request<T>) -> Option<Self> {
+        let certs = request.peer_certs()?;
+        let leaf = certs.first()?;
+        Self::from_der(leaf.as_ref())
+    }
+
+    /// Reads the identity from a DER certificate.
+    pub fn from_der(der: &[u8]) -> Option<Self> {
+        let (_, cert) = X509Certificate::from_der(der).ok()?;
+        let subject = cert.subject();
+        let organisation = first_text(subject.iter_organization())?;
+        let unit = first_text(subject.iter_organizational_unit());
+        let common_name = first_text(subject.iter_common_name()).unwrap_or_default();
+        Some(Self { organisation, unit, common_name })
+    }
+}
+
+fn first_text<'a>(
+    mut attributes: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>,
+) -> Option<String> {
+    attributes.next().and_then(|attribute| attribute.as_str().ok()).map(str::to_owned)
+}
+
+impl std::fmt::Display for PeerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.organisation)?;
+        if let Some(unit) = &self.unit {
+            write!(f, "/{unit}")?;
+        }
+        write!(f, "/{}", self.common_name)
+    }
+}

@@ -1,0 +1,95 @@
+//! The node's configuration: a TOML file, then environment variables
+//! `CONTACTPOINT_NODE_<FIELD>` (nested fields with `__`, for example
+//! `CONTACTPOINT_NODE_TLS__CA`), checked before anything binds.
+use contactpoint_mtls::TlsFiles;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// GSS code of the authority this node serves, as in authorities.csv
+    /// (for example "E06000001"). Required. It is the prefix of every
+    /// identifier the node mints, so it must never change.
+    pub authority_code: String,
+    /// The authority's name, as in authorities.csv. Required.
+    pub authority_name: String,
+    /// Address to listen on. Default: 127.0.0.1:7401.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// PostgreSQL connection string of the authority's own database. Required.
+    pub database_url: String,
+    /// Largest number of pooled database connections. Default: 16.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Seconds a request may take before it is cancelled. Default: 30.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Requests served at once on one connection. Default: 64.
+    #[serde(default = "default_concurrency")]
+    pub concurrency_per_connection: usize,
+    /// Mutual TLS: the federation CA, this node's certificate and key, CRLs.
+    pub tls: TlsFiles,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7401))
+}
+fn default_pool_size() -> usize {
+    16
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+fn default_concurrency() -> usize {
+    64
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("configuration: {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl NodeConfig {
+    /// Reads `path` (if given) and the environment, then checks the values.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Self = figment
+            .merge(Env::prefixed("CONTACTPOINT_NODE_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let code = self.authority_code.as_bytes();
+        if code.len() != 9 || code[0] != b'E' || !code[1..].iter().all(u8::is_ascii_digit) {
+            return Err(ConfigError::Invalid {
+                field: "authority_code",
+                reason: format!("{:?} is not an English GSS code such as E06000001", self.authority_code),
+            });
+        }
+        if self.authority_name.trim().is_empty() {
+            return Err(ConfigError::Invalid { field: "authority_name", reason: "must not be empty".into() });
+        }
+        if self.pool_size == 0 || self.concurrency_per_connection == 0 || self.request_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid {
+                field: "pool_size",
+                reason: "pool_size, concurrency_per_connection and request_timeout_seconds must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}

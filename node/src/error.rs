@@ -1,0 +1,82 @@
+//! The node's errors and the one place they become gRPC statuses.
+//!
+//! What the caller sees is written for the caller: which field, which rule,
+//! which record, what to do. What only an operator may see (database errors)
+//! is logged here, without personal data, and the caller gets a generic status.
+use tonic::{Code, Status};
+
+/// A request breaks a rule: `field` is its path in the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(field: &str, reason: impl Into<String>) -> Self {
+        Self { field: field.to_owned(), reason: reason.into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("no record with identifier {0} is held by this authority")]
+    RecordNotFound(String),
+    #[error("record {id} has no {kind} entry {entry_id}")]
+    EntryNotFound { id: String, kind: &'static str, entry_id: i64 },
+    #[error("{kind} entry {entry_id} already ended on {ended_on}")]
+    AlreadyEnded { kind: &'static str, entry_id: i64, ended_on: chrono::NaiveDate },
+    #[error("record {id} is at version {current}, not {expected}: read it again and reapply the change")]
+    StaleVersion { id: String, current: u64, expected: u64 },
+    #[error("the caller presented no verified client certificate naming an organisation")]
+    Unauthenticated,
+    #[error("database: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("stored data does not read back: {0}")]
+    Corrupt(String),
+}
+
+impl NodeError {
+    /// The one mapping from node errors to statuses.
+    pub fn into_status(self) -> Status {
+        match self {
+            Self::Invalid(invalid) => Status::invalid_argument(invalid.to_string()),
+            error @ (Self::RecordNotFound(_) | Self::EntryNotFound { .. }) => {
+                Status::not_found(error.to_string())
+            }
+            error @ (Self::AlreadyEnded { .. } | Self::StaleVersion { .. }) => {
+                Status::failed_precondition(error.to_string())
+            }
+            Self::Unauthenticated => Status::unauthenticated(Self::Unauthenticated.to_string()),
+            Self::Pool(error) => {
+                tracing::warn!(%error, "database pool cannot serve");
+                Status::unavailable("the authority's database is unavailable; try again shortly")
+            }
+            Self::Database(error) => {
+                // Only the SQLSTATE and the server's message: its detail can
+                // quote row values, which may be personal data.
+                match error.as_db_error() {
+                    Some(db) => tracing::error!(code = db.code().code(), message = db.message(), "database error"),
+                    None if error.is_closed() => tracing::warn!("database connection closed"),
+                    None => tracing::error!(%error, "database error"),
+                }
+                Status::new(Code::Unavailable, "the authority's database failed to answer; try again shortly")
+            }
+            Self::Corrupt(what) => {
+                tracing::error!(what, "stored data does not read back");
+                Status::internal("a stored record could not be read; the operator has been told")
+            }
+        }
+    }
+}
+
+impl From<NodeError> for Status {
+    fn from(error: NodeError) -> Self {
+        error.into_status()
+    }
+}

@@ -1,0 +1,113 @@
+//! An authority's node: the records of the children the authority is
+//! responsible for (Schedule 1 para 19), in its own PostgreSQL, served over
+//! gRPC with mutual TLS.
+//!
+//! `main.rs` only reads configuration and calls [`serve`]; tests call it on a
+//! listener bound to port 0, as many nodes as they like in one process.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod identifier;
+pub mod model;
+mod service;
+pub mod store;
+pub mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use contactpoint_proto::v1::authority_node_server::AuthorityNodeServer;
+use tokio::net::TcpListener;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use config::NodeConfig;
+use model::ResponsibleAuthority;
+pub use service::NodeService;
+use store::{Store, StoreError};
+
+/// The largest request or response message, in bytes. A whole record is a few
+/// kilobytes; a megabyte leaves room without letting one call hog memory.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// How often the health service checks the database.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] contactpoint_mtls::TlsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the node on `listener` until `shutdown` completes, with the system clock.
+pub async fn serve(config: NodeConfig, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+    serve_with_clock(config, listener, Arc::new(SystemClock), shutdown).await
+}
+
+/// As [`serve`], with the given clock.
+pub async fn serve_with_clock(
+    config: NodeConfig,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let tls = contactpoint_mtls::server_config(&config.tls)?;
+    let authority = ResponsibleAuthority { code: config.authority_code.clone(), name: config.authority_name.clone() };
+    let store = Store::open(&config.database_url, config.pool_size, authority).await?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let health_task = tokio::spawn(report_health(health, store.clone()));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let node = AuthorityNodeServer::new(NodeService::new(store, clock))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    tracing::info!(authority = %config.authority_code, address = ?listener.local_addr().ok(), "node serving");
+    let served = tonic::transport::Server::builder()
+        // A request that outlives this is cancelled, releasing its connection
+        // from the pool; the caller gets DEADLINE_EXCEEDED-like CANCELLED.
+        .timeout(Duration::from_secs(config.request_timeout_seconds))
+        // One client cannot occupy every pooled connection through a single
+        // HTTP/2 connection; further requests wait (backpressure).
+        .concurrency_limit_per_connection(config.concurrency_per_connection)
+        // Dead peers are noticed and their connections closed.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(node)
+        .serve_with_incoming_shutdown(contactpoint_mtls::accept_tls(listener, tls), shutdown)
+        .await;
+    health_task.abort();
+    tracing::info!(authority = %config.authority_code, "node stopped");
+    Ok(served?)
+}
+
+/// Keeps the health service true: NOT_SERVING while the database does not answer.
+async fn report_health(reporter: tonic_health::server::HealthReporter, store: Store) {
+    let mut serving = None;
+    loop {
+        let up = store.ping().await;
+        if serving != Some(up) {
+            if up {
+                reporter.set_serving::<AuthorityNodeServer<NodeService>>().await;
+            } else {
+                tracing::warn!("database not answering: health NOT_SERVING");
+                reporter.set_not_serving::<AuthorityNodeServer<NodeService>>().await;
+            }
+            serving = Some(up);
+        }
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}

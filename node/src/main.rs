@@ -1,0 +1,50 @@
+//! `contactpoint-node`: reads the configuration, starts tracing, binds, serves.
+use anyhow::Context;
+use clap::Parser;
+use std::path::PathBuf;
+
+/// An authority's node of the children's index: its records in its own
+/// PostgreSQL, served over gRPC with mutual TLS.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// The node's TOML configuration. Every field can also be set from the
+    /// environment as CONTACTPOINT_NODE_<FIELD> (nested: CONTACTPOINT_NODE_TLS__CA).
+    #[arg(long, short, env = "CONTACTPOINT_NODE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Check the configuration and exit without serving.
+    #[arg(long)]
+    check: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = contactpoint_node::NodeConfig::load(args.config.as_deref())?;
+    if args.check {
+        println!("configuration of {} ({}) is valid", config.authority_name, config.authority_code);
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    contactpoint_node::serve(config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM; in-flight requests then finish.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

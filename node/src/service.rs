@@ -1,0 +1,158 @@
+//! The gRPC handlers of `contactpoint.v1.AuthorityNode`: authenticate the
+//! caller from the verified certificate, decode and check the request, call
+//! the store, audit, encode. Proto types stop here.
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+use contactpoint_mtls::PeerIdentity;
+use contactpoint_proto::v1 as pb;
+use pb::authority_node_server::AuthorityNode;
+
+use crate::clock::Clock;
+use crate::error::NodeError;
+use crate::store::{AuditEvent, Store};
+use crate::wire::{self, Context};
+
+/// The node's service.
+#[derive(Debug, Clone)]
+pub struct NodeService {
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+impl NodeService {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    fn context(&self) -> Context {
+        Context { today: self.clock.today() }
+    }
+
+    /// Audits the call and turns its outcome into a response. Reads are only
+    /// answered once their audit entry is written.
+    async fn finish<T>(
+        &self,
+        caller: &PeerIdentity,
+        method: &'static str,
+        record_ids: Vec<String>,
+        result: Result<T, NodeError>,
+    ) -> Result<Response<T>, Status> {
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(error) => error_kind(error).to_owned(),
+        };
+        let event = AuditEvent {
+            organisation: &caller.organisation,
+            unit: caller.unit.as_deref(),
+            name: &caller.common_name,
+            method,
+            record_ids,
+            outcome: &outcome,
+        };
+        if let Err(error) = self.store.audit(&event).await {
+            // An access that cannot be audited is not answered.
+            return Err(error.into_status());
+        }
+        tracing::debug!(method, organisation = %caller.organisation, outcome, "handled");
+        result.map(Response::new).map_err(NodeError::into_status)
+    }
+}
+
+/// A short, non-personal name for an outcome, for the audit table.
+fn error_kind(error: &NodeError) -> &'static str {
+    match error {
+        NodeError::Invalid(_) => "invalid_argument",
+        NodeError::RecordNotFound(_) | NodeError::EntryNotFound { .. } => "not_found",
+        NodeError::AlreadyEnded { .. } | NodeError::StaleVersion { .. } => "failed_precondition",
+        NodeError::Unauthenticated => "unauthenticated",
+        NodeError::Database(_) | NodeError::Pool(_) => "unavailable",
+        NodeError::Corrupt(_) => "internal",
+    }
+}
+
+fn authenticate<T>(request: &Request<T>) -> Result<PeerIdentity, Status> {
+    PeerIdentity::from_request(request).ok_or_else(|| NodeError::Unauthenticated.into_status())
+}
+
+#[tonic::async_trait]
+impl AuthorityNode for NodeService {
+    async fn create_record(&self, request: Request<pb::CreateRecordRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+        let caller = authenticate(&request)?;
+        let result = async {
+            let new = wire::decode_create(request.get_ref(), &self.context())?;
+            self.store.create(&new).await
+        }
+        .await;
+        let ids = result.as_ref().map(|record| vec![record.id.to_string()]).unwrap_or_default();
+        self.finish(&caller, "CreateRecord", ids, result.map(|record| wire::encode_record(&record))).await
+    }
+
+    async fn get_record(&self, request: Request<pb::GetRecordRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+        let caller = authenticate(&request)?;
+        let result = async {
+            let id = wire::decode_id(&request.get_ref().id, "id")?;
+            let record = self.store.get(&id).await?;
+            record.ok_or_else(|| NodeError::RecordNotFound(id.to_string()))
+        }
+        .await;
+        let ids = vec![request.get_ref().id.clone()];
+        self.finish(&caller, "GetRecord", ids, result.map(|record| wire::encode_record(&record))).await
+    }
+
+    async fn update_record(&self, request: Request<pb::UpdateRecordRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+        let caller = authenticate(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            let id = wire::decode_id(&body.id, "id")?;
+            let details = wire::decode_details(body.details.as_ref(), "details", false, &self.context())?;
+            self.store.update(&id, body.expected_version, &details).await
+        }
+        .await;
+        self.finish(&caller, "UpdateRecord", vec![body.id.clone()], result.map(|record| wire::encode_record(&record))).await
+    }
+
+    async fn add_entry(&self, request: Request<pb::AddEntryRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+        let caller = authenticate(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            let id = wire::decode_id(&body.id, "id")?;
+            let context = self.context();
+            let (record, _entry_id) = self
+                .store
+                .add_entry(&id, |facts| wire::decode_entry(body.entry.as_ref(), facts, &context))
+                .await?;
+            Ok(record)
+        }
+        .await;
+        self.finish(&caller, "AddEntry", vec![body.id.clone()], result.map(|record| wire::encode_record(&record))).await
+    }
+
+    async fn end_entry(&self, request: Request<pb::EndEntryRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+        let caller = authenticate(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            let id = wire::decode_id(&body.id, "id")?;
+            let kind = wire::decode_entry_kind(body.kind, "kind")?;
+            let ended_on = wire::decode_end_date(body.ended_on.as_ref(), &self.context())?;
+            self.store.end_entry(&id, kind, body.entry_id, ended_on).await
+        }
+        .await;
+        self.finish(&caller, "EndEntry", vec![body.id.clone()], result.map(|record| wire::encode_record(&record))).await
+    }
+
+    async fn search_records(&self, request: Request<pb::SearchRecordsRequest>) -> Result<Response<pb::SearchRecordsResponse>, Status> {
+        let caller = authenticate(&request)?;
+        let result = async {
+            let query = wire::decode_search(request.get_ref())?;
+            self.store.search(&query).await
+        }
+        .await;
+        let ids = result
+            .as_ref()
+            .map(|found| found.iter().map(|m| m.id.to_string()).collect())
+            .unwrap_or_default();
+        let response = result.map(|found| pb::SearchRecordsResponse { matches: found.iter().map(wire::encode_match).collect() });
+        self.finish(&caller, "SearchRecords", ids, response).await
+    }
+}

@@ -1,0 +1,567 @@
+//! The authority's PostgreSQL: the only module that speaks SQL.
+//!
+//! Every write is one transaction, and reads back the record it changed inside
+//! that transaction, so a caller never sees a half-written record. Whole-record
+//! reads run in a read-only REPEATABLE READ transaction so the paragraphs they
+//! gather belong to one moment. All SQL is parameterised; the only text
+//! spliced into a statement is a table name chosen from a fixed list.
+use chrono::NaiveDate;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::types::Json;
+use tokio_postgres::{IsolationLevel, NoTls, Row, Transaction};
+
+use crate::error::{Invalid, NodeError};
+use crate::identifier::RecordId;
+use crate::model::*;
+use crate::wire::{forenames_key, surname_key, RecordFacts};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Who did what, for the audit table.
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    pub organisation: &'a str,
+    pub unit: Option<&'a str>,
+    pub name: &'a str,
+    pub method: &'a str,
+    pub record_ids: Vec<String>,
+    pub outcome: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL: {0}")]
+    Url(tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::BuildError),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] deadpool_postgres::PoolError),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] refinery::Error),
+}
+
+/// The node's database.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    authority: ResponsibleAuthority,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("authority", &self.authority.code).finish_non_exhaustive()
+    }
+}
+
+type Result<T> = std::result::Result<T, NodeError>;
+
+impl Store {
+    /// Connects a pool and brings the schema up to the latest migration.
+    pub async fn open(database_url: &str, pool_size: usize, authority: ResponsibleAuthority) -> std::result::Result<Self, StoreError> {
+        let config: tokio_postgres::Config = database_url.parse().map_err(StoreError::Url)?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(pool_size).build()?;
+        let mut client = pool.get().await?;
+        let report = embedded::migrations::runner().run_async(&mut **client).await?;
+        for migration in report.applied_migrations() {
+            tracing::info!(migration = %migration, "applied migration");
+        }
+        Ok(Self { pool, authority })
+    }
+
+    /// Whether the database answers, for the health service.
+    pub async fn ping(&self) -> bool {
+        match self.pool.get().await {
+            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    pub fn authority(&self) -> &ResponsibleAuthority {
+        &self.authority
+    }
+
+    /// Creates a record, minting its identifier.
+    pub async fn create(&self, record: &NewRecord) -> Result<ChildRecord> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let serial: i64 = tx.query_one("SELECT nextval('record_serial_seq')", &[]).await?.get(0);
+        let id = RecordId::mint(&self.authority.code, serial as u64);
+        let details = &record.details;
+        tx.execute(
+            "INSERT INTO child_record (id, category, given_names, family_name, given_names_key, family_name_key,
+                 whereabouts, postcode, gender, date_of_birth, date_of_death,
+                 responsible_authority_code, responsible_authority_name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &id.as_str(),
+                &details.category.as_db(),
+                &details.name.given_names,
+                &details.name.family_name,
+                &forenames_key(&details.name.given_names),
+                &surname_key(&details.name.family_name),
+                &Json(&details.whereabouts),
+                &details.whereabouts.postcode(),
+                &details.gender.as_db(),
+                &details.date_of_birth,
+                &details.date_of_death,
+                &self.authority.code,
+                &self.authority.name,
+            ],
+        )
+        .await?;
+        write_lists(&tx, &id, details).await?;
+        for entry in &record.entries {
+            insert_entry(&tx, &id, entry).await?;
+        }
+        let stored = load(&tx, &id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// The whole record, or `None` if this node holds no record with that id.
+    pub async fn get(&self, id: &RecordId) -> Result<Option<ChildRecord>> {
+        let mut client = self.pool.get().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let record = load_optional(&tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Replaces the record's details if it is still at `expected_version`.
+    pub async fn update(&self, id: &RecordId, expected_version: u64, details: &RecordDetails) -> Result<ChildRecord> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let updated = tx
+            .execute(
+                "UPDATE child_record SET category = $3, given_names = $4, family_name = $5,
+                     given_names_key = $6, family_name_key = $7, whereabouts = $8, postcode = $9,
+                     gender = $10, date_of_birth = $11, date_of_death = $12,
+                     version = version + 1, updated_at = now()
+                 WHERE id = $1 AND version = $2",
+                &[
+                    &id.as_str(),
+                    &(expected_version as i64),
+                    &details.category.as_db(),
+                    &details.name.given_names,
+                    &details.name.family_name,
+                    &forenames_key(&details.name.given_names),
+                    &surname_key(&details.name.family_name),
+                    &Json(&details.whereabouts),
+                    &details.whereabouts.postcode(),
+                    &details.gender.as_db(),
+                    &details.date_of_birth,
+                    &details.date_of_death,
+                ],
+            )
+            .await?;
+        if updated == 0 {
+            let current = tx.query_opt("SELECT version FROM child_record WHERE id = $1", &[&id.as_str()]).await?;
+            return Err(match current {
+                None => NodeError::RecordNotFound(id.to_string()),
+                Some(row) => NodeError::StaleVersion {
+                    id: id.to_string(),
+                    current: row.get::<_, i64>(0) as u64,
+                    expected: expected_version,
+                },
+            });
+        }
+        write_lists(&tx, id, details).await?;
+        let stored = load(&tx, id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Adds an entry. `decode` checks it against the record it joins, read
+    /// under a row lock so the facts cannot change before the insert.
+    pub async fn add_entry(
+        &self,
+        id: &RecordId,
+        decode: impl FnOnce(RecordFacts) -> std::result::Result<Entry, Invalid>,
+    ) -> Result<(ChildRecord, i64)> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let facts = lock_record(&tx, id).await?;
+        let entry = decode(facts)?;
+        let entry_id = insert_entry(&tx, id, &entry).await?;
+        bump_version(&tx, id).await?;
+        let stored = load(&tx, id).await?;
+        tx.commit().await?;
+        Ok((stored, entry_id))
+    }
+
+    /// Records the end of an entry (for a CAF assessment, its actions' completion).
+    pub async fn end_entry(&self, id: &RecordId, kind: EntryKind, entry_id: i64, ended_on: NaiveDate) -> Result<ChildRecord> {
+        let (table, start, end) = entry_columns(kind);
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        lock_record(&tx, id).await?;
+        // Table and column names come from `entry_columns`, never from input.
+        let row = tx
+            .query_opt(
+                &format!("SELECT {start}, {end} FROM {table} WHERE entry_id = $1 AND record_id = $2 FOR UPDATE"),
+                &[&entry_id, &id.as_str()],
+            )
+            .await?
+            .ok_or_else(|| NodeError::EntryNotFound { id: id.to_string(), kind: table, entry_id })?;
+        let (started_on, already): (Option<NaiveDate>, Option<NaiveDate>) = (row.get(0), row.get(1));
+        if let Some(ended_on) = already {
+            return Err(NodeError::AlreadyEnded { kind: table, entry_id, ended_on });
+        }
+        if started_on.is_some_and(|start| ended_on < start) {
+            return Err(Invalid::new("ended_on", "must not be before the entry's start date").into());
+        }
+        tx.execute(&format!("UPDATE {table} SET {end} = $1 WHERE entry_id = $2"), &[&ended_on, &entry_id]).await?;
+        bump_version(&tx, id).await?;
+        let stored = load(&tx, id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Local search; see `SearchQuery`. Ranked best first.
+    pub async fn search(&self, query: &SearchQuery) -> Result<Vec<SearchMatch>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT r.id, r.given_names, r.family_name, r.given_names_key, r.family_name_key,
+                        r.gender, r.date_of_birth, r.postcode,
+                        r.responsible_authority_code, r.responsible_authority_name
+                 FROM child_record r
+                 WHERE (r.family_name_key = $1
+                        OR r.id IN (SELECT f.record_id FROM former_name f WHERE f.family_name_key = $1))
+                   AND ($2::date IS NULL OR r.date_of_birth = $2)
+                   AND ($3::text IS NULL OR r.postcode = $3)
+                   AND ($4::text IS NULL OR (' ' || r.given_names_key) LIKE ('% ' || $4 || '%'))
+                 ORDER BY r.id
+                 LIMIT 1000",
+                &[&query.surname_key, &query.date_of_birth, &query.postcode, &query.forename_key],
+            )
+            .await?;
+        let mut matches = rows.iter().map(|row| search_match(row, query)).collect::<Result<Vec<_>>>()?;
+        matches.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.id.as_str().cmp(b.id.as_str())));
+        matches.truncate(query.limit as usize);
+        Ok(matches)
+    }
+
+    /// Appends to the audit table.
+    pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO audit_event (caller_organisation, caller_unit, caller_name, method, record_ids, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&event.organisation, &event.unit, &event.name, &event.method, &event.record_ids, &event.outcome],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn entry_columns(kind: EntryKind) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        EntryKind::Contact => ("contact", "started_on", "ended_on"),
+        EntryKind::Education => ("education", "started_on", "ended_on"),
+        EntryKind::Service => ("service", "started_on", "ended_on"),
+        EntryKind::CafAssessment => ("caf_assessment", "assessed_on", "actions_completed_on"),
+        EntryKind::LeadProfessional => ("lead_professional", "started_on", "ended_on"),
+    }
+}
+
+async fn lock_record(tx: &Transaction<'_>, id: &RecordId) -> Result<RecordFacts> {
+    let row = tx
+        .query_opt("SELECT category, date_of_birth FROM child_record WHERE id = $1 FOR UPDATE", &[&id.as_str()])
+        .await?
+        .ok_or_else(|| NodeError::RecordNotFound(id.to_string()))?;
+    Ok(RecordFacts { category: from_db(PersonCategory::from_db, row.get(0))?, date_of_birth: row.get(1) })
+}
+
+async fn bump_version(tx: &Transaction<'_>, id: &RecordId) -> Result<()> {
+    tx.execute("UPDATE child_record SET version = version + 1, updated_at = now() WHERE id = $1", &[&id.as_str()]).await?;
+    Ok(())
+}
+
+/// Replaces former names (para 1), body identifiers (18) and metadata (20).
+async fn write_lists(tx: &Transaction<'_>, id: &RecordId, details: &RecordDetails) -> Result<()> {
+    let id = id.as_str();
+    tx.execute("DELETE FROM former_name WHERE record_id = $1", &[&id]).await?;
+    tx.execute("DELETE FROM body_identifier WHERE record_id = $1", &[&id]).await?;
+    tx.execute("DELETE FROM record_metadata WHERE record_id = $1", &[&id]).await?;
+    for (position, former) in (0i32..).zip(&details.former_names) {
+        tx.execute(
+            "INSERT INTO former_name (record_id, position, given_names, family_name, family_name_key, ceased_on)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&id, &position, &former.name.given_names, &former.name.family_name, &surname_key(&former.name.family_name), &former.ceased_on],
+        )
+        .await?;
+    }
+    for (position, body_id) in (0i32..).zip(&details.body_identifiers) {
+        tx.execute(
+            "INSERT INTO body_identifier (record_id, position, body, scheme, value) VALUES ($1, $2, $3, $4, $5)",
+            &[&id, &position, &body_id.body, &body_id.scheme, &body_id.value],
+        )
+        .await?;
+    }
+    for (position, entry) in (0i32..).zip(&details.metadata) {
+        tx.execute(
+            "INSERT INTO record_metadata (record_id, position, paragraph, key, value) VALUES ($1, $2, $3, $4, $5)",
+            &[&id, &position, &i16::from(entry.paragraph), &entry.key, &entry.value],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_entry(tx: &Transaction<'_>, id: &RecordId, entry: &Entry) -> Result<i64> {
+    let id = id.as_str();
+    let row = match entry {
+        Entry::Contact(c) => {
+            tx.query_one(
+                "INSERT INTO contact (record_id, relationship, given_names, family_name, details, started_on, ended_on)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING entry_id",
+                &[&id, &c.relationship.as_db(), &c.name.given_names, &c.name.family_name, &Json(&c.details), &c.started_on, &c.ended_on],
+            )
+            .await?
+        }
+        Entry::Education(e) => {
+            tx.query_one(
+                "INSERT INTO education (record_id, setting, provider_name, details, started_on, ended_on)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id",
+                &[&id, &e.setting.as_db(), &e.provider_name, &Json(&e.details), &e.started_on, &e.ended_on],
+            )
+            .await?
+        }
+        Entry::Service(s) => {
+            tx.query_one(
+                "INSERT INTO service (record_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING entry_id",
+                &[
+                    &id,
+                    &s.kind.as_db(),
+                    &s.provider_name,
+                    &Json(&s.details),
+                    &s.sensitive.map(SensitiveGround::as_db),
+                    &s.started_on,
+                    &s.ended_on,
+                    &s.archive_after_years.map(i16::from),
+                ],
+            )
+            .await?
+        }
+        Entry::CafAssessment(a) => {
+            tx.query_one(
+                "INSERT INTO caf_assessment (record_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id",
+                &[&id, &a.assessor_name, &a.assessing_body, &Json(&a.details), &a.assessed_on, &a.actions_completed_on],
+            )
+            .await?
+        }
+        Entry::LeadProfessional(l) => {
+            tx.query_one(
+                "INSERT INTO lead_professional (record_id, capacity, name, details, started_on, ended_on)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id",
+                &[&id, &l.capacity.as_db(), &l.name, &Json(&l.details), &l.started_on, &l.ended_on],
+            )
+            .await?
+        }
+    };
+    Ok(row.get(0))
+}
+
+/// Reads a JSONB column; the schema holds only what the model wrote.
+fn json<T: serde::de::DeserializeOwned + std::fmt::Debug>(row: &Row, column: &str) -> Result<T> {
+    row.try_get::<_, Json<T>>(column)
+        .map(|Json(value)| value)
+        .map_err(|_| NodeError::Corrupt(format!("column {column} does not hold the expected JSON")))
+}
+
+fn from_db<T>(parse: fn(&str) -> Option<T>, text: &str) -> Result<T> {
+    parse(text).ok_or_else(|| NodeError::Corrupt(format!("unknown stored value {text:?}")))
+}
+
+async fn load(tx: &Transaction<'_>, id: &RecordId) -> Result<ChildRecord> {
+    load_optional(tx, id).await?.ok_or_else(|| NodeError::RecordNotFound(id.to_string()))
+}
+
+/// Reads every paragraph of one record. The queries are pipelined on one connection.
+async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<ChildRecord>> {
+    let key = id.as_str();
+    let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
+    let (record, former, ids, metadata, contacts, education, services, cafs, leads) = tokio::try_join!(
+        tx.query_opt(
+            "SELECT version, category, given_names, family_name, whereabouts, gender, date_of_birth,
+                    date_of_death, responsible_authority_code, responsible_authority_name
+             FROM child_record WHERE id = $1",
+            params
+        ),
+        tx.query("SELECT given_names, family_name, ceased_on FROM former_name WHERE record_id = $1 ORDER BY position", params),
+        tx.query("SELECT body, scheme, value FROM body_identifier WHERE record_id = $1 ORDER BY position", params),
+        tx.query("SELECT paragraph, key, value FROM record_metadata WHERE record_id = $1 ORDER BY position", params),
+        tx.query(
+            "SELECT entry_id, relationship, given_names, family_name, details, started_on, ended_on
+             FROM contact WHERE record_id = $1 ORDER BY entry_id",
+            params
+        ),
+        tx.query(
+            "SELECT entry_id, setting, provider_name, details, started_on, ended_on
+             FROM education WHERE record_id = $1 ORDER BY entry_id",
+            params
+        ),
+        tx.query(
+            "SELECT entry_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years
+             FROM service WHERE record_id = $1 ORDER BY entry_id",
+            params
+        ),
+        tx.query(
+            "SELECT entry_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on
+             FROM caf_assessment WHERE record_id = $1 ORDER BY entry_id",
+            params
+        ),
+        tx.query(
+            "SELECT entry_id, capacity, name, details, started_on, ended_on
+             FROM lead_professional WHERE record_id = $1 ORDER BY entry_id",
+            params
+        ),
+    )?;
+    let Some(record) = record else { return Ok(None) };
+    let whereabouts: Whereabouts = json(&record, "whereabouts")?;
+    let details = RecordDetails {
+        category: from_db(PersonCategory::from_db, record.get("category"))?,
+        name: PersonName { given_names: record.get("given_names"), family_name: record.get("family_name") },
+        former_names: former
+            .iter()
+            .map(|row| FormerName {
+                name: PersonName { given_names: row.get(0), family_name: row.get(1) },
+                ceased_on: row.get(2),
+            })
+            .collect(),
+        whereabouts,
+        gender: from_db(Gender::from_db, record.get("gender"))?,
+        date_of_birth: record.get("date_of_birth"),
+        date_of_death: record.get("date_of_death"),
+        body_identifiers: ids
+            .iter()
+            .map(|row| BodyIdentifier { body: row.get(0), scheme: row.get(1), value: row.get(2) })
+            .collect(),
+        metadata: metadata
+            .iter()
+            .map(|row| MetadataEntry { paragraph: row.get::<_, i16>(0) as u8, key: row.get(1), value: row.get(2) })
+            .collect(),
+    };
+    Ok(Some(ChildRecord {
+        id: id.clone(),
+        version: record.get::<_, i64>("version") as u64,
+        details,
+        contacts: contacts
+            .iter()
+            .map(|row| {
+                Ok(stored(row, Contact {
+                    relationship: from_db(Relationship::from_db, row.get("relationship"))?,
+                    name: PersonName { given_names: row.get("given_names"), family_name: row.get("family_name") },
+                    details: json(row, "details")?,
+                    started_on: row.get("started_on"),
+                    ended_on: row.get("ended_on"),
+                }))
+            })
+            .collect::<Result<_>>()?,
+        education: education
+            .iter()
+            .map(|row| {
+                Ok(stored(row, Education {
+                    setting: from_db(EducationSetting::from_db, row.get("setting"))?,
+                    provider_name: row.get("provider_name"),
+                    details: json(row, "details")?,
+                    started_on: row.get("started_on"),
+                    ended_on: row.get("ended_on"),
+                }))
+            })
+            .collect::<Result<_>>()?,
+        services: services
+            .iter()
+            .map(|row| {
+                Ok(stored(row, Service {
+                    kind: from_db(ServiceKind::from_db, row.get("kind"))?,
+                    provider_name: row.get("provider_name"),
+                    details: json(row, "details")?,
+                    sensitive: row
+                        .get::<_, Option<&str>>("sensitive_ground")
+                        .map(|ground| from_db(SensitiveGround::from_db, ground))
+                        .transpose()?,
+                    started_on: row.get("started_on"),
+                    ended_on: row.get("ended_on"),
+                    archive_after_years: row.get::<_, Option<i16>>("archive_after_years").map(|years| years as u8),
+                }))
+            })
+            .collect::<Result<_>>()?,
+        caf_assessments: cafs
+            .iter()
+            .map(|row| {
+                Ok(stored(row, CafAssessment {
+                    assessor_name: row.get("assessor_name"),
+                    assessing_body: row.get("assessing_body"),
+                    details: json(row, "details")?,
+                    assessed_on: row.get("assessed_on"),
+                    actions_completed_on: row.get("actions_completed_on"),
+                }))
+            })
+            .collect::<Result<_>>()?,
+        lead_professionals: leads
+            .iter()
+            .map(|row| {
+                Ok(stored(row, LeadProfessional {
+                    capacity: from_db(LeadCapacity::from_db, row.get("capacity"))?,
+                    name: row.get("name"),
+                    details: json(row, "details")?,
+                    started_on: row.get("started_on"),
+                    ended_on: row.get("ended_on"),
+                }))
+            })
+            .collect::<Result<_>>()?,
+        responsible_authority: ResponsibleAuthority {
+            code: record.get("responsible_authority_code"),
+            name: record.get("responsible_authority_name"),
+        },
+    }))
+}
+
+fn stored<T>(row: &Row, entry: T) -> Stored<T> {
+    Stored { entry_id: row.get("entry_id"), entry }
+}
+
+fn search_match(row: &Row, query: &SearchQuery) -> Result<SearchMatch> {
+    let id: &str = row.get("id");
+    let id = RecordId::parse(id).map_err(|_| NodeError::Corrupt("stored identifier does not parse".into()))?;
+    let given_key: &str = row.get("given_names_key");
+    let family_key: &str = row.get("family_name_key");
+    let date_of_birth: NaiveDate = row.get("date_of_birth");
+    let postcode: Option<String> = row.get("postcode");
+    // Current surname outranks a former one; each further field that agrees adds.
+    let mut score = if family_key == query.surname_key { 50 } else { 40 };
+    if query.date_of_birth == Some(date_of_birth) {
+        score += 30;
+    }
+    if query.postcode.is_some() && query.postcode == postcode {
+        score += 20;
+    }
+    if let Some(forename) = &query.forename_key {
+        score += if given_key.split(' ').any(|name| name == forename) { 20 } else { 10 };
+    }
+    Ok(SearchMatch {
+        id,
+        name: PersonName { given_names: row.get("given_names"), family_name: row.get("family_name") },
+        gender: from_db(Gender::from_db, row.get("gender"))?,
+        date_of_birth,
+        postcode,
+        responsible_authority: ResponsibleAuthority {
+            code: row.get("responsible_authority_code"),
+            name: row.get("responsible_authority_name"),
+        },
+        score,
+    })
+}
