@@ -10,3 +10,6 @@ pub mod v1 {
     /// The encoded descriptor set, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("contactpoint_descriptor");
 }
+
+#[cfg(feature = "sample")]
+pub mod sample;
