@@ -97,14 +97,19 @@ struct NodeArgs {
 
 impl NodeArgs {
     async fn channel(&self) -> Result<Channel> {
-        let files = TlsFiles { ca: self.ca.clone(), cert: self.cert.clone(), key: self.key.clone(), crls: vec![] };
+        let files = TlsFiles {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            crls: vec![],
+        };
         let tls = contactpoint_mtls::client_tls(&files, &self.server_name)?;
-        Ok(Channel::from_shared(self.endpoint.clone())?
+        Channel::from_shared(self.endpoint.clone())?
             .tls_config(tls)?
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await
-            .with_context(|| format!("cannot reach {}", self.endpoint))?)
+            .with_context(|| format!("cannot reach {}", self.endpoint))
     }
 
     async fn client(&self) -> Result<AuthorityNodeClient<Channel>> {
@@ -115,14 +120,29 @@ impl NodeArgs {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::DevCa { dir, nodes, clients } => dev_ca(&dir, &nodes, &clients),
+        Command::DevCa {
+            dir,
+            nodes,
+            clients,
+        } => dev_ca(&dir, &nodes, &clients),
         Command::Health { node, wait } => health(&node, wait).await,
         Command::Get { node, id } => {
-            let record = node.client().await?.get_record(pb::GetRecordRequest { id }).await?.into_inner();
+            let record = node
+                .client()
+                .await?
+                .get_record(pb::GetRecordRequest { id })
+                .await?
+                .into_inner();
             print!("{}", render::record(&record));
             Ok(())
         }
-        Command::Search { node, surname, forename, dob, postcode } => {
+        Command::Search {
+            node,
+            surname,
+            forename,
+            dob,
+            postcode,
+        } => {
             let request = pb::SearchRecordsRequest {
                 surname,
                 forename,
@@ -130,7 +150,12 @@ async fn main() -> Result<()> {
                 postcode,
                 limit: 0,
             };
-            let found = node.client().await?.search_records(request).await?.into_inner();
+            let found = node
+                .client()
+                .await?
+                .search_records(request)
+                .await?
+                .into_inner();
             print!("{}", render::matches(&found.matches));
             Ok(())
         }
@@ -147,7 +172,10 @@ fn dev_ca(dir: &Path, nodes: &[String], clients: &[String]) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let (ca_cert, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
     let ca = if ca_cert.exists() && ca_key.exists() {
-        DevCa::load(&std::fs::read_to_string(&ca_cert)?, &std::fs::read_to_string(&ca_key)?)?
+        DevCa::load(
+            &std::fs::read_to_string(&ca_cert)?,
+            &std::fs::read_to_string(&ca_key)?,
+        )?
     } else {
         let ca = DevCa::generate("ContactPoint development CA")?;
         write(dir, "ca.pem", ca.cert_pem())?;
@@ -176,7 +204,9 @@ fn dev_ca(dir: &Path, nodes: &[String], clients: &[String]) -> Result<()> {
             server_names: &[],
             validity: Validity::Current,
         })?;
-        let stem = organisation.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+        let stem = organisation
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
         write(dir, &format!("client-{stem}.pem"), &issued.cert_pem)?;
         write(dir, &format!("client-{stem}.key"), &issued.key_pem)?;
     }
@@ -188,12 +218,18 @@ async fn health(node: &NodeArgs, wait: u64) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
         let attempt = async {
-            let mut client = tonic_health::pb::health_client::HealthClient::new(node.channel().await?);
-            let request = tonic_health::pb::HealthCheckRequest { service: "contactpoint.v1.AuthorityNode".into() };
+            let mut client =
+                tonic_health::pb::health_client::HealthClient::new(node.channel().await?);
+            let request = tonic_health::pb::HealthCheckRequest {
+                service: "contactpoint.v1.AuthorityNode".into(),
+            };
             Ok::<_, anyhow::Error>(client.check(request).await?.into_inner().status)
         };
         match attempt.await {
-            Ok(status) if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => {
+            Ok(status)
+                if status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 =>
+            {
                 println!("{} is serving", node.endpoint);
                 return Ok(());
             }
@@ -201,7 +237,9 @@ async fn health(node: &NodeArgs, wait: u64) -> Result<()> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Ok(status) => bail!("{} is not serving (status {status})", node.endpoint),
-            Err(error) => return Err(error.context(format!("{} did not become healthy", node.endpoint))),
+            Err(error) => {
+                return Err(error.context(format!("{} did not become healthy", node.endpoint)))
+            }
         }
     }
 }
@@ -213,14 +251,25 @@ async fn demo(node: &NodeArgs) -> Result<()> {
     let born = |d: chrono::NaiveDate| sample::date(d.year(), d.month(), d.day());
 
     println!("== Recording sample children at {}", node.endpoint);
-    let amelia = client.create_record(sample::every_paragraph(born(baby_born))).await?.into_inner();
-    println!("  {}  {} (every paragraph of Schedule 1)", amelia.id, render::name(&amelia.name));
+    let amelia = client
+        .create_record(sample::every_paragraph(born(baby_born)))
+        .await?
+        .into_inner();
+    println!(
+        "  {}  {} (every paragraph of Schedule 1)",
+        amelia.id,
+        render::name(&amelia.name)
+    );
     for (given, family, years, postcode) in [
         ("Oliver", "Hartley", 7, "TS24 8AH"),
         ("Noah James", "Bennett", 12, "TS25 1QP"),
     ] {
-        let dob = today.with_year(today.year() - years).unwrap_or(today) - chrono::Duration::days(40);
-        let request = pb::CreateRecordRequest { details: Some(sample::child(given, family, born(dob), postcode)), ..Default::default() };
+        let dob =
+            today.with_year(today.year() - years).unwrap_or(today) - chrono::Duration::days(40);
+        let request = pb::CreateRecordRequest {
+            details: Some(sample::child(given, family, born(dob), postcode)),
+            ..Default::default()
+        };
         let record = client.create_record(request).await?.into_inner();
         println!("  {}  {}", record.id, render::name(&record.name));
     }
@@ -238,7 +287,12 @@ async fn demo(node: &NodeArgs) -> Result<()> {
 
     let first = found.matches.first().context("the search found nothing")?;
     println!("\n== Lookup: {}", first.id);
-    let record = client.get_record(pb::GetRecordRequest { id: first.id.clone() }).await?.into_inner();
+    let record = client
+        .get_record(pb::GetRecordRequest {
+            id: first.id.clone(),
+        })
+        .await?
+        .into_inner();
     print!("{}", render::record(&record));
 
     let typo = mistype(&first.id);
@@ -255,7 +309,11 @@ fn mistype(id: &str) -> String {
     let mut chars: Vec<char> = id.chars().collect();
     let i = chars.len() - 5;
     if chars[i] == chars[i - 1] {
-        chars[i] = if chars[i] == '9' { '0' } else { char::from(chars[i] as u8 + 1) };
+        chars[i] = if chars[i] == '9' {
+            '0'
+        } else {
+            char::from(chars[i] as u8 + 1)
+        };
     } else {
         chars.swap(i, i - 1);
     }

@@ -3,11 +3,15 @@ use contactpoint_proto::v1 as pb;
 use std::fmt::Write;
 
 fn date(value: &Option<pb::Date>) -> String {
-    value.as_ref().map_or("-".into(), |d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+    value.as_ref().map_or("-".into(), |d| {
+        format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
+    })
 }
 
 pub fn name(value: &Option<pb::PersonName>) -> String {
-    value.as_ref().map_or(String::new(), |n| format!("{} {}", n.given_names, n.family_name))
+    value.as_ref().map_or(String::new(), |n| {
+        format!("{} {}", n.given_names, n.family_name)
+    })
 }
 
 fn enum_name(name: Option<&str>) -> String {
@@ -34,7 +38,10 @@ pub fn matches(found: &[pb::SearchMatch]) -> String {
     }
     let mut out = String::new();
     for m in found {
-        let authority = m.responsible_authority.as_ref().map_or("", |a| a.name.as_str());
+        let authority = m
+            .responsible_authority
+            .as_ref()
+            .map_or("", |a| a.name.as_str());
         let _ = writeln!(
             out,
             "  [{:>3}] {}  {:<28} born {}  {:<9} {}",
@@ -54,34 +61,82 @@ pub fn record(r: &pb::ChildRecord) -> String {
     let line = |out: &mut String, para: &str, text: String| {
         let _ = writeln!(out, "  {para:<8} {text}");
     };
-    line(&mut out, "para 5", format!("{}  (version {})", r.id, r.version));
+    line(
+        &mut out,
+        "para 5",
+        format!("{}  (version {})", r.id, r.version),
+    );
     line(&mut out, "para 1", name(&r.name));
     for former in &r.former_names {
         line(&mut out, "", format!("formerly {}", name(&former.name)));
     }
     let whereabouts = match r.whereabouts.as_ref().and_then(|w| w.state.as_ref()) {
-        Some(pb::whereabouts::State::CurrentAddress(a)) => format!("{}, {} {}", a.lines.join(", "), a.town, a.postcode),
-        Some(pb::whereabouts::State::LastKnownAddress(a)) => format!("last known: {}, {} {}", a.lines.join(", "), a.town, a.postcode),
+        Some(pb::whereabouts::State::CurrentAddress(a)) => {
+            format!("{}, {} {}", a.lines.join(", "), a.town, a.postcode)
+        }
+        Some(pb::whereabouts::State::LastKnownAddress(a)) => format!(
+            "last known: {}, {} {}",
+            a.lines.join(", "),
+            a.town,
+            a.postcode
+        ),
         Some(pb::whereabouts::State::NoKnownAddress(_)) => "no known address".into(),
         Some(pb::whereabouts::State::LeftEngland(l)) => format!(
             "left England ({}), stated by {}",
-            enum_name(pb::left_england::ReturnIntention::try_from(l.intention).ok().map(|i| i.as_str_name())),
+            enum_name(
+                pb::left_england::ReturnIntention::try_from(l.intention)
+                    .ok()
+                    .map(|i| i.as_str_name())
+            ),
             l.stated_by_body
         ),
         None => "-".into(),
     };
     line(&mut out, "para 2", whereabouts);
-    line(&mut out, "para 3", enum_name(pb::Gender::try_from(r.gender).ok().map(|g| g.as_str_name())));
-    line(&mut out, "para 4", format!("born {}", date(&r.date_of_birth)));
+    let gender = enum_name(pb::Gender::try_from(r.gender).ok().map(|g| g.as_str_name()));
+    line(
+        &mut out,
+        "para 3",
+        gender.trim_start_matches("gender ").to_owned(),
+    );
+    line(
+        &mut out,
+        "para 4",
+        format!("born {}", date(&r.date_of_birth)),
+    );
     for c in &r.contacts {
-        let relationship = enum_name(pb::contact::Relationship::try_from(c.relationship).ok().map(|x| x.as_str_name()));
-        line(&mut out, "para 6", format!("{} ({})", name(&c.name), relationship.trim_start_matches("relationship ")));
+        let relationship = enum_name(
+            pb::contact::Relationship::try_from(c.relationship)
+                .ok()
+                .map(|x| x.as_str_name()),
+        );
+        line(
+            &mut out,
+            "para 6",
+            format!(
+                "{} ({})",
+                name(&c.name),
+                relationship.trim_start_matches("relationship ")
+            ),
+        );
     }
     for e in &r.education {
-        line(&mut out, "para 7", format!("{}, {}", provider(&e.provider_name, &e.provider_contact), span(&e.started_on, &e.ended_on)));
+        line(
+            &mut out,
+            "para 7",
+            format!(
+                "{}, {}",
+                provider(&e.provider_name, &e.provider_contact),
+                span(&e.started_on, &e.ended_on)
+            ),
+        );
     }
     for s in &r.services {
-        let kind = enum_name(pb::ServiceKind::try_from(s.kind).ok().map(|k| k.as_str_name()));
+        let kind = enum_name(
+            pb::ServiceKind::try_from(s.kind)
+                .ok()
+                .map(|k| k.as_str_name()),
+        );
         let para = match pb::ServiceKind::try_from(s.kind) {
             Ok(pb::ServiceKind::PrimaryMedical) => "para 8",
             Ok(pb::ServiceKind::HealthVisitor) => "para 11",
@@ -89,32 +144,76 @@ pub fn record(r: &pb::ChildRecord) -> String {
             Ok(pb::ServiceKind::Midwife) => "para 13",
             _ => "para 9",
         };
-        let mut text = format!("{}: {}, {}", kind.trim_start_matches("service kind "), provider(&s.provider_name, &s.provider_contact), span(&s.started_on, &s.ended_on));
+        let mut text = format!(
+            "{}: {}, {}",
+            kind.trim_start_matches("service kind "),
+            provider(&s.provider_name, &s.provider_contact),
+            span(&s.started_on, &s.ended_on)
+        );
         if s.sensitive {
             text.push_str(", a sensitive service");
         }
         if s.archive_after_years > 0 {
-            let _ = write!(text, ", archived {} years after it ends", s.archive_after_years);
+            let years = if s.archive_after_years == 1 {
+                "year"
+            } else {
+                "years"
+            };
+            let _ = write!(
+                text,
+                ", archived {} {years} after it ends",
+                s.archive_after_years
+            );
         }
         line(&mut out, para, text);
     }
     for a in &r.caf_assessments {
-        line(&mut out, "para 10", format!("CAF by {} for {}, {}, actions completed {}", provider(&a.assessor_name, &a.assessor_contact), a.assessing_body, date(&a.assessed_on), date(&a.actions_completed_on)));
+        line(
+            &mut out,
+            "para 10",
+            format!(
+                "CAF by {} for {}, {}, actions completed {}",
+                provider(&a.assessor_name, &a.assessor_contact),
+                a.assessing_body,
+                date(&a.assessed_on),
+                date(&a.actions_completed_on)
+            ),
+        );
     }
     for l in &r.lead_professionals {
-        line(&mut out, "para 16", format!("lead professional {}, {}", provider(&l.name, &l.contact), span(&l.started_on, &l.ended_on)));
+        line(
+            &mut out,
+            "para 16",
+            format!(
+                "lead professional {}, {}",
+                provider(&l.name, &l.contact),
+                span(&l.started_on, &l.ended_on)
+            ),
+        );
     }
     if r.date_of_death.is_some() {
-        line(&mut out, "para 17", format!("died {}", date(&r.date_of_death)));
+        line(
+            &mut out,
+            "para 17",
+            format!("died {}", date(&r.date_of_death)),
+        );
     }
     for id in &r.body_identifiers {
-        line(&mut out, "para 18", format!("{} {}: {}", id.body, id.scheme, id.value));
+        line(
+            &mut out,
+            "para 18",
+            format!("{} {}: {}", id.body, id.scheme, id.value),
+        );
     }
     if let Some(a) = &r.responsible_authority {
         line(&mut out, "para 19", format!("{} ({})", a.name, a.code));
     }
     for m in &r.metadata {
-        line(&mut out, "para 20", format!("on para {}: {} = {}", m.paragraph, m.key, m.value));
+        line(
+            &mut out,
+            "para 20",
+            format!("on para {}: {} = {}", m.paragraph, m.key, m.value),
+        );
     }
     out
 }

@@ -36,13 +36,19 @@ pub enum TlsError {
     #[error("{path} holds no {what}")]
     Empty { what: &'static str, path: PathBuf },
     #[error("CA certificate in {path} is not usable: {source}")]
-    BadCa { path: PathBuf, source: rustls::Error },
+    BadCa {
+        path: PathBuf,
+        source: rustls::Error,
+    },
     #[error("cannot build the client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("certificate and key do not make a usable identity: {0}")]
     Identity(rustls::Error),
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Installs the one crypto provider (ring) for the whole process. Idempotent.
@@ -54,16 +60,26 @@ pub fn install_crypto_provider() {
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsError::Pem { what: "certificates", path: path.into(), source })?;
+        .map_err(|source| TlsError::Pem {
+            what: "certificates",
+            path: path.into(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Empty { what: "certificate", path: path.into() });
+        return Err(TlsError::Empty {
+            what: "certificate",
+            path: path.into(),
+        });
     }
     Ok(certs)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|source| TlsError::Pem { what: "private key", path: path.into(), source })
+    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Pem {
+        what: "private key",
+        path: path.into(),
+        source,
+    })
 }
 
 fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
@@ -71,7 +87,11 @@ fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'stat
     for path in paths {
         let found = CertificateRevocationListDer::pem_file_iter(path)
             .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-            .map_err(|source| TlsError::Pem { what: "CRLs", path: path.clone(), source })?;
+            .map_err(|source| TlsError::Pem {
+                what: "CRLs",
+                path: path.clone(),
+                source,
+            })?;
         crls.extend(found);
     }
     Ok(crls)
@@ -83,9 +103,10 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     install_crypto_provider();
     let mut roots = RootCertStore::empty();
     for ca in read_certs(&files.ca)? {
-        roots
-            .add(ca)
-            .map_err(|source| TlsError::BadCa { path: files.ca.clone(), source })?;
+        roots.add(ca).map_err(|source| TlsError::BadCa {
+            path: files.ca.clone(),
+            source,
+        })?;
     }
     let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
         .with_crls(read_crls(&files.crls)?)
@@ -106,10 +127,16 @@ pub fn client_tls(
 ) -> Result<tonic::transport::ClientTlsConfig, TlsError> {
     install_crypto_provider();
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| TlsError::Io { path: path.into(), source })
+        std::fs::read(path).map_err(|source| TlsError::Io {
+            path: path.into(),
+            source,
+        })
     };
     Ok(tonic::transport::ClientTlsConfig::new()
         .ca_certificate(tonic::transport::Certificate::from_pem(read(&files.ca)?))
-        .identity(tonic::transport::Identity::from_pem(read(&files.cert)?, read(&files.key)?))
+        .identity(tonic::transport::Identity::from_pem(
+            read(&files.cert)?,
+            read(&files.key)?,
+        ))
         .domain_name(server_name))
 }

@@ -4,8 +4,8 @@
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevocationReason, RevokedCertParams, SanType, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SanType, SerialNumber,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -57,7 +57,9 @@ impl DevCa {
     pub fn generate(name: &str) -> Result<Self, Error> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::OrganizationName, "ContactPoint development");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "ContactPoint development");
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -97,11 +99,17 @@ impl DevCa {
     pub fn issue(&self, subject: &Subject<'_>) -> Result<Issued, Error> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::OrganizationName, subject.organisation);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, subject.organisation);
         if let Some(unit) = subject.unit {
-            params.distinguished_name.push(DnType::OrganizationalUnitName, unit);
+            params
+                .distinguished_name
+                .push(DnType::OrganizationalUnitName, unit);
         }
-        params.distinguished_name.push(DnType::CommonName, subject.common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, subject.common_name);
         for name in subject.server_names {
             params.subject_alt_names.push(match name.parse() {
                 Ok(ip) => SanType::IpAddress(ip),
@@ -111,7 +119,9 @@ impl DevCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         if !subject.server_names.is_empty() {
-            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
         }
         params.use_authority_key_identifier_extension = true;
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
@@ -124,7 +134,11 @@ impl DevCa {
         params.not_before = to_offset(from);
         params.not_after = to_offset(to);
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem(), serial })
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            serial,
+        })
     }
 
     /// A CRL revoking the given serial numbers, PEM.

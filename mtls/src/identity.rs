@@ -32,14 +32,21 @@ impl PeerIdentity {
         let organisation = first_text(subject.iter_organization())?;
         let unit = first_text(subject.iter_organizational_unit());
         let common_name = first_text(subject.iter_common_name()).unwrap_or_default();
-        Some(Self { organisation, unit, common_name })
+        Some(Self {
+            organisation,
+            unit,
+            common_name,
+        })
     }
 }
 
 fn first_text<'a>(
     mut attributes: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>,
 ) -> Option<String> {
-    attributes.next().and_then(|attribute| attribute.as_str().ok()).map(str::to_owned)
+    attributes
+        .next()
+        .and_then(|attribute| attribute.as_str().ok())
+        .map(str::to_owned)
 }
 
 impl std::fmt::Display for PeerIdentity {

@@ -78,13 +78,22 @@ impl NodeConfig {
         if code.len() != 9 || code[0] != b'E' || !code[1..].iter().all(u8::is_ascii_digit) {
             return Err(ConfigError::Invalid {
                 field: "authority_code",
-                reason: format!("{:?} is not an English GSS code such as E06000001", self.authority_code),
+                reason: format!(
+                    "{:?} is not an English GSS code such as E06000001",
+                    self.authority_code
+                ),
             });
         }
         if self.authority_name.trim().is_empty() {
-            return Err(ConfigError::Invalid { field: "authority_name", reason: "must not be empty".into() });
+            return Err(ConfigError::Invalid {
+                field: "authority_name",
+                reason: "must not be empty".into(),
+            });
         }
-        if self.pool_size == 0 || self.concurrency_per_connection == 0 || self.request_timeout_seconds == 0 {
+        if self.pool_size == 0
+            || self.concurrency_per_connection == 0
+            || self.request_timeout_seconds == 0
+        {
             return Err(ConfigError::Invalid {
                 field: "pool_size",
                 reason: "pool_size, concurrency_per_connection and request_timeout_seconds must be at least 1".into(),

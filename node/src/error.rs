@@ -15,7 +15,10 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: &str, reason: impl Into<String>) -> Self {
-        Self { field: field.to_owned(), reason: reason.into() }
+        Self {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -26,11 +29,25 @@ pub enum NodeError {
     #[error("no record with identifier {0} is held by this authority")]
     RecordNotFound(String),
     #[error("record {id} has no {kind} entry {entry_id}")]
-    EntryNotFound { id: String, kind: &'static str, entry_id: i64 },
+    EntryNotFound {
+        id: String,
+        kind: &'static str,
+        entry_id: i64,
+    },
     #[error("{kind} entry {entry_id} already ended on {ended_on}")]
-    AlreadyEnded { kind: &'static str, entry_id: i64, ended_on: chrono::NaiveDate },
-    #[error("record {id} is at version {current}, not {expected}: read it again and reapply the change")]
-    StaleVersion { id: String, current: u64, expected: u64 },
+    AlreadyEnded {
+        kind: &'static str,
+        entry_id: i64,
+        ended_on: chrono::NaiveDate,
+    },
+    #[error(
+        "record {id} is at version {current}, not {expected}: read it again and reapply the change"
+    )]
+    StaleVersion {
+        id: String,
+        current: u64,
+        expected: u64,
+    },
     #[error("the caller presented no verified client certificate naming an organisation")]
     Unauthenticated,
     #[error("database: {0}")]
@@ -61,11 +78,18 @@ impl NodeError {
                 // Only the SQLSTATE and the server's message: its detail can
                 // quote row values, which may be personal data.
                 match error.as_db_error() {
-                    Some(db) => tracing::error!(code = db.code().code(), message = db.message(), "database error"),
+                    Some(db) => tracing::error!(
+                        code = db.code().code(),
+                        message = db.message(),
+                        "database error"
+                    ),
                     None if error.is_closed() => tracing::warn!("database connection closed"),
                     None => tracing::error!(%error, "database error"),
                 }
-                Status::new(Code::Unavailable, "the authority's database failed to answer; try again shortly")
+                Status::new(
+                    Code::Unavailable,
+                    "the authority's database failed to answer; try again shortly",
+                )
             }
             Self::Corrupt(what) => {
                 tracing::error!(what, "stored data does not read back");

@@ -109,7 +109,11 @@ mod tests {
     /// Every single wrong character and every swap of neighbours is caught.
     #[test]
     fn every_single_substitution_and_adjacent_swap_is_rejected() {
-        for (code, serial) in [("E06000001", 42), ("E09000033", 7_654_321), ("E10000034", 10_000_001)] {
+        for (code, serial) in [
+            ("E06000001", 42),
+            ("E09000033", 7_654_321),
+            ("E10000034", 10_000_001),
+        ] {
             let id = RecordId::mint(code, serial);
             let chars: Vec<char> = id.as_str().chars().collect();
             for i in (0..chars.len()).filter(|&i| chars[i] != '-') {
@@ -128,14 +132,23 @@ mod tests {
                 let mut swapped = compact.clone();
                 swapped.swap(i, i + 1);
                 let swapped: String = swapped.into_iter().collect();
-                assert!(RecordId::parse(&swapped).is_err(), "{swapped} accepted for {id}");
+                assert!(
+                    RecordId::parse(&swapped).is_err(),
+                    "{swapped} accepted for {id}"
+                );
             }
         }
     }
 
     #[test]
     fn malformed_input_is_named_as_such() {
-        for input in ["", "hello", "E06000001-42-00", "06000001-00000042-31", "E0600000X-00000042-31"] {
+        for input in [
+            "",
+            "hello",
+            "E06000001-42-00",
+            "06000001-00000042-31",
+            "E0600000X-00000042-31",
+        ] {
             assert_eq!(RecordId::parse(input), Err(IdError::Malformed), "{input}");
         }
     }

@@ -48,7 +48,11 @@ pub enum StartError {
 }
 
 /// Serves the node on `listener` until `shutdown` completes, with the system clock.
-pub async fn serve(config: NodeConfig, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+pub async fn serve(
+    config: NodeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
     serve_with_clock(config, listener, Arc::new(SystemClock), shutdown).await
 }
 
@@ -60,7 +64,10 @@ pub async fn serve_with_clock(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let tls = contactpoint_mtls::server_config(&config.tls)?;
-    let authority = ResponsibleAuthority { code: config.authority_code.clone(), name: config.authority_name.clone() };
+    let authority = ResponsibleAuthority {
+        code: config.authority_code.clone(),
+        name: config.authority_name.clone(),
+    };
     let store = Store::open(&config.database_url, config.pool_size, authority).await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -101,10 +108,14 @@ async fn report_health(reporter: tonic_health::server::HealthReporter, store: St
         let up = store.ping().await;
         if serving != Some(up) {
             if up {
-                reporter.set_serving::<AuthorityNodeServer<NodeService>>().await;
+                reporter
+                    .set_serving::<AuthorityNodeServer<NodeService>>()
+                    .await;
             } else {
                 tracing::warn!("database not answering: health NOT_SERVING");
-                reporter.set_not_serving::<AuthorityNodeServer<NodeService>>().await;
+                reporter
+                    .set_not_serving::<AuthorityNodeServer<NodeService>>()
+                    .await;
             }
             serving = Some(up);
         }

@@ -27,7 +27,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = contactpoint_node::NodeConfig::load(args.config.as_deref())?;
     if args.check {
-        println!("configuration of {} ({}) is valid", config.authority_name, config.authority_code);
+        println!(
+            "configuration of {} ({}) is valid",
+            config.authority_name, config.authority_code
+        );
         return Ok(());
     }
     let listener = tokio::net::TcpListener::bind(config.listen)

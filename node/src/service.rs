@@ -26,7 +26,9 @@ impl NodeService {
     }
 
     fn context(&self) -> Context {
-        Context { today: self.clock.today() }
+        Context {
+            today: self.clock.today(),
+        }
     }
 
     /// Audits the call and turns its outcome into a response. Reads are only
@@ -77,18 +79,33 @@ fn authenticate<T>(request: &Request<T>) -> Result<PeerIdentity, Status> {
 
 #[tonic::async_trait]
 impl AuthorityNode for NodeService {
-    async fn create_record(&self, request: Request<pb::CreateRecordRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+    async fn create_record(
+        &self,
+        request: Request<pb::CreateRecordRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
         let caller = authenticate(&request)?;
         let result = async {
             let new = wire::decode_create(request.get_ref(), &self.context())?;
             self.store.create(&new).await
         }
         .await;
-        let ids = result.as_ref().map(|record| vec![record.id.to_string()]).unwrap_or_default();
-        self.finish(&caller, "CreateRecord", ids, result.map(|record| wire::encode_record(&record))).await
+        let ids = result
+            .as_ref()
+            .map(|record| vec![record.id.to_string()])
+            .unwrap_or_default();
+        self.finish(
+            &caller,
+            "CreateRecord",
+            ids,
+            result.map(|record| wire::encode_record(&record)),
+        )
+        .await
     }
 
-    async fn get_record(&self, request: Request<pb::GetRecordRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+    async fn get_record(
+        &self,
+        request: Request<pb::GetRecordRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
         let caller = authenticate(&request)?;
         let result = async {
             let id = wire::decode_id(&request.get_ref().id, "id")?;
@@ -97,22 +114,43 @@ impl AuthorityNode for NodeService {
         }
         .await;
         let ids = vec![request.get_ref().id.clone()];
-        self.finish(&caller, "GetRecord", ids, result.map(|record| wire::encode_record(&record))).await
+        self.finish(
+            &caller,
+            "GetRecord",
+            ids,
+            result.map(|record| wire::encode_record(&record)),
+        )
+        .await
     }
 
-    async fn update_record(&self, request: Request<pb::UpdateRecordRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+    async fn update_record(
+        &self,
+        request: Request<pb::UpdateRecordRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
         let caller = authenticate(&request)?;
         let body = request.get_ref();
         let result = async {
             let id = wire::decode_id(&body.id, "id")?;
-            let details = wire::decode_details(body.details.as_ref(), "details", false, &self.context())?;
-            self.store.update(&id, body.expected_version, &details).await
+            let details =
+                wire::decode_details(body.details.as_ref(), "details", false, &self.context())?;
+            self.store
+                .update(&id, body.expected_version, &details)
+                .await
         }
         .await;
-        self.finish(&caller, "UpdateRecord", vec![body.id.clone()], result.map(|record| wire::encode_record(&record))).await
+        self.finish(
+            &caller,
+            "UpdateRecord",
+            vec![body.id.clone()],
+            result.map(|record| wire::encode_record(&record)),
+        )
+        .await
     }
 
-    async fn add_entry(&self, request: Request<pb::AddEntryRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+    async fn add_entry(
+        &self,
+        request: Request<pb::AddEntryRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
         let caller = authenticate(&request)?;
         let body = request.get_ref();
         let result = async {
@@ -120,28 +158,50 @@ impl AuthorityNode for NodeService {
             let context = self.context();
             let (record, _entry_id) = self
                 .store
-                .add_entry(&id, |facts| wire::decode_entry(body.entry.as_ref(), facts, &context))
+                .add_entry(&id, |facts| {
+                    wire::decode_entry(body.entry.as_ref(), facts, &context)
+                })
                 .await?;
             Ok(record)
         }
         .await;
-        self.finish(&caller, "AddEntry", vec![body.id.clone()], result.map(|record| wire::encode_record(&record))).await
+        self.finish(
+            &caller,
+            "AddEntry",
+            vec![body.id.clone()],
+            result.map(|record| wire::encode_record(&record)),
+        )
+        .await
     }
 
-    async fn end_entry(&self, request: Request<pb::EndEntryRequest>) -> Result<Response<pb::ChildRecord>, Status> {
+    async fn end_entry(
+        &self,
+        request: Request<pb::EndEntryRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
         let caller = authenticate(&request)?;
         let body = request.get_ref();
         let result = async {
             let id = wire::decode_id(&body.id, "id")?;
             let kind = wire::decode_entry_kind(body.kind, "kind")?;
             let ended_on = wire::decode_end_date(body.ended_on.as_ref(), &self.context())?;
-            self.store.end_entry(&id, kind, body.entry_id, ended_on).await
+            self.store
+                .end_entry(&id, kind, body.entry_id, ended_on)
+                .await
         }
         .await;
-        self.finish(&caller, "EndEntry", vec![body.id.clone()], result.map(|record| wire::encode_record(&record))).await
+        self.finish(
+            &caller,
+            "EndEntry",
+            vec![body.id.clone()],
+            result.map(|record| wire::encode_record(&record)),
+        )
+        .await
     }
 
-    async fn search_records(&self, request: Request<pb::SearchRecordsRequest>) -> Result<Response<pb::SearchRecordsResponse>, Status> {
+    async fn search_records(
+        &self,
+        request: Request<pb::SearchRecordsRequest>,
+    ) -> Result<Response<pb::SearchRecordsResponse>, Status> {
         let caller = authenticate(&request)?;
         let result = async {
             let query = wire::decode_search(request.get_ref())?;
@@ -152,7 +212,9 @@ impl AuthorityNode for NodeService {
             .as_ref()
             .map(|found| found.iter().map(|m| m.id.to_string()).collect())
             .unwrap_or_default();
-        let response = result.map(|found| pb::SearchRecordsResponse { matches: found.iter().map(wire::encode_match).collect() });
+        let response = result.map(|found| pb::SearchRecordsResponse {
+            matches: found.iter().map(wire::encode_match).collect(),
+        });
         self.finish(&caller, "SearchRecords", ids, response).await
     }
 }

@@ -51,7 +51,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("authority", &self.authority.code).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("authority", &self.authority.code)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,12 +61,24 @@ type Result<T> = std::result::Result<T, NodeError>;
 
 impl Store {
     /// Connects a pool and brings the schema up to the latest migration.
-    pub async fn open(database_url: &str, pool_size: usize, authority: ResponsibleAuthority) -> std::result::Result<Self, StoreError> {
+    pub async fn open(
+        database_url: &str,
+        pool_size: usize,
+        authority: ResponsibleAuthority,
+    ) -> std::result::Result<Self, StoreError> {
         let config: tokio_postgres::Config = database_url.parse().map_err(StoreError::Url)?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager).max_size(pool_size).build()?;
         let mut client = pool.get().await?;
-        let report = embedded::migrations::runner().run_async(&mut **client).await?;
+        let report = embedded::migrations::runner()
+            .run_async(&mut **client)
+            .await?;
         for migration in report.applied_migrations() {
             tracing::info!(migration = %migration, "applied migration");
         }
@@ -87,7 +101,10 @@ impl Store {
     pub async fn create(&self, record: &NewRecord) -> Result<ChildRecord> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let serial: i64 = tx.query_one("SELECT nextval('record_serial_seq')", &[]).await?.get(0);
+        let serial: i64 = tx
+            .query_one("SELECT nextval('record_serial_seq')", &[])
+            .await?
+            .get(0);
         let id = RecordId::mint(&self.authority.code, serial as u64);
         let details = &record.details;
         tx.execute(
@@ -136,7 +153,12 @@ impl Store {
     }
 
     /// Replaces the record's details if it is still at `expected_version`.
-    pub async fn update(&self, id: &RecordId, expected_version: u64, details: &RecordDetails) -> Result<ChildRecord> {
+    pub async fn update(
+        &self,
+        id: &RecordId,
+        expected_version: u64,
+        details: &RecordDetails,
+    ) -> Result<ChildRecord> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let updated = tx
@@ -163,7 +185,12 @@ impl Store {
             )
             .await?;
         if updated == 0 {
-            let current = tx.query_opt("SELECT version FROM child_record WHERE id = $1", &[&id.as_str()]).await?;
+            let current = tx
+                .query_opt(
+                    "SELECT version FROM child_record WHERE id = $1",
+                    &[&id.as_str()],
+                )
+                .await?;
             return Err(match current {
                 None => NodeError::RecordNotFound(id.to_string()),
                 Some(row) => NodeError::StaleVersion {
@@ -198,7 +225,13 @@ impl Store {
     }
 
     /// Records the end of an entry (for a CAF assessment, its actions' completion).
-    pub async fn end_entry(&self, id: &RecordId, kind: EntryKind, entry_id: i64, ended_on: NaiveDate) -> Result<ChildRecord> {
+    pub async fn end_entry(
+        &self,
+        id: &RecordId,
+        kind: EntryKind,
+        entry_id: i64,
+        ended_on: NaiveDate,
+    ) -> Result<ChildRecord> {
         let (table, start, end) = entry_columns(kind);
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -211,14 +244,25 @@ impl Store {
             )
             .await?
             .ok_or_else(|| NodeError::EntryNotFound { id: id.to_string(), kind: table, entry_id })?;
-        let (started_on, already): (Option<NaiveDate>, Option<NaiveDate>) = (row.get(0), row.get(1));
+        let (started_on, already): (Option<NaiveDate>, Option<NaiveDate>) =
+            (row.get(0), row.get(1));
         if let Some(ended_on) = already {
-            return Err(NodeError::AlreadyEnded { kind: table, entry_id, ended_on });
+            return Err(NodeError::AlreadyEnded {
+                kind: table,
+                entry_id,
+                ended_on,
+            });
         }
         if started_on.is_some_and(|start| ended_on < start) {
-            return Err(Invalid::new("ended_on", "must not be before the entry's start date").into());
+            return Err(
+                Invalid::new("ended_on", "must not be before the entry's start date").into(),
+            );
         }
-        tx.execute(&format!("UPDATE {table} SET {end} = $1 WHERE entry_id = $2"), &[&ended_on, &entry_id]).await?;
+        tx.execute(
+            &format!("UPDATE {table} SET {end} = $1 WHERE entry_id = $2"),
+            &[&ended_on, &entry_id],
+        )
+        .await?;
         bump_version(&tx, id).await?;
         let stored = load(&tx, id).await?;
         tx.commit().await?;
@@ -244,8 +288,15 @@ impl Store {
                 &[&query.surname_key, &query.date_of_birth, &query.postcode, &query.forename_key],
             )
             .await?;
-        let mut matches = rows.iter().map(|row| search_match(row, query)).collect::<Result<Vec<_>>>()?;
-        matches.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.id.as_str().cmp(b.id.as_str())));
+        let mut matches = rows
+            .iter()
+            .map(|row| search_match(row, query))
+            .collect::<Result<Vec<_>>>()?;
+        matches.sort_by(|a, b| {
+            b.score
+                .cmp(&a.score)
+                .then_with(|| a.id.as_str().cmp(b.id.as_str()))
+        });
         matches.truncate(query.limit as usize);
         Ok(matches)
     }
@@ -276,23 +327,36 @@ fn entry_columns(kind: EntryKind) -> (&'static str, &'static str, &'static str) 
 
 async fn lock_record(tx: &Transaction<'_>, id: &RecordId) -> Result<RecordFacts> {
     let row = tx
-        .query_opt("SELECT category, date_of_birth FROM child_record WHERE id = $1 FOR UPDATE", &[&id.as_str()])
+        .query_opt(
+            "SELECT category, date_of_birth FROM child_record WHERE id = $1 FOR UPDATE",
+            &[&id.as_str()],
+        )
         .await?
         .ok_or_else(|| NodeError::RecordNotFound(id.to_string()))?;
-    Ok(RecordFacts { category: from_db(PersonCategory::from_db, row.get(0))?, date_of_birth: row.get(1) })
+    Ok(RecordFacts {
+        category: from_db(PersonCategory::from_db, row.get(0))?,
+        date_of_birth: row.get(1),
+    })
 }
 
 async fn bump_version(tx: &Transaction<'_>, id: &RecordId) -> Result<()> {
-    tx.execute("UPDATE child_record SET version = version + 1, updated_at = now() WHERE id = $1", &[&id.as_str()]).await?;
+    tx.execute(
+        "UPDATE child_record SET version = version + 1, updated_at = now() WHERE id = $1",
+        &[&id.as_str()],
+    )
+    .await?;
     Ok(())
 }
 
 /// Replaces former names (para 1), body identifiers (18) and metadata (20).
 async fn write_lists(tx: &Transaction<'_>, id: &RecordId, details: &RecordDetails) -> Result<()> {
     let id = id.as_str();
-    tx.execute("DELETE FROM former_name WHERE record_id = $1", &[&id]).await?;
-    tx.execute("DELETE FROM body_identifier WHERE record_id = $1", &[&id]).await?;
-    tx.execute("DELETE FROM record_metadata WHERE record_id = $1", &[&id]).await?;
+    tx.execute("DELETE FROM former_name WHERE record_id = $1", &[&id])
+        .await?;
+    tx.execute("DELETE FROM body_identifier WHERE record_id = $1", &[&id])
+        .await?;
+    tx.execute("DELETE FROM record_metadata WHERE record_id = $1", &[&id])
+        .await?;
     for (position, former) in (0i32..).zip(&details.former_names) {
         tx.execute(
             "INSERT INTO former_name (record_id, position, given_names, family_name, family_name_key, ceased_on)
@@ -386,7 +450,9 @@ fn from_db<T>(parse: fn(&str) -> Option<T>, text: &str) -> Result<T> {
 }
 
 async fn load(tx: &Transaction<'_>, id: &RecordId) -> Result<ChildRecord> {
-    load_optional(tx, id).await?.ok_or_else(|| NodeError::RecordNotFound(id.to_string()))
+    load_optional(tx, id)
+        .await?
+        .ok_or_else(|| NodeError::RecordNotFound(id.to_string()))
 }
 
 /// Reads every paragraph of one record. The queries are pipelined on one connection.
@@ -429,15 +495,23 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
             params
         ),
     )?;
-    let Some(record) = record else { return Ok(None) };
+    let Some(record) = record else {
+        return Ok(None);
+    };
     let whereabouts: Whereabouts = json(&record, "whereabouts")?;
     let details = RecordDetails {
         category: from_db(PersonCategory::from_db, record.get("category"))?,
-        name: PersonName { given_names: record.get("given_names"), family_name: record.get("family_name") },
+        name: PersonName {
+            given_names: record.get("given_names"),
+            family_name: record.get("family_name"),
+        },
         former_names: former
             .iter()
             .map(|row| FormerName {
-                name: PersonName { given_names: row.get(0), family_name: row.get(1) },
+                name: PersonName {
+                    given_names: row.get(0),
+                    family_name: row.get(1),
+                },
                 ceased_on: row.get(2),
             })
             .collect(),
@@ -447,11 +521,19 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
         date_of_death: record.get("date_of_death"),
         body_identifiers: ids
             .iter()
-            .map(|row| BodyIdentifier { body: row.get(0), scheme: row.get(1), value: row.get(2) })
+            .map(|row| BodyIdentifier {
+                body: row.get(0),
+                scheme: row.get(1),
+                value: row.get(2),
+            })
             .collect(),
         metadata: metadata
             .iter()
-            .map(|row| MetadataEntry { paragraph: row.get::<_, i16>(0) as u8, key: row.get(1), value: row.get(2) })
+            .map(|row| MetadataEntry {
+                paragraph: row.get::<_, i16>(0) as u8,
+                key: row.get(1),
+                value: row.get(2),
+            })
             .collect(),
     };
     Ok(Some(ChildRecord {
@@ -461,66 +543,86 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
         contacts: contacts
             .iter()
             .map(|row| {
-                Ok(stored(row, Contact {
-                    relationship: from_db(Relationship::from_db, row.get("relationship"))?,
-                    name: PersonName { given_names: row.get("given_names"), family_name: row.get("family_name") },
-                    details: json(row, "details")?,
-                    started_on: row.get("started_on"),
-                    ended_on: row.get("ended_on"),
-                }))
+                Ok(stored(
+                    row,
+                    Contact {
+                        relationship: from_db(Relationship::from_db, row.get("relationship"))?,
+                        name: PersonName {
+                            given_names: row.get("given_names"),
+                            family_name: row.get("family_name"),
+                        },
+                        details: json(row, "details")?,
+                        started_on: row.get("started_on"),
+                        ended_on: row.get("ended_on"),
+                    },
+                ))
             })
             .collect::<Result<_>>()?,
         education: education
             .iter()
             .map(|row| {
-                Ok(stored(row, Education {
-                    setting: from_db(EducationSetting::from_db, row.get("setting"))?,
-                    provider_name: row.get("provider_name"),
-                    details: json(row, "details")?,
-                    started_on: row.get("started_on"),
-                    ended_on: row.get("ended_on"),
-                }))
+                Ok(stored(
+                    row,
+                    Education {
+                        setting: from_db(EducationSetting::from_db, row.get("setting"))?,
+                        provider_name: row.get("provider_name"),
+                        details: json(row, "details")?,
+                        started_on: row.get("started_on"),
+                        ended_on: row.get("ended_on"),
+                    },
+                ))
             })
             .collect::<Result<_>>()?,
         services: services
             .iter()
             .map(|row| {
-                Ok(stored(row, Service {
-                    kind: from_db(ServiceKind::from_db, row.get("kind"))?,
-                    provider_name: row.get("provider_name"),
-                    details: json(row, "details")?,
-                    sensitive: row
-                        .get::<_, Option<&str>>("sensitive_ground")
-                        .map(|ground| from_db(SensitiveGround::from_db, ground))
-                        .transpose()?,
-                    started_on: row.get("started_on"),
-                    ended_on: row.get("ended_on"),
-                    archive_after_years: row.get::<_, Option<i16>>("archive_after_years").map(|years| years as u8),
-                }))
+                Ok(stored(
+                    row,
+                    Service {
+                        kind: from_db(ServiceKind::from_db, row.get("kind"))?,
+                        provider_name: row.get("provider_name"),
+                        details: json(row, "details")?,
+                        sensitive: row
+                            .get::<_, Option<&str>>("sensitive_ground")
+                            .map(|ground| from_db(SensitiveGround::from_db, ground))
+                            .transpose()?,
+                        started_on: row.get("started_on"),
+                        ended_on: row.get("ended_on"),
+                        archive_after_years: row
+                            .get::<_, Option<i16>>("archive_after_years")
+                            .map(|years| years as u8),
+                    },
+                ))
             })
             .collect::<Result<_>>()?,
         caf_assessments: cafs
             .iter()
             .map(|row| {
-                Ok(stored(row, CafAssessment {
-                    assessor_name: row.get("assessor_name"),
-                    assessing_body: row.get("assessing_body"),
-                    details: json(row, "details")?,
-                    assessed_on: row.get("assessed_on"),
-                    actions_completed_on: row.get("actions_completed_on"),
-                }))
+                Ok(stored(
+                    row,
+                    CafAssessment {
+                        assessor_name: row.get("assessor_name"),
+                        assessing_body: row.get("assessing_body"),
+                        details: json(row, "details")?,
+                        assessed_on: row.get("assessed_on"),
+                        actions_completed_on: row.get("actions_completed_on"),
+                    },
+                ))
             })
             .collect::<Result<_>>()?,
         lead_professionals: leads
             .iter()
             .map(|row| {
-                Ok(stored(row, LeadProfessional {
-                    capacity: from_db(LeadCapacity::from_db, row.get("capacity"))?,
-                    name: row.get("name"),
-                    details: json(row, "details")?,
-                    started_on: row.get("started_on"),
-                    ended_on: row.get("ended_on"),
-                }))
+                Ok(stored(
+                    row,
+                    LeadProfessional {
+                        capacity: from_db(LeadCapacity::from_db, row.get("capacity"))?,
+                        name: row.get("name"),
+                        details: json(row, "details")?,
+                        started_on: row.get("started_on"),
+                        ended_on: row.get("ended_on"),
+                    },
+                ))
             })
             .collect::<Result<_>>()?,
         responsible_authority: ResponsibleAuthority {
@@ -531,18 +633,26 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
 }
 
 fn stored<T>(row: &Row, entry: T) -> Stored<T> {
-    Stored { entry_id: row.get("entry_id"), entry }
+    Stored {
+        entry_id: row.get("entry_id"),
+        entry,
+    }
 }
 
 fn search_match(row: &Row, query: &SearchQuery) -> Result<SearchMatch> {
     let id: &str = row.get("id");
-    let id = RecordId::parse(id).map_err(|_| NodeError::Corrupt("stored identifier does not parse".into()))?;
+    let id = RecordId::parse(id)
+        .map_err(|_| NodeError::Corrupt("stored identifier does not parse".into()))?;
     let given_key: &str = row.get("given_names_key");
     let family_key: &str = row.get("family_name_key");
     let date_of_birth: NaiveDate = row.get("date_of_birth");
     let postcode: Option<String> = row.get("postcode");
     // Current surname outranks a former one; each further field that agrees adds.
-    let mut score = if family_key == query.surname_key { 50 } else { 40 };
+    let mut score = if family_key == query.surname_key {
+        50
+    } else {
+        40
+    };
     if query.date_of_birth == Some(date_of_birth) {
         score += 30;
     }
@@ -550,11 +660,18 @@ fn search_match(row: &Row, query: &SearchQuery) -> Result<SearchMatch> {
         score += 20;
     }
     if let Some(forename) = &query.forename_key {
-        score += if given_key.split(' ').any(|name| name == forename) { 20 } else { 10 };
+        score += if given_key.split(' ').any(|name| name == forename) {
+            20
+        } else {
+            10
+        };
     }
     Ok(SearchMatch {
         id,
-        name: PersonName { given_names: row.get("given_names"), family_name: row.get("family_name") },
+        name: PersonName {
+            given_names: row.get("given_names"),
+            family_name: row.get("family_name"),
+        },
         gender: from_db(Gender::from_db, row.get("gender"))?,
         date_of_birth,
         postcode,

@@ -35,7 +35,10 @@ pub struct RecordFacts {
 
 impl From<&RecordDetails> for RecordFacts {
     fn from(details: &RecordDetails) -> Self {
-        Self { category: details.category, date_of_birth: details.date_of_birth }
+        Self {
+            category: details.category,
+            date_of_birth: details.date_of_birth,
+        }
     }
 }
 
@@ -62,7 +65,10 @@ fn text(value: &str, field: &str) -> Result<String, Invalid> {
 fn optional_text(value: &str, field: &str) -> Result<String, Invalid> {
     let trimmed = value.trim();
     if trimmed.chars().count() > MAX_TEXT {
-        return Err(Invalid::new(field, format!("is longer than {MAX_TEXT} characters")));
+        return Err(Invalid::new(
+            field,
+            format!("is longer than {MAX_TEXT} characters"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
         return Err(Invalid::new(field, "must not contain control characters"));
@@ -72,7 +78,10 @@ fn optional_text(value: &str, field: &str) -> Result<String, Invalid> {
 
 fn at_most<T>(items: &[T], field: &str) -> Result<(), Invalid> {
     if items.len() > MAX_REPEATED {
-        return Err(Invalid::new(field, format!("has more than {MAX_REPEATED} entries")));
+        return Err(Invalid::new(
+            field,
+            format!("has more than {MAX_REPEATED} entries"),
+        ));
     }
     Ok(())
 }
@@ -85,7 +94,10 @@ fn date(value: &pb::Date, field: &str) -> Result<NaiveDate, Invalid> {
     day.ok_or_else(|| {
         Invalid::new(
             field,
-            format!("{}-{:02}-{:02} is not a calendar date from 1900 on", value.year, value.month, value.day),
+            format!(
+                "{}-{:02}-{:02} is not a calendar date from 1900 on",
+                value.year, value.month, value.day
+            ),
         )
     })
 }
@@ -108,7 +120,9 @@ fn end_date(
     field: &str,
     context: &Context,
 ) -> Result<Option<NaiveDate>, Invalid> {
-    let Some(end) = optional_date(value, field)? else { return Ok(None) };
+    let Some(end) = optional_date(value, field)? else {
+        return Ok(None);
+    };
     not_future(end, field, context)?;
     if let Some(start) = start {
         if end < start {
@@ -123,13 +137,17 @@ fn enum_value<E: TryFrom<i32>>(value: i32, field: &str) -> Result<E, Invalid> {
     if value == 0 {
         return Err(Invalid::new(field, "is required"));
     }
-    E::try_from(value).map_err(|_| Invalid::new(field, format!("has no meaning for the value {value}")))
+    E::try_from(value)
+        .map_err(|_| Invalid::new(field, format!("has no meaning for the value {value}")))
 }
 
 /// The search key of a surname: lower case, letters and digits only, so that
 /// "O'Brien", "o brien" and "OBRIEN" are the same key.
 pub fn surname_key(name: &str) -> String {
-    name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// The search key of forenames: each forename keyed like a surname, space separated.
@@ -144,8 +162,11 @@ pub fn forenames_key(names: &str) -> String {
 
 /// A UK postcode in canonical form ("SW1A 1AA"), or `None` if it cannot be one.
 pub fn canonical_postcode(input: &str) -> Option<String> {
-    let compact: String =
-        input.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+    let compact: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
     if !(5..=7).contains(&compact.len()) || !compact.is_ascii() {
         return None;
     }
@@ -189,37 +210,60 @@ fn decode_address(value: &pb::PostalAddress, field: &str) -> Result<PostalAddres
         return Err(Invalid::new(&lines_field, "must hold at least one line"));
     }
     let postcode_field = join(field, "postcode");
-    let postcode = canonical_postcode(&value.postcode)
-        .ok_or_else(|| Invalid::new(&postcode_field, "is not a UK postcode (for example SW1A 1AA)"))?;
-    Ok(PostalAddress { lines, town: optional_text(&value.town, &join(field, "town"))?, postcode })
+    let postcode = canonical_postcode(&value.postcode).ok_or_else(|| {
+        Invalid::new(
+            &postcode_field,
+            "is not a UK postcode (for example SW1A 1AA)",
+        )
+    })?;
+    Ok(PostalAddress {
+        lines,
+        town: optional_text(&value.town, &join(field, "town"))?,
+        postcode,
+    })
 }
 
-fn decode_contact_details(value: Option<&pb::ContactDetails>, field: &str) -> Result<ContactDetails, Invalid> {
-    let Some(value) = value else { return Ok(ContactDetails::default()) };
+fn decode_contact_details(
+    value: Option<&pb::ContactDetails>,
+    field: &str,
+) -> Result<ContactDetails, Invalid> {
+    let Some(value) = value else {
+        return Ok(ContactDetails::default());
+    };
     Ok(ContactDetails {
-        address: value.address.as_ref().map(|a| decode_address(a, &join(field, "address"))).transpose()?,
+        address: value
+            .address
+            .as_ref()
+            .map(|a| decode_address(a, &join(field, "address")))
+            .transpose()?,
         telephone: optional_text(&value.telephone, &join(field, "telephone"))?,
         email: optional_text(&value.email, &join(field, "email"))?,
     })
 }
 
-fn decode_whereabouts(value: Option<&pb::Whereabouts>, field: &str, context: &Context) -> Result<Whereabouts, Invalid> {
+fn decode_whereabouts(
+    value: Option<&pb::Whereabouts>,
+    field: &str,
+    context: &Context,
+) -> Result<Whereabouts, Invalid> {
     use pb::whereabouts::State;
     let state = required(value, field)?.state.as_ref();
     Ok(match required(state, &join(field, "state"))? {
         State::CurrentAddress(address) => {
             Whereabouts::CurrentAddress(decode_address(address, &join(field, "current_address"))?)
         }
-        State::LastKnownAddress(address) => {
-            Whereabouts::LastKnownAddress(decode_address(address, &join(field, "last_known_address"))?)
-        }
+        State::LastKnownAddress(address) => Whereabouts::LastKnownAddress(decode_address(
+            address,
+            &join(field, "last_known_address"),
+        )?),
         State::NoKnownAddress(_) => Whereabouts::NoKnownAddress,
         State::LeftEngland(left) => {
             let field = join(field, "left_england");
             let ceased_field = join(&field, "ceased_residence_on");
-            let ceased_residence_on = optional_date(left.ceased_residence_on.as_ref(), &ceased_field)?
-                .map(|day| not_future(day, &ceased_field, context))
-                .transpose()?;
+            let ceased_residence_on =
+                optional_date(left.ceased_residence_on.as_ref(), &ceased_field)?
+                    .map(|day| not_future(day, &ceased_field, context))
+                    .transpose()?;
             Whereabouts::LeftEngland {
                 intention: match enum_value(left.intention, &join(&field, "intention"))? {
                     pb::left_england::ReturnIntention::IntendsToReturnWithinThreeYears => {
@@ -228,8 +272,12 @@ fn decode_whereabouts(value: Option<&pb::Whereabouts>, field: &str, context: &Co
                     pb::left_england::ReturnIntention::DoesNotIntendToReturnWithinThreeYears => {
                         ReturnIntention::DoesNotIntendToReturnWithinThreeYears
                     }
-                    pb::left_england::ReturnIntention::NoInformation => ReturnIntention::NoInformation,
-                    pb::left_england::ReturnIntention::Unspecified => unreachable!("zero is refused"),
+                    pb::left_england::ReturnIntention::NoInformation => {
+                        ReturnIntention::NoInformation
+                    }
+                    pb::left_england::ReturnIntention::Unspecified => {
+                        unreachable!("zero is refused")
+                    }
                 },
                 stated_by_body: text(&left.stated_by_body, &join(&field, "stated_by_body"))?,
                 ceased_residence_on,
@@ -268,7 +316,14 @@ pub fn decode_details(
     let category_field = join(field, "category");
     let category = decode_category(value.category, &category_field)?;
     let dob_field = join(field, "date_of_birth");
-    let date_of_birth = not_future(date(required(value.date_of_birth.as_ref(), &dob_field)?, &dob_field)?, &dob_field, context)?;
+    let date_of_birth = not_future(
+        date(
+            required(value.date_of_birth.as_ref(), &dob_field)?,
+            &dob_field,
+        )?,
+        &dob_field,
+        context,
+    )?;
     if creating {
         let age = age_on(date_of_birth, context.today);
         match category {
@@ -276,7 +331,10 @@ pub fn decode_details(
                 return Err(Invalid::new(&category_field, "a person aged 18 or over is not a child; record a participating young person (18 to 25) instead"));
             }
             PersonCategory::ParticipatingYoungPerson if !(18..=25).contains(&age) => {
-                return Err(Invalid::new(&category_field, "a participating young person is aged 18 to 25"));
+                return Err(Invalid::new(
+                    &category_field,
+                    "a participating young person is aged 18 to 25",
+                ));
             }
             _ => {}
         }
@@ -286,7 +344,10 @@ pub fn decode_details(
         .map(|day| not_future(day, &death_field, context))
         .transpose()?;
     if date_of_death.is_some_and(|death| death < date_of_birth) {
-        return Err(Invalid::new(&death_field, "must not be before the date of birth"));
+        return Err(Invalid::new(
+            &death_field,
+            "must not be before the date of birth",
+        ));
     }
 
     let former_field = join(field, "former_names");
@@ -331,7 +392,12 @@ pub fn decode_details(
             let paragraph = u8::try_from(entry.paragraph)
                 .ok()
                 .filter(|p| (1..=19).contains(p))
-                .ok_or_else(|| Invalid::new(&join(&field, "paragraph"), "para 20 metadata relates to one of paragraphs 1 to 19"))?;
+                .ok_or_else(|| {
+                    Invalid::new(
+                        &join(&field, "paragraph"),
+                        "para 20 metadata relates to one of paragraphs 1 to 19",
+                    )
+                })?;
             Ok(MetadataEntry {
                 paragraph,
                 key: text(&entry.key, &join(&field, "key"))?,
@@ -344,7 +410,11 @@ pub fn decode_details(
         category,
         name: decode_name(value.name.as_ref(), &join(field, "name"))?,
         former_names,
-        whereabouts: decode_whereabouts(value.whereabouts.as_ref(), &join(field, "whereabouts"), context)?,
+        whereabouts: decode_whereabouts(
+            value.whereabouts.as_ref(),
+            &join(field, "whereabouts"),
+            context,
+        )?,
         gender: decode_gender(value.gender, &join(field, "gender"))?,
         date_of_birth,
         date_of_death,
@@ -353,16 +423,31 @@ pub fn decode_details(
     })
 }
 
-fn start_date(value: Option<&pb::Date>, field: &str, context: &Context) -> Result<NaiveDate, Invalid> {
+fn start_date(
+    value: Option<&pb::Date>,
+    field: &str,
+    context: &Context,
+) -> Result<NaiveDate, Invalid> {
     not_future(date(required(value, field)?, field)?, field, context)
 }
 
-fn optional_start_date(value: Option<&pb::Date>, field: &str, context: &Context) -> Result<Option<NaiveDate>, Invalid> {
-    optional_date(value, field)?.map(|day| not_future(day, field, context)).transpose()
+fn optional_start_date(
+    value: Option<&pb::Date>,
+    field: &str,
+    context: &Context,
+) -> Result<Option<NaiveDate>, Invalid> {
+    optional_date(value, field)?
+        .map(|day| not_future(day, field, context))
+        .transpose()
 }
 
 /// Para 6.
-pub fn decode_contact(value: &pb::Contact, field: &str, facts: RecordFacts, context: &Context) -> Result<Contact, Invalid> {
+pub fn decode_contact(
+    value: &pb::Contact,
+    field: &str,
+    facts: RecordFacts,
+    context: &Context,
+) -> Result<Contact, Invalid> {
     let relationship_field = join(field, "relationship");
     let relationship = match enum_value(value.relationship, &relationship_field)? {
         pb::contact::Relationship::ParentalResponsibility => Relationship::ParentalResponsibility,
@@ -372,39 +457,73 @@ pub fn decode_contact(value: &pb::Contact, field: &str, facts: RecordFacts, cont
     };
     let allowed = match facts.category {
         PersonCategory::Child => relationship != Relationship::CarerOfYoungPerson,
-        PersonCategory::ParticipatingYoungPerson => relationship == Relationship::CarerOfYoungPerson,
+        PersonCategory::ParticipatingYoungPerson => {
+            relationship == Relationship::CarerOfYoungPerson
+        }
     };
     if !allowed {
         return Err(Invalid::new(&relationship_field, "para 6: a child's contacts have parental responsibility or care; a participating young person's contacts are carers"));
     }
-    let started_on = optional_start_date(value.started_on.as_ref(), &join(field, "started_on"), context)?;
+    let started_on = optional_start_date(
+        value.started_on.as_ref(),
+        &join(field, "started_on"),
+        context,
+    )?;
     Ok(Contact {
         relationship,
         name: decode_name(value.name.as_ref(), &join(field, "name"))?,
         details: decode_contact_details(value.contact.as_ref(), &join(field, "contact"))?,
         started_on,
-        ended_on: end_date(value.ended_on.as_ref(), started_on, &join(field, "ended_on"), context)?,
+        ended_on: end_date(
+            value.ended_on.as_ref(),
+            started_on,
+            &join(field, "ended_on"),
+            context,
+        )?,
     })
 }
 
 /// Para 7.
-pub fn decode_education(value: &pb::EducationEntry, field: &str, context: &Context) -> Result<Education, Invalid> {
-    let started_on = start_date(value.started_on.as_ref(), &join(field, "started_on"), context)?;
+pub fn decode_education(
+    value: &pb::EducationEntry,
+    field: &str,
+    context: &Context,
+) -> Result<Education, Invalid> {
+    let started_on = start_date(
+        value.started_on.as_ref(),
+        &join(field, "started_on"),
+        context,
+    )?;
     Ok(Education {
         setting: match enum_value(value.setting, &join(field, "setting"))? {
-            pb::education_entry::Setting::EducationalInstitution => EducationSetting::EducationalInstitution,
+            pb::education_entry::Setting::EducationalInstitution => {
+                EducationSetting::EducationalInstitution
+            }
             pb::education_entry::Setting::OtherProvider => EducationSetting::OtherProvider,
             pb::education_entry::Setting::Unspecified => unreachable!("zero is refused"),
         },
         provider_name: text(&value.provider_name, &join(field, "provider_name"))?,
-        details: decode_contact_details(value.provider_contact.as_ref(), &join(field, "provider_contact"))?,
+        details: decode_contact_details(
+            value.provider_contact.as_ref(),
+            &join(field, "provider_contact"),
+        )?,
         started_on,
-        ended_on: end_date(value.ended_on.as_ref(), Some(started_on), &join(field, "ended_on"), context)?,
+        ended_on: end_date(
+            value.ended_on.as_ref(),
+            Some(started_on),
+            &join(field, "ended_on"),
+            context,
+        )?,
     })
 }
 
 /// Paras 8, 9, 11 to 15.
-pub fn decode_service(value: &pb::ServiceInvolvement, field: &str, facts: RecordFacts, context: &Context) -> Result<Service, Invalid> {
+pub fn decode_service(
+    value: &pb::ServiceInvolvement,
+    field: &str,
+    facts: RecordFacts,
+    context: &Context,
+) -> Result<Service, Invalid> {
     let kind_field = join(field, "kind");
     let kind = match enum_value(value.kind, &kind_field)? {
         pb::ServiceKind::PrimaryMedical => ServiceKind::PrimaryMedical,
@@ -415,7 +534,10 @@ pub fn decode_service(value: &pb::ServiceInvolvement, field: &str, facts: Record
         pb::ServiceKind::Unspecified => unreachable!("zero is refused"),
     };
     if kind == ServiceKind::Midwife && age_on(facts.date_of_birth, context.today) >= 1 {
-        return Err(Invalid::new(&kind_field, "para 13: a midwife is recorded only while the person has not attained the age of one"));
+        return Err(Invalid::new(
+            &kind_field,
+            "para 13: a midwife is recorded only while the person has not attained the age of one",
+        ));
     }
     let ground_field = join(field, "sensitive_ground");
     let sensitive = if value.sensitive {
@@ -431,7 +553,10 @@ pub fn decode_service(value: &pb::ServiceInvolvement, field: &str, facts: Record
         })
     } else {
         if value.sensitive_ground != 0 {
-            return Err(Invalid::new(&ground_field, "applies only to a sensitive service"));
+            return Err(Invalid::new(
+                &ground_field,
+                "applies only to a sensitive service",
+            ));
         }
         None
     };
@@ -443,54 +568,103 @@ pub fn decode_service(value: &pb::ServiceInvolvement, field: &str, facts: Record
         }
         (_, years @ 1..=5) => Some(years as u8),
         (_, years) => {
-            return Err(Invalid::new(&archive_field, format!("para 15: the archive period is 1, 2, 3, 4 or 5 years, not {years}")));
+            return Err(Invalid::new(
+                &archive_field,
+                format!("para 15: the archive period is 1, 2, 3, 4 or 5 years, not {years}"),
+            ));
         }
     };
-    let started_on = start_date(value.started_on.as_ref(), &join(field, "started_on"), context)?;
+    let started_on = start_date(
+        value.started_on.as_ref(),
+        &join(field, "started_on"),
+        context,
+    )?;
     Ok(Service {
         kind,
         provider_name: text(&value.provider_name, &join(field, "provider_name"))?,
-        details: decode_contact_details(value.provider_contact.as_ref(), &join(field, "provider_contact"))?,
+        details: decode_contact_details(
+            value.provider_contact.as_ref(),
+            &join(field, "provider_contact"),
+        )?,
         sensitive,
         started_on,
-        ended_on: end_date(value.ended_on.as_ref(), Some(started_on), &join(field, "ended_on"), context)?,
+        ended_on: end_date(
+            value.ended_on.as_ref(),
+            Some(started_on),
+            &join(field, "ended_on"),
+            context,
+        )?,
         archive_after_years,
     })
 }
 
 /// Para 10.
-pub fn decode_caf(value: &pb::CafAssessment, field: &str, context: &Context) -> Result<CafAssessment, Invalid> {
-    let assessed_on = start_date(value.assessed_on.as_ref(), &join(field, "assessed_on"), context)?;
+pub fn decode_caf(
+    value: &pb::CafAssessment,
+    field: &str,
+    context: &Context,
+) -> Result<CafAssessment, Invalid> {
+    let assessed_on = start_date(
+        value.assessed_on.as_ref(),
+        &join(field, "assessed_on"),
+        context,
+    )?;
     Ok(CafAssessment {
         assessor_name: text(&value.assessor_name, &join(field, "assessor_name"))?,
         assessing_body: text(&value.assessing_body, &join(field, "assessing_body"))?,
-        details: decode_contact_details(value.assessor_contact.as_ref(), &join(field, "assessor_contact"))?,
+        details: decode_contact_details(
+            value.assessor_contact.as_ref(),
+            &join(field, "assessor_contact"),
+        )?,
         assessed_on,
-        actions_completed_on: end_date(value.actions_completed_on.as_ref(), Some(assessed_on), &join(field, "actions_completed_on"), context)?,
+        actions_completed_on: end_date(
+            value.actions_completed_on.as_ref(),
+            Some(assessed_on),
+            &join(field, "actions_completed_on"),
+            context,
+        )?,
     })
 }
 
 /// Para 16.
-pub fn decode_lead(value: &pb::LeadProfessional, field: &str, context: &Context) -> Result<LeadProfessional, Invalid> {
+pub fn decode_lead(
+    value: &pb::LeadProfessional,
+    field: &str,
+    context: &Context,
+) -> Result<LeadProfessional, Invalid> {
     use pb::lead_professional::Capacity;
-    let started_on = start_date(value.started_on.as_ref(), &join(field, "started_on"), context)?;
+    let started_on = start_date(
+        value.started_on.as_ref(),
+        &join(field, "started_on"),
+        context,
+    )?;
     Ok(LeadProfessional {
         capacity: match enum_value(value.capacity, &join(field, "capacity"))? {
             Capacity::ServiceProvider => LeadCapacity::ServiceProvider,
             Capacity::CafAssessor => LeadCapacity::CafAssessor,
-            Capacity::HealthVisitorSchoolNurseOrMidwife => LeadCapacity::HealthVisitorSchoolNurseOrMidwife,
+            Capacity::HealthVisitorSchoolNurseOrMidwife => {
+                LeadCapacity::HealthVisitorSchoolNurseOrMidwife
+            }
             Capacity::SchoolStaff => LeadCapacity::SchoolStaff,
             Capacity::Unspecified => unreachable!("zero is refused"),
         },
         name: text(&value.name, &join(field, "name"))?,
         details: decode_contact_details(value.contact.as_ref(), &join(field, "contact"))?,
         started_on,
-        ended_on: end_date(value.ended_on.as_ref(), Some(started_on), &join(field, "ended_on"), context)?,
+        ended_on: end_date(
+            value.ended_on.as_ref(),
+            Some(started_on),
+            &join(field, "ended_on"),
+            context,
+        )?,
     })
 }
 
 /// A whole new record: details first, then each entry against them.
-pub fn decode_create(request: &pb::CreateRecordRequest, context: &Context) -> Result<NewRecord, Invalid> {
+pub fn decode_create(
+    request: &pb::CreateRecordRequest,
+    context: &Context,
+) -> Result<NewRecord, Invalid> {
     let details = decode_details(request.details.as_ref(), "details", true, context)?;
     let facts = RecordFacts::from(&details);
     let mut entries = Vec::new();
@@ -502,36 +676,69 @@ pub fn decode_create(request: &pb::CreateRecordRequest, context: &Context) -> Re
         ("lead_professionals", request.lead_professionals.len()),
     ] {
         if len > MAX_REPEATED {
-            return Err(Invalid::new(name, format!("has more than {MAX_REPEATED} entries")));
+            return Err(Invalid::new(
+                name,
+                format!("has more than {MAX_REPEATED} entries"),
+            ));
         }
     }
     for (i, value) in request.contacts.iter().enumerate() {
-        entries.push(Entry::Contact(decode_contact(value, &format!("contacts[{i}]"), facts, context)?));
+        entries.push(Entry::Contact(decode_contact(
+            value,
+            &format!("contacts[{i}]"),
+            facts,
+            context,
+        )?));
     }
     for (i, value) in request.education.iter().enumerate() {
-        entries.push(Entry::Education(decode_education(value, &format!("education[{i}]"), context)?));
+        entries.push(Entry::Education(decode_education(
+            value,
+            &format!("education[{i}]"),
+            context,
+        )?));
     }
     for (i, value) in request.services.iter().enumerate() {
-        entries.push(Entry::Service(decode_service(value, &format!("services[{i}]"), facts, context)?));
+        entries.push(Entry::Service(decode_service(
+            value,
+            &format!("services[{i}]"),
+            facts,
+            context,
+        )?));
     }
     for (i, value) in request.caf_assessments.iter().enumerate() {
-        entries.push(Entry::CafAssessment(decode_caf(value, &format!("caf_assessments[{i}]"), context)?));
+        entries.push(Entry::CafAssessment(decode_caf(
+            value,
+            &format!("caf_assessments[{i}]"),
+            context,
+        )?));
     }
     for (i, value) in request.lead_professionals.iter().enumerate() {
-        entries.push(Entry::LeadProfessional(decode_lead(value, &format!("lead_professionals[{i}]"), context)?));
+        entries.push(Entry::LeadProfessional(decode_lead(
+            value,
+            &format!("lead_professionals[{i}]"),
+            context,
+        )?));
     }
     Ok(NewRecord { details, entries })
 }
 
 /// One entry of an AddEntry request, checked against the record it joins.
-pub fn decode_entry(entry: Option<&pb::add_entry_request::Entry>, facts: RecordFacts, context: &Context) -> Result<Entry, Invalid> {
+pub fn decode_entry(
+    entry: Option<&pb::add_entry_request::Entry>,
+    facts: RecordFacts,
+    context: &Context,
+) -> Result<Entry, Invalid> {
     use pb::add_entry_request::Entry as E;
     Ok(match required(entry, "entry")? {
         E::Contact(value) => Entry::Contact(decode_contact(value, "contact", facts, context)?),
         E::Education(value) => Entry::Education(decode_education(value, "education", context)?),
         E::Service(value) => Entry::Service(decode_service(value, "service", facts, context)?),
-        E::CafAssessment(value) => Entry::CafAssessment(decode_caf(value, "caf_assessment", context)?),
-        E::LeadProfessional(value) => Entry::LeadProfessional(decode_lead(value, "lead_professional", context)?),
+        E::CafAssessment(value) => {
+            Entry::CafAssessment(decode_caf(value, "caf_assessment", context)?)
+        }
+        E::LeadProfessional(value) => {
+            Entry::LeadProfessional(decode_lead(value, "lead_professional", context)?)
+        }
     })
 }
 
@@ -559,12 +766,17 @@ pub fn decode_id(value: &str, field: &str) -> Result<RecordId, Invalid> {
 pub fn decode_search(request: &pb::SearchRecordsRequest) -> Result<SearchQuery, Invalid> {
     let surname_key = surname_key(&request.surname);
     if surname_key.is_empty() {
-        return Err(Invalid::new("surname", "is required: a search names the child's surname"));
+        return Err(Invalid::new(
+            "surname",
+            "is required: a search names the child's surname",
+        ));
     }
     let date_of_birth = optional_date(request.date_of_birth.as_ref(), "date_of_birth")?;
     let postcode = match request.postcode.trim() {
         "" => None,
-        typed => Some(canonical_postcode(typed).ok_or_else(|| Invalid::new("postcode", "is not a UK postcode (for example SW1A 1AA)"))?),
+        typed => Some(canonical_postcode(typed).ok_or_else(|| {
+            Invalid::new("postcode", "is not a UK postcode (for example SW1A 1AA)")
+        })?),
     };
     if date_of_birth.is_none() && postcode.is_none() {
         return Err(Invalid::new("date_of_birth", "a search needs a date of birth or a postcode beside the surname, to find a child rather than list children"));
@@ -574,21 +786,38 @@ pub fn decode_search(request: &pb::SearchRecordsRequest) -> Result<SearchQuery, 
         0 => DEFAULT_SEARCH_LIMIT,
         n => n.min(MAX_SEARCH_LIMIT),
     };
-    Ok(SearchQuery { surname_key, forename_key, date_of_birth, postcode, limit })
+    Ok(SearchQuery {
+        surname_key,
+        forename_key,
+        date_of_birth,
+        postcode,
+        limit,
+    })
 }
 
 // ---- model to wire ----
 
 pub fn encode_date(value: NaiveDate) -> pb::Date {
-    pb::Date { year: value.year(), month: value.month(), day: value.day() }
+    pb::Date {
+        year: value.year(),
+        month: value.month(),
+        day: value.day(),
+    }
 }
 
 fn encode_name(value: &PersonName) -> pb::PersonName {
-    pb::PersonName { given_names: value.given_names.clone(), family_name: value.family_name.clone() }
+    pb::PersonName {
+        given_names: value.given_names.clone(),
+        family_name: value.family_name.clone(),
+    }
 }
 
 fn encode_address(value: &PostalAddress) -> pb::PostalAddress {
-    pb::PostalAddress { lines: value.lines.clone(), town: value.town.clone(), postcode: value.postcode.clone() }
+    pb::PostalAddress {
+        lines: value.lines.clone(),
+        town: value.town.clone(),
+        postcode: value.postcode.clone(),
+    }
 }
 
 fn encode_details_contact(value: &ContactDetails) -> pb::ContactDetails {
@@ -605,12 +834,20 @@ fn encode_whereabouts(value: &Whereabouts) -> pb::Whereabouts {
         Whereabouts::CurrentAddress(address) => State::CurrentAddress(encode_address(address)),
         Whereabouts::LastKnownAddress(address) => State::LastKnownAddress(encode_address(address)),
         Whereabouts::NoKnownAddress => State::NoKnownAddress(pb::NoKnownAddress {}),
-        Whereabouts::LeftEngland { intention, stated_by_body, ceased_residence_on } => {
+        Whereabouts::LeftEngland {
+            intention,
+            stated_by_body,
+            ceased_residence_on,
+        } => {
             use pb::left_england::ReturnIntention as R;
             State::LeftEngland(pb::LeftEngland {
                 intention: match intention {
-                    ReturnIntention::IntendsToReturnWithinThreeYears => R::IntendsToReturnWithinThreeYears,
-                    ReturnIntention::DoesNotIntendToReturnWithinThreeYears => R::DoesNotIntendToReturnWithinThreeYears,
+                    ReturnIntention::IntendsToReturnWithinThreeYears => {
+                        R::IntendsToReturnWithinThreeYears
+                    }
+                    ReturnIntention::DoesNotIntendToReturnWithinThreeYears => {
+                        R::DoesNotIntendToReturnWithinThreeYears
+                    }
                     ReturnIntention::NoInformation => R::NoInformation,
                 } as i32,
                 stated_by_body: stated_by_body.clone(),
@@ -631,7 +868,10 @@ pub fn encode_gender(value: Gender) -> pb::Gender {
 }
 
 fn encode_authority(value: &ResponsibleAuthority) -> pb::ResponsibleAuthority {
-    pb::ResponsibleAuthority { code: value.code.clone(), name: value.name.clone() }
+    pb::ResponsibleAuthority {
+        code: value.code.clone(),
+        name: value.name.clone(),
+    }
 }
 
 pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
@@ -641,13 +881,18 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
         version: record.version,
         category: match details.category {
             PersonCategory::Child => pb::PersonCategory::Child,
-            PersonCategory::ParticipatingYoungPerson => pb::PersonCategory::ParticipatingYoungPerson,
+            PersonCategory::ParticipatingYoungPerson => {
+                pb::PersonCategory::ParticipatingYoungPerson
+            }
         } as i32,
         name: Some(encode_name(&details.name)),
         former_names: details
             .former_names
             .iter()
-            .map(|former| pb::FormerName { name: Some(encode_name(&former.name)), ceased_on: former.ceased_on.map(encode_date) })
+            .map(|former| pb::FormerName {
+                name: Some(encode_name(&former.name)),
+                ceased_on: former.ceased_on.map(encode_date),
+            })
             .collect(),
         whereabouts: Some(encode_whereabouts(&details.whereabouts)),
         gender: encode_gender(details.gender) as i32,
@@ -658,9 +903,13 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
             .map(|Stored { entry_id, entry }| pb::Contact {
                 entry_id: *entry_id,
                 relationship: match entry.relationship {
-                    Relationship::ParentalResponsibility => pb::contact::Relationship::ParentalResponsibility,
+                    Relationship::ParentalResponsibility => {
+                        pb::contact::Relationship::ParentalResponsibility
+                    }
                     Relationship::HasCareOfChild => pb::contact::Relationship::HasCareOfChild,
-                    Relationship::CarerOfYoungPerson => pb::contact::Relationship::CarerOfYoungPerson,
+                    Relationship::CarerOfYoungPerson => {
+                        pb::contact::Relationship::CarerOfYoungPerson
+                    }
                 } as i32,
                 name: Some(encode_name(&entry.name)),
                 contact: Some(encode_details_contact(&entry.details)),
@@ -674,7 +923,9 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
             .map(|Stored { entry_id, entry }| pb::EducationEntry {
                 entry_id: *entry_id,
                 setting: match entry.setting {
-                    EducationSetting::EducationalInstitution => pb::education_entry::Setting::EducationalInstitution,
+                    EducationSetting::EducationalInstitution => {
+                        pb::education_entry::Setting::EducationalInstitution
+                    }
                     EducationSetting::OtherProvider => pb::education_entry::Setting::OtherProvider,
                 } as i32,
                 provider_name: entry.provider_name.clone(),
@@ -730,7 +981,9 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
                     capacity: match entry.capacity {
                         LeadCapacity::ServiceProvider => Capacity::ServiceProvider,
                         LeadCapacity::CafAssessor => Capacity::CafAssessor,
-                        LeadCapacity::HealthVisitorSchoolNurseOrMidwife => Capacity::HealthVisitorSchoolNurseOrMidwife,
+                        LeadCapacity::HealthVisitorSchoolNurseOrMidwife => {
+                            Capacity::HealthVisitorSchoolNurseOrMidwife
+                        }
                         LeadCapacity::SchoolStaff => Capacity::SchoolStaff,
                     } as i32,
                     name: entry.name.clone(),
@@ -744,13 +997,21 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
         body_identifiers: details
             .body_identifiers
             .iter()
-            .map(|id| pb::BodyIdentifier { body: id.body.clone(), scheme: id.scheme.clone(), value: id.value.clone() })
+            .map(|id| pb::BodyIdentifier {
+                body: id.body.clone(),
+                scheme: id.scheme.clone(),
+                value: id.value.clone(),
+            })
             .collect(),
         responsible_authority: Some(encode_authority(&record.responsible_authority)),
         metadata: details
             .metadata
             .iter()
-            .map(|entry| pb::MetadataEntry { paragraph: entry.paragraph.into(), key: entry.key.clone(), value: entry.value.clone() })
+            .map(|entry| pb::MetadataEntry {
+                paragraph: entry.paragraph.into(),
+                key: entry.key.clone(),
+                value: entry.value.clone(),
+            })
             .collect(),
     }
 }
@@ -774,7 +1035,10 @@ mod tests {
     #[test]
     fn postcodes_are_canonicalised_or_refused() {
         assert_eq!(canonical_postcode("sw1a1aa").as_deref(), Some("SW1A 1AA"));
-        assert_eq!(canonical_postcode(" TS24 8AH ").as_deref(), Some("TS24 8AH"));
+        assert_eq!(
+            canonical_postcode(" TS24 8AH ").as_deref(),
+            Some("TS24 8AH")
+        );
         assert_eq!(canonical_postcode("M1 1AE").as_deref(), Some("M1 1AE"));
         for bad in ["", "12345", "SW1A", "SW1A 1A1", "ÅB1 2CD", "ABCDE 1AA"] {
             assert_eq!(canonical_postcode(bad), None, "{bad}");
@@ -791,7 +1055,13 @@ mod tests {
     #[test]
     fn age_counts_whole_years() {
         let dob = NaiveDate::from_ymd_opt(2020, 6, 15).unwrap();
-        assert_eq!(age_on(dob, NaiveDate::from_ymd_opt(2021, 6, 14).unwrap()), 0);
-        assert_eq!(age_on(dob, NaiveDate::from_ymd_opt(2021, 6, 15).unwrap()), 1);
+        assert_eq!(
+            age_on(dob, NaiveDate::from_ymd_opt(2021, 6, 14).unwrap()),
+            0
+        );
+        assert_eq!(
+            age_on(dob, NaiveDate::from_ymd_opt(2021, 6, 15).unwrap()),
+            1
+        );
     }
 }

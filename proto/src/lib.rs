@@ -8,7 +8,8 @@ pub mod v1 {
     tonic::include_proto!("contactpoint.v1");
 
     /// The encoded descriptor set, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("contactpoint_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("contactpoint_descriptor");
 }
 
 #[cfg(feature = "sample")]

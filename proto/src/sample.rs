@@ -8,7 +8,11 @@ pub fn date(year: i32, month: u32, day: u32) -> Date {
 }
 
 fn address(line: &str, town: &str, postcode: &str) -> PostalAddress {
-    PostalAddress { lines: vec![line.to_owned()], town: town.to_owned(), postcode: postcode.to_owned() }
+    PostalAddress {
+        lines: vec![line.to_owned()],
+        town: town.to_owned(),
+        postcode: postcode.to_owned(),
+    }
 }
 
 fn contact(line: &str, town: &str, postcode: &str, telephone: &str) -> Option<ContactDetails> {
@@ -23,10 +27,17 @@ fn contact(line: &str, town: &str, postcode: &str, telephone: &str) -> Option<Co
 pub fn child(given: &str, family: &str, born: Date, postcode: &str) -> RecordDetails {
     RecordDetails {
         category: PersonCategory::Child as i32,
-        name: Some(PersonName { given_names: given.to_owned(), family_name: family.to_owned() }),
+        name: Some(PersonName {
+            given_names: given.to_owned(),
+            family_name: family.to_owned(),
+        }),
         former_names: vec![],
         whereabouts: Some(Whereabouts {
-            state: Some(whereabouts::State::CurrentAddress(address("1 High Street", "Hartlepool", postcode))),
+            state: Some(whereabouts::State::CurrentAddress(address(
+                "1 High Street",
+                "Hartlepool",
+                postcode,
+            ))),
         }),
         gender: Gender::NotSpecified as i32,
         date_of_birth: Some(born),
@@ -42,7 +53,10 @@ pub fn child(given: &str, family: &str, born: Date, postcode: &str) -> RecordDet
 pub fn every_paragraph(born: Date) -> CreateRecordRequest {
     let mut details = child("Amelia Rose", "Hartley", born, "TS24 8AH");
     details.former_names = vec![FormerName {
-        name: Some(PersonName { given_names: "Amelia".into(), family_name: "Baby Hartley".into() }),
+        name: Some(PersonName {
+            given_names: "Amelia".into(),
+            family_name: "Baby Hartley".into(),
+        }),
         ceased_on: Some(born),
     }];
     details.gender = Gender::Female as i32;
@@ -51,13 +65,20 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
         scheme: "NHS number".into(),
         value: "943 476 5919".into(),
     }];
-    details.metadata = vec![MetadataEntry { paragraph: 2, key: "address_source".into(), value: "GP registration".into() }];
+    details.metadata = vec![MetadataEntry {
+        paragraph: 2,
+        key: "address_source".into(),
+        value: "GP registration".into(),
+    }];
     CreateRecordRequest {
         details: Some(details),
         contacts: vec![Contact {
             entry_id: 0,
             relationship: contact::Relationship::ParentalResponsibility as i32,
-            name: Some(PersonName { given_names: "Joanne".into(), family_name: "Hartley".into() }),
+            name: Some(PersonName {
+                given_names: "Joanne".into(),
+                family_name: "Hartley".into(),
+            }),
             contact: contact("1 High Street", "Hartlepool", "TS24 8AH", "01429 000001"),
             started_on: Some(born),
             ended_on: None,
@@ -75,7 +96,12 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 entry_id: 0,
                 kind: ServiceKind::PrimaryMedical as i32,
                 provider_name: "Headland Medical Practice".into(),
-                provider_contact: contact("2 Marine Drive", "Hartlepool", "TS24 0PB", "01429 000003"),
+                provider_contact: contact(
+                    "2 Marine Drive",
+                    "Hartlepool",
+                    "TS24 0PB",
+                    "01429 000003",
+                ),
                 sensitive: false,
                 sensitive_ground: 0,
                 started_on: Some(born),
@@ -86,7 +112,12 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 entry_id: 0,
                 kind: ServiceKind::SpecialistOrTargeted as i32,
                 provider_name: "Young Minds Service".into(),
-                provider_contact: contact("9 Church Street", "Hartlepool", "TS24 7DJ", "01429 000004"),
+                provider_contact: contact(
+                    "9 Church Street",
+                    "Hartlepool",
+                    "TS24 7DJ",
+                    "01429 000004",
+                ),
                 sensitive: true,
                 sensitive_ground: SensitiveGround::Consent as i32,
                 started_on: Some(born),
@@ -97,7 +128,12 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 entry_id: 0,
                 kind: ServiceKind::HealthVisitor as i32,
                 provider_name: "Sam Patel".into(),
-                provider_contact: contact("Health Centre, 3 Victoria Road", "Hartlepool", "TS26 8DB", "01429 000005"),
+                provider_contact: contact(
+                    "Health Centre, 3 Victoria Road",
+                    "Hartlepool",
+                    "TS26 8DB",
+                    "01429 000005",
+                ),
                 sensitive: false,
                 sensitive_ground: 0,
                 started_on: Some(born),
@@ -108,7 +144,12 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 entry_id: 0,
                 kind: ServiceKind::SchoolNurse as i32,
                 provider_name: "Chris Walker".into(),
-                provider_contact: contact("Health Centre, 3 Victoria Road", "Hartlepool", "TS26 8DB", "01429 000006"),
+                provider_contact: contact(
+                    "Health Centre, 3 Victoria Road",
+                    "Hartlepool",
+                    "TS26 8DB",
+                    "01429 000006",
+                ),
                 sensitive: false,
                 sensitive_ground: 0,
                 started_on: Some(born),
@@ -119,7 +160,12 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 entry_id: 0,
                 kind: ServiceKind::Midwife as i32,
                 provider_name: "Morgan Lee".into(),
-                provider_contact: contact("University Hospital, Holdforth Road", "Hartlepool", "TS24 9AH", "01429 000007"),
+                provider_contact: contact(
+                    "University Hospital, Holdforth Road",
+                    "Hartlepool",
+                    "TS24 9AH",
+                    "01429 000007",
+                ),
                 sensitive: false,
                 sensitive_ground: 0,
                 started_on: Some(born),
@@ -130,7 +176,12 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
         caf_assessments: vec![CafAssessment {
             entry_id: 0,
             assessor_name: "Alex Green".into(),
-            assessor_contact: contact("Civic Centre, Victoria Road", "Hartlepool", "TS24 8AY", "01429 000008"),
+            assessor_contact: contact(
+                "Civic Centre, Victoria Road",
+                "Hartlepool",
+                "TS24 8AY",
+                "01429 000008",
+            ),
             assessing_body: "Hartlepool Borough Council".into(),
             assessed_on: Some(born),
             actions_completed_on: Some(born),
@@ -139,7 +190,12 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
             entry_id: 0,
             capacity: lead_professional::Capacity::HealthVisitorSchoolNurseOrMidwife as i32,
             name: "Sam Patel".into(),
-            contact: contact("Health Centre, 3 Victoria Road", "Hartlepool", "TS26 8DB", "01429 000005"),
+            contact: contact(
+                "Health Centre, 3 Victoria Road",
+                "Hartlepool",
+                "TS26 8DB",
+                "01429 000005",
+            ),
             started_on: Some(born),
             ended_on: None,
         }],

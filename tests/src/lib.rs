@@ -30,7 +30,12 @@ pub fn admin_url() -> String {
 async fn admin_client() -> Result<tokio_postgres::Client> {
     let (client, connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
         .await
-        .with_context(|| format!("cannot reach the test PostgreSQL at {} (run the tests with scripts/test)", admin_url()))?;
+        .with_context(|| {
+            format!(
+                "cannot reach the test PostgreSQL at {} (run the tests with scripts/test)",
+                admin_url()
+            )
+        })?;
     tokio::spawn(connection);
     Ok(client)
 }
@@ -46,9 +51,14 @@ impl TestDb {
         let name = format!(
             "cp_test_{}_{}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
         );
-        admin_client().await?.execute(&format!("CREATE DATABASE {name}"), &[]).await?;
+        admin_client()
+            .await?
+            .execute(&format!("CREATE DATABASE {name}"), &[])
+            .await?;
         let base = admin_url();
         let url = match base.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{name}"),
@@ -59,14 +69,20 @@ impl TestDb {
 
     /// A direct connection, to look at what the node wrote.
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
+        let (client, connection) =
+            tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         Ok(client)
     }
 
     /// Rows in a table (table names come from the test itself).
     pub async fn count(&self, table: &str) -> Result<i64> {
-        Ok(self.connect().await?.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await?.get(0))
+        Ok(self
+            .connect()
+            .await?
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await?
+            .get(0))
     }
 }
 
@@ -75,10 +91,16 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside async; a short-lived runtime on its own thread does the work.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
                 let client = admin_client().await.ok()?;
-                client.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).await.ok()
+                client
+                    .execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[])
+                    .await
+                    .ok()
             })
         })
         .join();
@@ -93,7 +115,10 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn new() -> Result<Self> {
-        Ok(Self { ca: DevCa::generate("test CA")?, dir: tempfile::tempdir()? })
+        Ok(Self {
+            ca: DevCa::generate("test CA")?,
+            dir: tempfile::tempdir()?,
+        })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -133,11 +158,22 @@ impl TestPki {
         self.client_files_with(organisation, person, Validity::Current)
     }
 
-    pub fn client_files_with(&self, organisation: &str, person: &str, validity: Validity) -> Result<TlsFiles> {
+    pub fn client_files_with(
+        &self,
+        organisation: &str,
+        person: &str,
+        validity: Validity,
+    ) -> Result<TlsFiles> {
         let stem = format!("client-{organisation}-{person}-{validity:?}").replace(' ', "_");
         self.issue(
             &stem,
-            Subject { organisation, unit: None, common_name: person, server_names: &[], validity },
+            Subject {
+                organisation,
+                unit: None,
+                common_name: person,
+                server_names: &[],
+                validity,
+            },
         )
     }
 }
@@ -156,7 +192,12 @@ impl TestNode {
         Self::start_with_clock(db, pki, code, Arc::new(SystemClock)).await
     }
 
-    pub async fn start_with_clock(db: &TestDb, pki: &TestPki, code: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+    pub async fn start_with_clock(
+        db: &TestDb,
+        pki: &TestPki,
+        code: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         let config = NodeConfig {
             authority_code: code.into(),
             authority_name: format!("Authority {code}"),
@@ -174,10 +215,20 @@ impl TestNode {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(contactpoint_node::serve_with_clock(config.clone(), listener, clock, async {
-            let _ = stopped.await;
-        }));
-        let node = Self { address, config, shutdown: Some(shutdown), task: Some(task) };
+        let task = tokio::spawn(contactpoint_node::serve_with_clock(
+            config.clone(),
+            listener,
+            clock,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let node = Self {
+            address,
+            config,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        };
         node.wait_until_serving().await?;
         Ok(node)
     }
@@ -192,9 +243,13 @@ impl TestNode {
             }
             if let Ok(channel) = connect(self.address, probe).await {
                 let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-                let request = tonic_health::pb::HealthCheckRequest { service: "contactpoint.v1.AuthorityNode".into() };
+                let request = tonic_health::pb::HealthCheckRequest {
+                    service: "contactpoint.v1.AuthorityNode".into(),
+                };
                 if let Ok(response) = health.check(request).await {
-                    if response.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+                    if response.into_inner().status
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                    {
                         return Ok(());
                     }
                 }
@@ -206,7 +261,9 @@ impl TestNode {
 
     /// A client presenting `files`.
     pub async fn client(&self, files: &TlsFiles) -> Result<AuthorityNodeClient<Channel>> {
-        Ok(AuthorityNodeClient::new(connect(self.address, files).await?))
+        Ok(AuthorityNodeClient::new(
+            connect(self.address, files).await?,
+        ))
     }
 
     /// Stops the node and waits for it to finish.
@@ -232,12 +289,14 @@ impl Drop for TestNode {
 /// A TLS channel to `address`, checking the server's certificate names localhost.
 pub async fn connect(address: SocketAddr, files: &TlsFiles) -> Result<Channel> {
     let tls = contactpoint_mtls::client_tls(files, "localhost")?;
-    Ok(Channel::from_shared(format!("https://localhost:{}", address.port()))?
-        .tls_config(tls)?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .connect()
-        .await?)
+    Ok(
+        Channel::from_shared(format!("https://localhost:{}", address.port()))?
+            .tls_config(tls)?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .connect()
+            .await?,
+    )
 }
 
 /// A date for a request from a chrono date.
@@ -265,8 +324,14 @@ impl Fixture {
         let db = TestDb::create().await?;
         let pki = TestPki::new()?;
         let node = TestNode::start(&db, &pki, "E06000001").await?;
-        let client = node.client(&pki.client_files("E06000001", "Test practitioner")?).await?;
-        Ok(Self { db, pki, node, client })
+        let client = node
+            .client(&pki.client_files("E06000001", "Test practitioner")?)
+            .await?;
+        Ok(Self {
+            db,
+            pki,
+            node,
+            client,
+        })
     }
 }
-

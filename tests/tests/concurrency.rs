@@ -10,7 +10,10 @@ async fn concurrent_updates_one_wins_the_other_is_stale() -> anyhow::Result<()> 
     let f = Fixture::start().await?;
     let born = date(today() - chrono::Duration::days(4000));
     let mut client = f.client.clone();
-    let request = pb::CreateRecordRequest { details: Some(sample::child("Ella", "Price", born.clone(), "TS24 8AH")), ..Default::default() };
+    let request = pb::CreateRecordRequest {
+        details: Some(sample::child("Ella", "Price", born, "TS24 8AH")),
+        ..Default::default()
+    };
     let record = client.create_record(request).await?.into_inner();
 
     for round in 0..5u64 {
@@ -18,20 +21,37 @@ async fn concurrent_updates_one_wins_the_other_is_stale() -> anyhow::Result<()> 
         let update = |surname: &str| pb::UpdateRecordRequest {
             id: record.id.clone(),
             expected_version: version,
-            details: Some(sample::child("Ella", surname, born.clone(), "TS24 8AH")),
+            details: Some(sample::child("Ella", surname, born, "TS24 8AH")),
         };
         let (mut a, mut b) = (f.client.clone(), f.client.clone());
-        let (first, second) = tokio::join!(a.update_record(update("Price-A")), b.update_record(update("Price-B")));
+        let (first, second) = tokio::join!(
+            a.update_record(update("Price-A")),
+            b.update_record(update("Price-B"))
+        );
         let (winner, loser) = match (first, second) {
             (Ok(w), Err(l)) => (w.into_inner(), l),
             (Err(l), Ok(w)) => (w.into_inner(), l),
             (first, second) => panic!("exactly one update must win: {first:?} / {second:?}"),
         };
         assert_eq!(loser.code(), Code::FailedPrecondition);
-        assert!(loser.message().contains(&format!("version {}", version + 1)), "{}", loser.message());
+        assert!(
+            loser
+                .message()
+                .contains(&format!("version {}", version + 1)),
+            "{}",
+            loser.message()
+        );
         assert_eq!(winner.version, version + 1);
-        let stored = client.get_record(pb::GetRecordRequest { id: record.id.clone() }).await?.into_inner();
-        assert_eq!(stored, winner, "the record holds the winner's change and nothing of the loser's");
+        let stored = client
+            .get_record(pb::GetRecordRequest {
+                id: record.id.clone(),
+            })
+            .await?
+            .into_inner();
+        assert_eq!(
+            stored, winner,
+            "the record holds the winner's change and nothing of the loser's"
+        );
     }
     Ok(())
 }
@@ -41,13 +61,32 @@ async fn concurrent_updates_one_wins_the_other_is_stale() -> anyhow::Result<()> 
 async fn a_stale_update_changes_nothing() -> anyhow::Result<()> {
     let mut f = Fixture::start().await?;
     let born = date(today() - chrono::Duration::days(4000));
-    let record = f.client.create_record(pb::CreateRecordRequest { details: Some(sample::child("Finn", "Hale", born.clone(), "TS24 8AH")), ..Default::default() }).await?.into_inner();
-    let fresh = pb::UpdateRecordRequest { id: record.id.clone(), expected_version: 1, details: Some(sample::child("Finn", "Hale-Ross", born.clone(), "TS24 8AH")) };
+    let record = f
+        .client
+        .create_record(pb::CreateRecordRequest {
+            details: Some(sample::child("Finn", "Hale", born, "TS24 8AH")),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let fresh = pb::UpdateRecordRequest {
+        id: record.id.clone(),
+        expected_version: 1,
+        details: Some(sample::child("Finn", "Hale-Ross", born, "TS24 8AH")),
+    };
     f.client.update_record(fresh).await?;
-    let stale = pb::UpdateRecordRequest { id: record.id.clone(), expected_version: 1, details: Some(sample::child("Finn", "Other", born, "TS24 8AH")) };
+    let stale = pb::UpdateRecordRequest {
+        id: record.id.clone(),
+        expected_version: 1,
+        details: Some(sample::child("Finn", "Other", born, "TS24 8AH")),
+    };
     let status = f.client.update_record(stale).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    let now = f.client.get_record(pb::GetRecordRequest { id: record.id }).await?.into_inner();
+    let now = f
+        .client
+        .get_record(pb::GetRecordRequest { id: record.id })
+        .await?
+        .into_inner();
     assert_eq!(now.name.unwrap().family_name, "Hale-Ross");
     assert_eq!(now.version, 2);
     Ok(())

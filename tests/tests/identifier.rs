@@ -6,7 +6,15 @@ use tonic::Code;
 #[tokio::test]
 async fn a_mistyped_identifier_is_rejected_by_its_check_digits() -> anyhow::Result<()> {
     let mut f = Fixture::start().await?;
-    let request = pb::CreateRecordRequest { details: Some(sample::child("Ava", "Stone", date(today() - chrono::Duration::days(2000)), "TS24 8AH")), ..Default::default() };
+    let request = pb::CreateRecordRequest {
+        details: Some(sample::child(
+            "Ava",
+            "Stone",
+            date(today() - chrono::Duration::days(2000)),
+            "TS24 8AH",
+        )),
+        ..Default::default()
+    };
     let record = f.client.create_record(request).await?.into_inner();
 
     // Swap two neighbouring serial digits, or change one if they are equal.
@@ -18,18 +26,36 @@ async fn a_mistyped_identifier_is_rejected_by_its_check_digits() -> anyhow::Resu
         chars.swap(i, i - 1);
     }
     let typo: String = chars.into_iter().collect();
-    let status = f.client.get_record(pb::GetRecordRequest { id: typo }).await.unwrap_err();
+    let status = f
+        .client
+        .get_record(pb::GetRecordRequest { id: typo })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("check digits"), "{}", status.message());
+    assert!(
+        status.message().contains("check digits"),
+        "{}",
+        status.message()
+    );
 
     // Typed in lower case without hyphens, it is found.
     let typed = record.id.replace('-', "").to_lowercase();
-    let found = f.client.get_record(pb::GetRecordRequest { id: typed }).await?.into_inner();
+    let found = f
+        .client
+        .get_record(pb::GetRecordRequest { id: typed })
+        .await?
+        .into_inner();
     assert_eq!(found.id, record.id);
 
     // A well-formed identifier this node does not hold is NotFound.
     let other = contactpoint_node::identifier::RecordId::mint("E06000001", 99_999_999);
-    let status = f.client.get_record(pb::GetRecordRequest { id: other.to_string() }).await.unwrap_err();
+    let status = f
+        .client
+        .get_record(pb::GetRecordRequest {
+            id: other.to_string(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     Ok(())
 }
@@ -41,13 +67,26 @@ async fn identifiers_are_never_reused() -> anyhow::Result<()> {
     let born = date(today() - chrono::Duration::days(2000));
     let mut ids = std::collections::HashSet::new();
     for i in 0..5 {
-        let request = pb::CreateRecordRequest { details: Some(sample::child("Ava", &format!("Stone{i}"), born.clone(), "TS24 8AH")), ..Default::default() };
+        let request = pb::CreateRecordRequest {
+            details: Some(sample::child("Ava", &format!("Stone{i}"), born, "TS24 8AH")),
+            ..Default::default()
+        };
         assert!(ids.insert(f.client.create_record(request).await?.into_inner().id));
         // A create refused by the rules leaves nothing behind.
-        let mut bad = pb::CreateRecordRequest { details: Some(sample::child("Ava", "Stone", born.clone(), "TS24 8AH")), ..Default::default() };
-        bad.services.push(pb::ServiceInvolvement { kind: 99, ..Default::default() });
+        let mut bad = pb::CreateRecordRequest {
+            details: Some(sample::child("Ava", "Stone", born, "TS24 8AH")),
+            ..Default::default()
+        };
+        bad.services.push(pb::ServiceInvolvement {
+            kind: 99,
+            ..Default::default()
+        });
         assert!(f.client.create_record(bad).await.is_err());
     }
-    assert_eq!(f.db.count("child_record").await?, 5, "failed creates left nothing behind");
+    assert_eq!(
+        f.db.count("child_record").await?,
+        5,
+        "failed creates left nothing behind"
+    );
     Ok(())
 }

@@ -11,19 +11,42 @@ async fn every_paragraph_round_trips() -> anyhow::Result<()> {
     let created = f.client.create_record(request.clone()).await?.into_inner();
 
     assert_eq!(created.version, 1);
-    assert!(created.id.starts_with("E06000001-"), "para 5 identifier minted by this node: {}", created.id);
-    assert_eq!(created.responsible_authority.as_ref().map(|a| a.code.as_str()), Some("E06000001"), "para 19");
+    assert!(
+        created.id.starts_with("E06000001-"),
+        "para 5 identifier minted by this node: {}",
+        created.id
+    );
+    assert_eq!(
+        created
+            .responsible_authority
+            .as_ref()
+            .map(|a| a.code.as_str()),
+        Some("E06000001"),
+        "para 19"
+    );
 
-    let fetched = f.client.get_record(pb::GetRecordRequest { id: created.id.clone() }).await?.into_inner();
+    let fetched = f
+        .client
+        .get_record(pb::GetRecordRequest {
+            id: created.id.clone(),
+        })
+        .await?
+        .into_inner();
     assert_eq!(fetched, created, "a read returns what the create returned");
 
     let details = request.details.expect("sample has details");
     assert_eq!(fetched.name, details.name, "para 1");
-    assert_eq!(fetched.former_names, details.former_names, "para 1 former names");
+    assert_eq!(
+        fetched.former_names, details.former_names,
+        "para 1 former names"
+    );
     assert_eq!(fetched.whereabouts, details.whereabouts, "para 2");
     assert_eq!(fetched.gender, details.gender, "para 3");
     assert_eq!(fetched.date_of_birth, details.date_of_birth, "para 4");
-    assert_eq!(fetched.body_identifiers, details.body_identifiers, "para 18");
+    assert_eq!(
+        fetched.body_identifiers, details.body_identifiers,
+        "para 18"
+    );
     assert_eq!(fetched.metadata, details.metadata, "para 20");
 
     // Entries come back as sent, with ids assigned.
@@ -40,8 +63,14 @@ async fn every_paragraph_round_trips() -> anyhow::Result<()> {
     assert_eq!(plain.education, request.education, "para 7");
     assert_eq!(plain.services, request.services, "paras 8, 9, 11 to 15");
     assert_eq!(plain.caf_assessments, request.caf_assessments, "para 10");
-    assert_eq!(plain.lead_professionals, request.lead_professionals, "para 16");
-    assert!(fetched.services.iter().all(|s| s.entry_id > 0), "entry ids assigned");
+    assert_eq!(
+        plain.lead_professionals, request.lead_professionals,
+        "para 16"
+    );
+    assert!(
+        fetched.services.iter().all(|s| s.entry_id > 0),
+        "entry ids assigned"
+    );
     Ok(())
 }
 
@@ -57,7 +86,11 @@ async fn whereabouts_states_and_death_round_trip() -> anyhow::Result<()> {
     let mut record = f.client.create_record(request).await?.into_inner();
     use pb::whereabouts::State;
     let states = [
-        State::LastKnownAddress(pb::PostalAddress { lines: vec!["4 Mill Lane".into()], town: "Hartlepool".into(), postcode: "TS25 1QP".into() }),
+        State::LastKnownAddress(pb::PostalAddress {
+            lines: vec!["4 Mill Lane".into()],
+            town: "Hartlepool".into(),
+            postcode: "TS25 1QP".into(),
+        }),
         State::NoKnownAddress(pb::NoKnownAddress {}),
         State::LeftEngland(pb::LeftEngland {
             intention: pb::left_england::ReturnIntention::IntendsToReturnWithinThreeYears as i32,
@@ -65,7 +98,8 @@ async fn whereabouts_states_and_death_round_trip() -> anyhow::Result<()> {
             ceased_residence_on: Some(date(today() - chrono::Duration::days(10))),
         }),
         State::LeftEngland(pb::LeftEngland {
-            intention: pb::left_england::ReturnIntention::DoesNotIntendToReturnWithinThreeYears as i32,
+            intention: pb::left_england::ReturnIntention::DoesNotIntendToReturnWithinThreeYears
+                as i32,
             stated_by_body: "Hartlepool Borough Council".into(),
             ceased_residence_on: None,
         }),
@@ -79,10 +113,20 @@ async fn whereabouts_states_and_death_round_trip() -> anyhow::Result<()> {
         let mut details = sample::child("Leo", "Marsh", born, "TS24 8AH");
         details.whereabouts = Some(pb::Whereabouts { state: Some(state) });
         details.date_of_death = Some(date(today() - chrono::Duration::days(1)));
-        let update = pb::UpdateRecordRequest { id: record.id.clone(), expected_version: record.version, details: Some(details.clone()) };
+        let update = pb::UpdateRecordRequest {
+            id: record.id.clone(),
+            expected_version: record.version,
+            details: Some(details.clone()),
+        };
         let updated = f.client.update_record(update).await?.into_inner();
         assert_eq!(updated.version, record.version + 1);
-        let fetched = f.client.get_record(pb::GetRecordRequest { id: record.id.clone() }).await?.into_inner();
+        let fetched = f
+            .client
+            .get_record(pb::GetRecordRequest {
+                id: record.id.clone(),
+            })
+            .await?
+            .into_inner();
         assert_eq!(fetched.whereabouts, details.whereabouts);
         assert_eq!(fetched.date_of_death, details.date_of_death, "para 17");
         record = fetched;
@@ -94,16 +138,31 @@ async fn whereabouts_states_and_death_round_trip() -> anyhow::Result<()> {
 #[tokio::test]
 async fn participating_young_person_with_a_carer() -> anyhow::Result<()> {
     let mut f = Fixture::start().await?;
-    let mut details = sample::child("Jordan", "Reid", date(today() - chrono::Duration::days(365 * 20)), "TS24 8AH");
+    let mut details = sample::child(
+        "Jordan",
+        "Reid",
+        date(today() - chrono::Duration::days(365 * 20)),
+        "TS24 8AH",
+    );
     details.category = pb::PersonCategory::ParticipatingYoungPerson as i32;
     let carer = pb::Contact {
         relationship: pb::contact::Relationship::CarerOfYoungPerson as i32,
-        name: Some(pb::PersonName { given_names: "Pat".into(), family_name: "Reid".into() }),
+        name: Some(pb::PersonName {
+            given_names: "Pat".into(),
+            family_name: "Reid".into(),
+        }),
         ..Default::default()
     };
-    let request = pb::CreateRecordRequest { details: Some(details), contacts: vec![carer.clone()], ..Default::default() };
+    let request = pb::CreateRecordRequest {
+        details: Some(details),
+        contacts: vec![carer.clone()],
+        ..Default::default()
+    };
     let record = f.client.create_record(request).await?.into_inner();
-    assert_eq!(record.category, pb::PersonCategory::ParticipatingYoungPerson as i32);
+    assert_eq!(
+        record.category,
+        pb::PersonCategory::ParticipatingYoungPerson as i32
+    );
     assert_eq!(record.contacts.len(), 1);
     assert_eq!(record.contacts[0].relationship, carer.relationship);
     Ok(())

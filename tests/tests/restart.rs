@@ -8,19 +8,40 @@ async fn a_restarted_node_serves_the_same_records() -> anyhow::Result<()> {
     let practitioner = pki.client_files("E06000001", "Practitioner")?;
     let node = TestNode::start(&db, &pki, "E06000001").await?;
     let mut client = node.client(&practitioner).await?;
-    let created = client.create_record(sample::every_paragraph(date(today() - chrono::Duration::days(30)))).await?.into_inner();
+    let created = client
+        .create_record(sample::every_paragraph(date(
+            today() - chrono::Duration::days(30),
+        )))
+        .await?
+        .into_inner();
     node.stop().await?;
 
     let node = TestNode::start(&db, &pki, "E06000001").await?;
     let mut client = node.client(&practitioner).await?;
-    let fetched = client.get_record(pb::GetRecordRequest { id: created.id.clone() }).await?.into_inner();
+    let fetched = client
+        .get_record(pb::GetRecordRequest {
+            id: created.id.clone(),
+        })
+        .await?
+        .into_inner();
     assert_eq!(fetched, created);
 
     let next = client
-        .create_record(pb::CreateRecordRequest { details: Some(sample::child("New", "Child", date(today() - chrono::Duration::days(10)), "TS24 8AH")), ..Default::default() })
+        .create_record(pb::CreateRecordRequest {
+            details: Some(sample::child(
+                "New",
+                "Child",
+                date(today() - chrono::Duration::days(10)),
+                "TS24 8AH",
+            )),
+            ..Default::default()
+        })
         .await?
         .into_inner();
-    assert_ne!(next.id, created.id, "identifiers are not reused after a restart");
+    assert_ne!(
+        next.id, created.id,
+        "identifiers are not reused after a restart"
+    );
     node.stop().await?;
     Ok(())
 }
@@ -29,19 +50,47 @@ async fn a_restarted_node_serves_the_same_records() -> anyhow::Result<()> {
 #[tokio::test]
 async fn health_and_reflection_are_served() -> anyhow::Result<()> {
     let f = Fixture::start().await?;
-    let channel = connect(f.node.address, &f.pki.client_files("E06000001", "Operator")?).await?;
+    let channel = connect(
+        f.node.address,
+        &f.pki.client_files("E06000001", "Operator")?,
+    )
+    .await?;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-    let status = health.check(tonic_health::pb::HealthCheckRequest { service: "contactpoint.v1.AuthorityNode".into() }).await?.into_inner().status;
-    assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "contactpoint.v1.AuthorityNode".into(),
+        })
+        .await?
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
-    use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse, ServerReflectionRequest};
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
     let mut reflection = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut responses = reflection.server_reflection_info(tokio_stream::iter([request])).await?.into_inner();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await?
+        .into_inner();
     let response = responses.message().await?.expect("one answer");
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("not a service list") };
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("not a service list")
+    };
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&"contactpoint.v1.AuthorityNode"), "{names:?}");
+    assert!(
+        names.contains(&"contactpoint.v1.AuthorityNode"),
+        "{names:?}"
+    );
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
     Ok(())
 }

@@ -8,8 +8,19 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 async fn try_create(channel: Channel) -> Result<pb::ChildRecord, tonic::Status> {
     let mut client = pb::authority_node_client::AuthorityNodeClient::new(channel);
-    let request = pb::CreateRecordRequest { details: Some(sample::child("Tia", "Gray", date(today() - chrono::Duration::days(900)), "TS24 8AH")), ..Default::default() };
-    client.create_record(request).await.map(tonic::Response::into_inner)
+    let request = pb::CreateRecordRequest {
+        details: Some(sample::child(
+            "Tia",
+            "Gray",
+            date(today() - chrono::Duration::days(900)),
+            "TS24 8AH",
+        )),
+        ..Default::default()
+    };
+    client
+        .create_record(request)
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 /// Connects with the given TLS settings; the refusal may come at connect or
@@ -26,7 +37,9 @@ async fn attempt(f: &Fixture, tls: ClientTlsConfig) -> anyhow::Result<bool> {
 }
 
 fn trust_only(files: &TlsFiles) -> anyhow::Result<ClientTlsConfig> {
-    Ok(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(&files.ca)?)).domain_name("localhost"))
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(&files.ca)?))
+        .domain_name("localhost"))
 }
 
 /// A client that presents no certificate is refused, and nothing is written.
@@ -34,9 +47,16 @@ fn trust_only(files: &TlsFiles) -> anyhow::Result<ClientTlsConfig> {
 async fn a_client_without_a_certificate_is_refused() -> anyhow::Result<()> {
     let f = Fixture::start().await?;
     let files = f.pki.client_files("E06000001", "Someone")?;
-    assert!(!attempt(&f, trust_only(&files)?).await?, "a client without a certificate got an answer");
+    assert!(
+        !attempt(&f, trust_only(&files)?).await?,
+        "a client without a certificate got an answer"
+    );
     assert_eq!(f.db.count("child_record").await?, 0);
-    assert_eq!(f.db.count("audit_event").await?, 0, "the call never reached a handler");
+    assert_eq!(
+        f.db.count("audit_event").await?,
+        0,
+        "the call never reached a handler"
+    );
     // The same CA with a certificate is served: the refusal was about the certificate.
     assert!(attempt(&f, contactpoint_mtls::client_tls(&files, "localhost")?).await?);
     Ok(())
@@ -50,8 +70,17 @@ async fn a_certificate_from_another_ca_is_refused() -> anyhow::Result<()> {
     let foreign = other.client_files("E06000001", "Impostor")?;
     // Trust the real CA for the server, but present the foreign CA's certificate.
     let ours = f.pki.client_files("E06000001", "Someone")?;
-    let tls = contactpoint_mtls::client_tls(&TlsFiles { ca: ours.ca.clone(), ..foreign }, "localhost")?;
-    assert!(!attempt(&f, tls).await?, "a foreign certificate got an answer");
+    let tls = contactpoint_mtls::client_tls(
+        &TlsFiles {
+            ca: ours.ca.clone(),
+            ..foreign
+        },
+        "localhost",
+    )?;
+    assert!(
+        !attempt(&f, tls).await?,
+        "a foreign certificate got an answer"
+    );
     assert_eq!(f.db.count("audit_event").await?, 0);
     Ok(())
 }
@@ -60,7 +89,9 @@ async fn a_certificate_from_another_ca_is_refused() -> anyhow::Result<()> {
 #[tokio::test]
 async fn an_expired_certificate_is_refused() -> anyhow::Result<()> {
     let f = Fixture::start().await?;
-    let expired = f.pki.client_files_with("E06000001", "Former employee", Validity::Expired)?;
+    let expired = f
+        .pki
+        .client_files_with("E06000001", "Former employee", Validity::Expired)?;
     assert!(!attempt(&f, contactpoint_mtls::client_tls(&expired, "localhost")?).await?);
     assert_eq!(f.db.count("audit_event").await?, 0);
     Ok(())
