@@ -110,6 +110,8 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     }
     let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
         .with_crls(read_crls(&files.crls)?)
+        // A CRL past its nextUpdate no longer vouches for anyone.
+        .enforce_revocation_expiration()
         .build()?;
     let mut config = ServerConfig::builder()
         .with_client_cert_verifier(verifier)

@@ -18,7 +18,8 @@ pub struct PeerIdentity {
 impl PeerIdentity {
     /// Reads the identity from the leaf certificate of a request that arrived
     /// over mutual TLS. `None` if there is no verified peer certificate (which
-    /// the node's listener never lets happen) or it names no organisation.
+    /// the node's listener never lets happen) or it names no organisation or
+    /// no common name: every audited caller is named.
     pub fn from_request<T>(request: &tonic::Request<T>) -> Option<Self> {
         let certs = request.peer_certs()?;
         let leaf = certs.first()?;
@@ -31,7 +32,7 @@ impl PeerIdentity {
         let subject = cert.subject();
         let organisation = first_text(subject.iter_organization())?;
         let unit = first_text(subject.iter_organizational_unit());
-        let common_name = first_text(subject.iter_common_name()).unwrap_or_default();
+        let common_name = first_text(subject.iter_common_name())?;
         Some(Self {
             organisation,
             unit,

@@ -86,6 +86,14 @@ impl NodeError {
                     None if error.is_closed() => tracing::warn!("database connection closed"),
                     None => tracing::error!(%error, "database error"),
                 }
+                // Data and constraint errors (SQLSTATE classes 22, 23) would fail
+                // again: `wire` let something through. Report; invite no retry.
+                let class = error.as_db_error().map(|db| &db.code().code()[..2]);
+                if matches!(class, Some("22" | "23")) {
+                    return Status::internal(
+                        "the record could not be stored; the operator has been told",
+                    );
+                }
                 Status::new(
                     Code::Unavailable,
                     "the authority's database failed to answer; try again shortly",

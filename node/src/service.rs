@@ -10,6 +10,7 @@ use pb::authority_node_server::AuthorityNode;
 
 use crate::clock::Clock;
 use crate::error::NodeError;
+use crate::identifier::RecordId;
 use crate::store::{AuditEvent, Store};
 use crate::wire::{self, Context};
 
@@ -32,7 +33,8 @@ impl NodeService {
     }
 
     /// Audits the call and turns its outcome into a response. Reads are only
-    /// answered once their audit entry is written.
+    /// answered once their audit entry is written. A change that succeeded
+    /// was audited in its own transaction (`audited_change`), so is not again.
     async fn finish<T>(
         &self,
         caller: &PeerIdentity,
@@ -40,6 +42,10 @@ impl NodeService {
         record_ids: Vec<String>,
         result: Result<T, NodeError>,
     ) -> Result<Response<T>, Status> {
+        if result.is_ok() && is_change(method) {
+            tracing::debug!(method, organisation = %caller.organisation, "handled");
+            return result.map(Response::new).map_err(NodeError::into_status);
+        }
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
             Err(error) => error_kind(error).to_owned(),
@@ -59,6 +65,34 @@ impl NodeService {
         tracing::debug!(method, organisation = %caller.organisation, outcome, "handled");
         result.map(Response::new).map_err(NodeError::into_status)
     }
+}
+
+/// The methods that change a record; they audit success inside their transaction.
+fn is_change(method: &str) -> bool {
+    matches!(
+        method,
+        "CreateRecord" | "UpdateRecord" | "AddEntry" | "EndEntry"
+    )
+}
+
+/// The audit entry a successful change writes with itself.
+fn audited_change<'a>(caller: &'a PeerIdentity, method: &'static str) -> AuditEvent<'a> {
+    AuditEvent {
+        organisation: &caller.organisation,
+        unit: caller.unit.as_deref(),
+        name: &caller.common_name,
+        method,
+        record_ids: vec![],
+        outcome: "ok",
+    }
+}
+
+/// The identifier to audit: canonical when it parses; nothing when it does
+/// not (what was typed may be anything, even a name).
+fn audited_id(typed: &str) -> Vec<String> {
+    RecordId::parse(typed)
+        .map(|id| vec![id.to_string()])
+        .unwrap_or_default()
 }
 
 /// A short, non-personal name for an outcome, for the audit table.
@@ -86,7 +120,9 @@ impl AuthorityNode for NodeService {
         let caller = authenticate(&request)?;
         let result = async {
             let new = wire::decode_create(request.get_ref(), &self.context())?;
-            self.store.create(&new).await
+            self.store
+                .create(&new, &audited_change(&caller, "CreateRecord"))
+                .await
         }
         .await;
         let ids = result
@@ -113,7 +149,7 @@ impl AuthorityNode for NodeService {
             record.ok_or_else(|| NodeError::RecordNotFound(id.to_string()))
         }
         .await;
-        let ids = vec![request.get_ref().id.clone()];
+        let ids = audited_id(&request.get_ref().id);
         self.finish(
             &caller,
             "GetRecord",
@@ -134,14 +170,19 @@ impl AuthorityNode for NodeService {
             let details =
                 wire::decode_details(body.details.as_ref(), "details", false, &self.context())?;
             self.store
-                .update(&id, body.expected_version, &details)
+                .update(
+                    &id,
+                    body.expected_version,
+                    &details,
+                    &audited_change(&caller, "UpdateRecord"),
+                )
                 .await
         }
         .await;
         self.finish(
             &caller,
             "UpdateRecord",
-            vec![body.id.clone()],
+            audited_id(&body.id),
             result.map(|record| wire::encode_record(&record)),
         )
         .await
@@ -158,9 +199,11 @@ impl AuthorityNode for NodeService {
             let context = self.context();
             let (record, _entry_id) = self
                 .store
-                .add_entry(&id, |facts| {
-                    wire::decode_entry(body.entry.as_ref(), facts, &context)
-                })
+                .add_entry(
+                    &id,
+                    |facts| wire::decode_entry(body.entry.as_ref(), facts, &context),
+                    &audited_change(&caller, "AddEntry"),
+                )
                 .await?;
             Ok(record)
         }
@@ -168,7 +211,7 @@ impl AuthorityNode for NodeService {
         self.finish(
             &caller,
             "AddEntry",
-            vec![body.id.clone()],
+            audited_id(&body.id),
             result.map(|record| wire::encode_record(&record)),
         )
         .await
@@ -185,14 +228,20 @@ impl AuthorityNode for NodeService {
             let kind = wire::decode_entry_kind(body.kind, "kind")?;
             let ended_on = wire::decode_end_date(body.ended_on.as_ref(), &self.context())?;
             self.store
-                .end_entry(&id, kind, body.entry_id, ended_on)
+                .end_entry(
+                    &id,
+                    kind,
+                    body.entry_id,
+                    ended_on,
+                    &audited_change(&caller, "EndEntry"),
+                )
                 .await
         }
         .await;
         self.finish(
             &caller,
             "EndEntry",
-            vec![body.id.clone()],
+            audited_id(&body.id),
             result.map(|record| wire::encode_record(&record)),
         )
         .await

@@ -98,7 +98,7 @@ impl Store {
     }
 
     /// Creates a record, minting its identifier.
-    pub async fn create(&self, record: &NewRecord) -> Result<ChildRecord> {
+    pub async fn create(&self, record: &NewRecord, audit: &AuditEvent<'_>) -> Result<ChildRecord> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let serial: i64 = tx
@@ -133,6 +133,7 @@ impl Store {
         for entry in &record.entries {
             insert_entry(&tx, &id, entry).await?;
         }
+        insert_audit(&tx, audit, &id).await?;
         let stored = load(&tx, &id).await?;
         tx.commit().await?;
         Ok(stored)
@@ -158,6 +159,7 @@ impl Store {
         id: &RecordId,
         expected_version: u64,
         details: &RecordDetails,
+        audit: &AuditEvent<'_>,
     ) -> Result<ChildRecord> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -201,6 +203,7 @@ impl Store {
             });
         }
         write_lists(&tx, id, details).await?;
+        insert_audit(&tx, audit, id).await?;
         let stored = load(&tx, id).await?;
         tx.commit().await?;
         Ok(stored)
@@ -212,6 +215,7 @@ impl Store {
         &self,
         id: &RecordId,
         decode: impl FnOnce(RecordFacts) -> std::result::Result<Entry, Invalid>,
+        audit: &AuditEvent<'_>,
     ) -> Result<(ChildRecord, i64)> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -219,6 +223,7 @@ impl Store {
         let entry = decode(facts)?;
         let entry_id = insert_entry(&tx, id, &entry).await?;
         bump_version(&tx, id).await?;
+        insert_audit(&tx, audit, id).await?;
         let stored = load(&tx, id).await?;
         tx.commit().await?;
         Ok((stored, entry_id))
@@ -231,6 +236,7 @@ impl Store {
         kind: EntryKind,
         entry_id: i64,
         ended_on: NaiveDate,
+        audit: &AuditEvent<'_>,
     ) -> Result<ChildRecord> {
         let (table, start, end) = entry_columns(kind);
         let mut client = self.pool.get().await?;
@@ -264,6 +270,7 @@ impl Store {
         )
         .await?;
         bump_version(&tx, id).await?;
+        insert_audit(&tx, audit, id).await?;
         let stored = load(&tx, id).await?;
         tx.commit().await?;
         Ok(stored)
@@ -301,18 +308,41 @@ impl Store {
         Ok(matches)
     }
 
-    /// Appends to the audit table.
+    /// Appends to the audit table a call that changed nothing (reads, and
+    /// refused calls). Changes are audited inside their own transaction.
     pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute(
-                "INSERT INTO audit_event (caller_organisation, caller_unit, caller_name, method, record_ids, outcome)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&event.organisation, &event.unit, &event.name, &event.method, &event.record_ids, &event.outcome],
-            )
+            .execute(INSERT_AUDIT, &audit_params(event, &event.record_ids))
             .await?;
         Ok(())
     }
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_event
+        (caller_organisation, caller_unit, caller_name, method, record_ids, outcome)
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
+fn audit_params<'a>(
+    event: &'a AuditEvent<'_>,
+    record_ids: &'a Vec<String>,
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 6] {
+    [
+        &event.organisation,
+        &event.unit,
+        &event.name,
+        &event.method,
+        record_ids,
+        &event.outcome,
+    ]
+}
+
+/// Audits a change in the transaction that makes it: committed together or not at all.
+async fn insert_audit(tx: &Transaction<'_>, event: &AuditEvent<'_>, id: &RecordId) -> Result<()> {
+    let record_ids = vec![id.to_string()];
+    tx.execute(INSERT_AUDIT, &audit_params(event, &record_ids))
+        .await?;
+    Ok(())
 }
 
 fn entry_columns(kind: EntryKind) -> (&'static str, &'static str, &'static str) {

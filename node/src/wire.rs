@@ -544,6 +544,12 @@ pub fn decode_service(
         if kind == ServiceKind::PrimaryMedical {
             return Err(Invalid::new(&join(field, "sensitive"), "para 8(2): primary medical services comprising only a sensitive service are recorded as a para 9 specialist or targeted service"));
         }
+        if kind != ServiceKind::SpecialistOrTargeted {
+            return Err(Invalid::new(
+                &join(field, "sensitive"),
+                "para 9(b): only a specialist or targeted service is recorded as sensitive",
+            ));
+        }
         Some(match enum_value(value.sensitive_ground, &ground_field).map_err(|_| {
             Invalid::new(&ground_field, "a sensitive service is recorded only with consent or for suspected significant harm; say which")
         })? {

@@ -321,5 +321,6 @@ async fn every_access_is_audited_with_the_certificate_identity() -> anyhow::Resu
     assert_eq!(events[1].2, "GetRecord");
     assert_eq!(events[1].3, vec![record.id.clone()]);
     assert_eq!(events[2].4, "invalid_argument");
+    assert!(events[2].3.is_empty(), "what was typed as an identifier is not audited unless it is one");
     Ok(())
 }

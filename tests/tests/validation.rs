@@ -198,6 +198,17 @@ fn cases() -> Vec<(&'static str, &'static str, pb::CreateRecordRequest)> {
         school_child,
     );
     case(
+        "a sensitive health visitor (only para 9 services are sensitive)",
+        "services[0].sensitive",
+        &|r| {
+            let mut s = service(pb::ServiceKind::HealthVisitor, 2);
+            s.sensitive = true;
+            s.sensitive_ground = pb::SensitiveGround::Consent as i32;
+            r.services = vec![s];
+        },
+        school_child,
+    );
+    case(
         "unknown service kind",
         "services[0].kind",
         &|r| {
