@@ -266,10 +266,7 @@ async fn demo(node: &NodeArgs) -> Result<()> {
     ] {
         let dob =
             today.with_year(today.year() - years).unwrap_or(today) - chrono::Duration::days(40);
-        let request = pb::CreateRecordRequest {
-            details: Some(sample::child(given, family, born(dob), postcode)),
-            ..Default::default()
-        };
+        let request = sample::child_request(given, family, born(dob), postcode);
         let record = client.create_record(request).await?.into_inner();
         println!("  {}  {}", record.id, render::name(&record.name));
     }

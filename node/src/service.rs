@@ -38,50 +38,69 @@ impl NodeService {
     async fn finish<T>(
         &self,
         caller: &PeerIdentity,
-        method: &'static str,
+        method: Method,
         record_ids: Vec<String>,
         result: Result<T, NodeError>,
     ) -> Result<Response<T>, Status> {
-        if result.is_ok() && is_change(method) {
-            tracing::debug!(method, organisation = %caller.organisation, "handled");
+        if result.is_ok() && method.audits_in_transaction() {
+            tracing::debug!(method = method.name(), organisation = %caller.organisation, "handled");
             return result.map(Response::new).map_err(NodeError::into_status);
         }
         let outcome = match &result {
-            Ok(_) => "ok".to_owned(),
-            Err(error) => error_kind(error).to_owned(),
+            Ok(_) => "ok",
+            Err(error) => error_kind(error),
         };
         let event = AuditEvent {
-            organisation: &caller.organisation,
-            unit: caller.unit.as_deref(),
-            name: &caller.common_name,
-            method,
             record_ids,
-            outcome: &outcome,
+            outcome,
+            ..audited_change(caller, method)
         };
         if let Err(error) = self.store.audit(&event).await {
             // An access that cannot be audited is not answered.
             return Err(error.into_status());
         }
-        tracing::debug!(method, organisation = %caller.organisation, outcome, "handled");
+        tracing::debug!(method = method.name(), organisation = %caller.organisation, outcome, "handled");
         result.map(Response::new).map_err(NodeError::into_status)
     }
 }
 
-/// The methods that change a record; they audit success inside their transaction.
-fn is_change(method: &str) -> bool {
-    matches!(
-        method,
-        "CreateRecord" | "UpdateRecord" | "AddEntry" | "EndEntry"
-    )
+/// The node's methods, as the audit names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    CreateRecord,
+    GetRecord,
+    UpdateRecord,
+    AddEntry,
+    EndEntry,
+    SearchRecords,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Self::CreateRecord => "CreateRecord",
+            Self::GetRecord => "GetRecord",
+            Self::UpdateRecord => "UpdateRecord",
+            Self::AddEntry => "AddEntry",
+            Self::EndEntry => "EndEntry",
+            Self::SearchRecords => "SearchRecords",
+        }
+    }
+
+    /// Changes write their audit row inside their own transaction when they
+    /// succeed; everything else is audited by `finish`.
+    fn audits_in_transaction(self) -> bool {
+        !matches!(self, Self::GetRecord | Self::SearchRecords)
+    }
 }
 
 /// The audit entry a successful change writes with itself.
-fn audited_change<'a>(caller: &'a PeerIdentity, method: &'static str) -> AuditEvent<'a> {
+fn audited_change(caller: &PeerIdentity, method: Method) -> AuditEvent<'_> {
     AuditEvent {
         organisation: &caller.organisation,
         unit: caller.unit.as_deref(),
         name: &caller.common_name,
-        method,
+        method: method.name(),
         record_ids: vec![],
         outcome: "ok",
     }
@@ -121,7 +140,7 @@ impl AuthorityNode for NodeService {
         let result = async {
             let new = wire::decode_create(request.get_ref(), &self.context())?;
             self.store
-                .create(&new, &audited_change(&caller, "CreateRecord"))
+                .create(&new, &audited_change(&caller, Method::CreateRecord))
                 .await
         }
         .await;
@@ -131,7 +150,7 @@ impl AuthorityNode for NodeService {
             .unwrap_or_default();
         self.finish(
             &caller,
-            "CreateRecord",
+            Method::CreateRecord,
             ids,
             result.map(|record| wire::encode_record(&record)),
         )
@@ -152,7 +171,7 @@ impl AuthorityNode for NodeService {
         let ids = audited_id(&request.get_ref().id);
         self.finish(
             &caller,
-            "GetRecord",
+            Method::GetRecord,
             ids,
             result.map(|record| wire::encode_record(&record)),
         )
@@ -174,14 +193,14 @@ impl AuthorityNode for NodeService {
                     &id,
                     body.expected_version,
                     &details,
-                    &audited_change(&caller, "UpdateRecord"),
+                    &audited_change(&caller, Method::UpdateRecord),
                 )
                 .await
         }
         .await;
         self.finish(
             &caller,
-            "UpdateRecord",
+            Method::UpdateRecord,
             audited_id(&body.id),
             result.map(|record| wire::encode_record(&record)),
         )
@@ -202,7 +221,7 @@ impl AuthorityNode for NodeService {
                 .add_entry(
                     &id,
                     |facts| wire::decode_entry(body.entry.as_ref(), facts, &context),
-                    &audited_change(&caller, "AddEntry"),
+                    &audited_change(&caller, Method::AddEntry),
                 )
                 .await?;
             Ok(record)
@@ -210,7 +229,7 @@ impl AuthorityNode for NodeService {
         .await;
         self.finish(
             &caller,
-            "AddEntry",
+            Method::AddEntry,
             audited_id(&body.id),
             result.map(|record| wire::encode_record(&record)),
         )
@@ -233,14 +252,14 @@ impl AuthorityNode for NodeService {
                     kind,
                     body.entry_id,
                     ended_on,
-                    &audited_change(&caller, "EndEntry"),
+                    &audited_change(&caller, Method::EndEntry),
                 )
                 .await
         }
         .await;
         self.finish(
             &caller,
-            "EndEntry",
+            Method::EndEntry,
             audited_id(&body.id),
             result.map(|record| wire::encode_record(&record)),
         )
@@ -264,6 +283,7 @@ impl AuthorityNode for NodeService {
         let response = result.map(|found| pb::SearchRecordsResponse {
             matches: found.iter().map(wire::encode_match).collect(),
         });
-        self.finish(&caller, "SearchRecords", ids, response).await
+        self.finish(&caller, Method::SearchRecords, ids, response)
+            .await
     }
 }

@@ -141,6 +141,67 @@ fn enum_value<E: TryFrom<i32>>(value: i32, field: &str) -> Result<E, Invalid> {
         .map_err(|_| Invalid::new(field, format!("has no meaning for the value {value}")))
 }
 
+/// A model enum with a twin in the contract, variant for variant, beside the
+/// contract's zero value that means "not sent".
+pub trait WireEnum: Sized {
+    /// Reads a required enum field: zero is "not sent", unknown numbers are refused.
+    fn decode(value: i32, field: &str) -> Result<Self, Invalid>;
+    /// The contract's number for this value.
+    fn encode(self) -> i32;
+}
+
+/// Implements [`WireEnum`] for a model enum and its contract twin: one list
+/// of variants serves both directions.
+macro_rules! wire_enum {
+    ($model:ident <=> $wire:ty { $($variant:ident),+ $(,)? }) => {
+        impl WireEnum for $model {
+            fn decode(value: i32, field: &str) -> Result<Self, Invalid> {
+                type Wire = $wire;
+                match enum_value::<Wire>(value, field)? {
+                    $(Wire::$variant => Ok(Self::$variant),)+
+                    Wire::Unspecified => Err(Invalid::new(field, "is required")),
+                }
+            }
+
+            fn encode(self) -> i32 {
+                type Wire = $wire;
+                match self {
+                    $(Self::$variant => Wire::$variant as i32,)+
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(Gender <=> pb::Gender { Female, Male, Other, NotSpecified });
+wire_enum!(PersonCategory <=> pb::PersonCategory { Child, ParticipatingYoungPerson });
+wire_enum!(ReturnIntention <=> pb::left_england::ReturnIntention {
+    IntendsToReturnWithinThreeYears,
+    DoesNotIntendToReturnWithinThreeYears,
+    NoInformation,
+});
+wire_enum!(Relationship <=> pb::contact::Relationship {
+    ParentalResponsibility,
+    HasCareOfChild,
+    CarerOfYoungPerson,
+});
+wire_enum!(EducationSetting <=> pb::education_entry::Setting { EducationalInstitution, OtherProvider });
+wire_enum!(ServiceKind <=> pb::ServiceKind {
+    PrimaryMedical,
+    SpecialistOrTargeted,
+    HealthVisitor,
+    SchoolNurse,
+    Midwife,
+});
+wire_enum!(SensitiveGround <=> pb::SensitiveGround { Consent, SignificantHarm });
+wire_enum!(LeadCapacity <=> pb::lead_professional::Capacity {
+    ServiceProvider,
+    CafAssessor,
+    HealthVisitorSchoolNurseOrMidwife,
+    SchoolStaff,
+});
+wire_enum!(EntryKind <=> pb::EntryKind { Contact, Education, Service, CafAssessment, LeadProfessional });
+
 /// The search key of a surname: lower case, letters and digits only, so that
 /// "O'Brien", "o brien" and "OBRIEN" are the same key.
 pub fn surname_key(name: &str) -> String {
@@ -265,42 +326,11 @@ fn decode_whereabouts(
                     .map(|day| not_future(day, &ceased_field, context))
                     .transpose()?;
             Whereabouts::LeftEngland {
-                intention: match enum_value(left.intention, &join(&field, "intention"))? {
-                    pb::left_england::ReturnIntention::IntendsToReturnWithinThreeYears => {
-                        ReturnIntention::IntendsToReturnWithinThreeYears
-                    }
-                    pb::left_england::ReturnIntention::DoesNotIntendToReturnWithinThreeYears => {
-                        ReturnIntention::DoesNotIntendToReturnWithinThreeYears
-                    }
-                    pb::left_england::ReturnIntention::NoInformation => {
-                        ReturnIntention::NoInformation
-                    }
-                    pb::left_england::ReturnIntention::Unspecified => {
-                        unreachable!("zero is refused")
-                    }
-                },
+                intention: ReturnIntention::decode(left.intention, &join(&field, "intention"))?,
                 stated_by_body: text(&left.stated_by_body, &join(&field, "stated_by_body"))?,
                 ceased_residence_on,
             }
         }
-    })
-}
-
-fn decode_gender(value: i32, field: &str) -> Result<Gender, Invalid> {
-    Ok(match enum_value(value, field)? {
-        pb::Gender::Female => Gender::Female,
-        pb::Gender::Male => Gender::Male,
-        pb::Gender::Other => Gender::Other,
-        pb::Gender::NotSpecified => Gender::NotSpecified,
-        pb::Gender::Unspecified => unreachable!("zero is refused"),
-    })
-}
-
-fn decode_category(value: i32, field: &str) -> Result<PersonCategory, Invalid> {
-    Ok(match enum_value(value, field)? {
-        pb::PersonCategory::Child => PersonCategory::Child,
-        pb::PersonCategory::ParticipatingYoungPerson => PersonCategory::ParticipatingYoungPerson,
-        pb::PersonCategory::Unspecified => unreachable!("zero is refused"),
     })
 }
 
@@ -314,7 +344,7 @@ pub fn decode_details(
 ) -> Result<RecordDetails, Invalid> {
     let value = required(value, field)?;
     let category_field = join(field, "category");
-    let category = decode_category(value.category, &category_field)?;
+    let category = PersonCategory::decode(value.category, &category_field)?;
     let dob_field = join(field, "date_of_birth");
     let date_of_birth = not_future(
         date(
@@ -415,7 +445,7 @@ pub fn decode_details(
             &join(field, "whereabouts"),
             context,
         )?,
-        gender: decode_gender(value.gender, &join(field, "gender"))?,
+        gender: Gender::decode(value.gender, &join(field, "gender"))?,
         date_of_birth,
         date_of_death,
         body_identifiers,
@@ -449,12 +479,7 @@ pub fn decode_contact(
     context: &Context,
 ) -> Result<Contact, Invalid> {
     let relationship_field = join(field, "relationship");
-    let relationship = match enum_value(value.relationship, &relationship_field)? {
-        pb::contact::Relationship::ParentalResponsibility => Relationship::ParentalResponsibility,
-        pb::contact::Relationship::HasCareOfChild => Relationship::HasCareOfChild,
-        pb::contact::Relationship::CarerOfYoungPerson => Relationship::CarerOfYoungPerson,
-        pb::contact::Relationship::Unspecified => unreachable!("zero is refused"),
-    };
+    let relationship = Relationship::decode(value.relationship, &relationship_field)?;
     let allowed = match facts.category {
         PersonCategory::Child => relationship != Relationship::CarerOfYoungPerson,
         PersonCategory::ParticipatingYoungPerson => {
@@ -495,13 +520,7 @@ pub fn decode_education(
         context,
     )?;
     Ok(Education {
-        setting: match enum_value(value.setting, &join(field, "setting"))? {
-            pb::education_entry::Setting::EducationalInstitution => {
-                EducationSetting::EducationalInstitution
-            }
-            pb::education_entry::Setting::OtherProvider => EducationSetting::OtherProvider,
-            pb::education_entry::Setting::Unspecified => unreachable!("zero is refused"),
-        },
+        setting: EducationSetting::decode(value.setting, &join(field, "setting"))?,
         provider_name: text(&value.provider_name, &join(field, "provider_name"))?,
         details: decode_contact_details(
             value.provider_contact.as_ref(),
@@ -525,14 +544,7 @@ pub fn decode_service(
     context: &Context,
 ) -> Result<Service, Invalid> {
     let kind_field = join(field, "kind");
-    let kind = match enum_value(value.kind, &kind_field)? {
-        pb::ServiceKind::PrimaryMedical => ServiceKind::PrimaryMedical,
-        pb::ServiceKind::SpecialistOrTargeted => ServiceKind::SpecialistOrTargeted,
-        pb::ServiceKind::HealthVisitor => ServiceKind::HealthVisitor,
-        pb::ServiceKind::SchoolNurse => ServiceKind::SchoolNurse,
-        pb::ServiceKind::Midwife => ServiceKind::Midwife,
-        pb::ServiceKind::Unspecified => unreachable!("zero is refused"),
-    };
+    let kind = ServiceKind::decode(value.kind, &kind_field)?;
     if kind == ServiceKind::Midwife && age_on(facts.date_of_birth, context.today) >= 1 {
         return Err(Invalid::new(
             &kind_field,
@@ -550,13 +562,9 @@ pub fn decode_service(
                 "para 9(b): only a specialist or targeted service is recorded as sensitive",
             ));
         }
-        Some(match enum_value(value.sensitive_ground, &ground_field).map_err(|_| {
+        Some(SensitiveGround::decode(value.sensitive_ground, &ground_field).map_err(|_| {
             Invalid::new(&ground_field, "a sensitive service is recorded only with consent or for suspected significant harm; say which")
-        })? {
-            pb::SensitiveGround::Consent => SensitiveGround::Consent,
-            pb::SensitiveGround::SignificantHarm => SensitiveGround::SignificantHarm,
-            pb::SensitiveGround::Unspecified => unreachable!("zero is refused"),
-        })
+        })?)
     } else {
         if value.sensitive_ground != 0 {
             return Err(Invalid::new(
@@ -638,22 +646,13 @@ pub fn decode_lead(
     field: &str,
     context: &Context,
 ) -> Result<LeadProfessional, Invalid> {
-    use pb::lead_professional::Capacity;
     let started_on = start_date(
         value.started_on.as_ref(),
         &join(field, "started_on"),
         context,
     )?;
     Ok(LeadProfessional {
-        capacity: match enum_value(value.capacity, &join(field, "capacity"))? {
-            Capacity::ServiceProvider => LeadCapacity::ServiceProvider,
-            Capacity::CafAssessor => LeadCapacity::CafAssessor,
-            Capacity::HealthVisitorSchoolNurseOrMidwife => {
-                LeadCapacity::HealthVisitorSchoolNurseOrMidwife
-            }
-            Capacity::SchoolStaff => LeadCapacity::SchoolStaff,
-            Capacity::Unspecified => unreachable!("zero is refused"),
-        },
+        capacity: LeadCapacity::decode(value.capacity, &join(field, "capacity"))?,
         name: text(&value.name, &join(field, "name"))?,
         details: decode_contact_details(value.contact.as_ref(), &join(field, "contact"))?,
         started_on,
@@ -749,14 +748,7 @@ pub fn decode_entry(
 }
 
 pub fn decode_entry_kind(value: i32, field: &str) -> Result<EntryKind, Invalid> {
-    Ok(match enum_value(value, field)? {
-        pb::EntryKind::Contact => EntryKind::Contact,
-        pb::EntryKind::Education => EntryKind::Education,
-        pb::EntryKind::Service => EntryKind::Service,
-        pb::EntryKind::CafAssessment => EntryKind::CafAssessment,
-        pb::EntryKind::LeadProfessional => EntryKind::LeadProfessional,
-        pb::EntryKind::Unspecified => unreachable!("zero is refused"),
-    })
+    EntryKind::decode(value, field)
 }
 
 /// The end date of an EndEntry request (the start is checked against the stored entry).
@@ -844,33 +836,13 @@ fn encode_whereabouts(value: &Whereabouts) -> pb::Whereabouts {
             intention,
             stated_by_body,
             ceased_residence_on,
-        } => {
-            use pb::left_england::ReturnIntention as R;
-            State::LeftEngland(pb::LeftEngland {
-                intention: match intention {
-                    ReturnIntention::IntendsToReturnWithinThreeYears => {
-                        R::IntendsToReturnWithinThreeYears
-                    }
-                    ReturnIntention::DoesNotIntendToReturnWithinThreeYears => {
-                        R::DoesNotIntendToReturnWithinThreeYears
-                    }
-                    ReturnIntention::NoInformation => R::NoInformation,
-                } as i32,
-                stated_by_body: stated_by_body.clone(),
-                ceased_residence_on: ceased_residence_on.map(encode_date),
-            })
-        }
+        } => State::LeftEngland(pb::LeftEngland {
+            intention: intention.encode(),
+            stated_by_body: stated_by_body.clone(),
+            ceased_residence_on: ceased_residence_on.map(encode_date),
+        }),
     };
     pb::Whereabouts { state: Some(state) }
-}
-
-pub fn encode_gender(value: Gender) -> pb::Gender {
-    match value {
-        Gender::Female => pb::Gender::Female,
-        Gender::Male => pb::Gender::Male,
-        Gender::Other => pb::Gender::Other,
-        Gender::NotSpecified => pb::Gender::NotSpecified,
-    }
 }
 
 fn encode_authority(value: &ResponsibleAuthority) -> pb::ResponsibleAuthority {
@@ -885,12 +857,7 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
     pb::ChildRecord {
         id: record.id.to_string(),
         version: record.version,
-        category: match details.category {
-            PersonCategory::Child => pb::PersonCategory::Child,
-            PersonCategory::ParticipatingYoungPerson => {
-                pb::PersonCategory::ParticipatingYoungPerson
-            }
-        } as i32,
+        category: details.category.encode(),
         name: Some(encode_name(&details.name)),
         former_names: details
             .former_names
@@ -901,22 +868,14 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
             })
             .collect(),
         whereabouts: Some(encode_whereabouts(&details.whereabouts)),
-        gender: encode_gender(details.gender) as i32,
+        gender: details.gender.encode(),
         date_of_birth: Some(encode_date(details.date_of_birth)),
         contacts: record
             .contacts
             .iter()
             .map(|Stored { entry_id, entry }| pb::Contact {
                 entry_id: *entry_id,
-                relationship: match entry.relationship {
-                    Relationship::ParentalResponsibility => {
-                        pb::contact::Relationship::ParentalResponsibility
-                    }
-                    Relationship::HasCareOfChild => pb::contact::Relationship::HasCareOfChild,
-                    Relationship::CarerOfYoungPerson => {
-                        pb::contact::Relationship::CarerOfYoungPerson
-                    }
-                } as i32,
+                relationship: entry.relationship.encode(),
                 name: Some(encode_name(&entry.name)),
                 contact: Some(encode_details_contact(&entry.details)),
                 started_on: entry.started_on.map(encode_date),
@@ -928,12 +887,7 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
             .iter()
             .map(|Stored { entry_id, entry }| pb::EducationEntry {
                 entry_id: *entry_id,
-                setting: match entry.setting {
-                    EducationSetting::EducationalInstitution => {
-                        pb::education_entry::Setting::EducationalInstitution
-                    }
-                    EducationSetting::OtherProvider => pb::education_entry::Setting::OtherProvider,
-                } as i32,
+                setting: entry.setting.encode(),
                 provider_name: entry.provider_name.clone(),
                 provider_contact: Some(encode_details_contact(&entry.details)),
                 started_on: Some(encode_date(entry.started_on)),
@@ -945,21 +899,11 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
             .iter()
             .map(|Stored { entry_id, entry }| pb::ServiceInvolvement {
                 entry_id: *entry_id,
-                kind: match entry.kind {
-                    ServiceKind::PrimaryMedical => pb::ServiceKind::PrimaryMedical,
-                    ServiceKind::SpecialistOrTargeted => pb::ServiceKind::SpecialistOrTargeted,
-                    ServiceKind::HealthVisitor => pb::ServiceKind::HealthVisitor,
-                    ServiceKind::SchoolNurse => pb::ServiceKind::SchoolNurse,
-                    ServiceKind::Midwife => pb::ServiceKind::Midwife,
-                } as i32,
+                kind: entry.kind.encode(),
                 provider_name: entry.provider_name.clone(),
                 provider_contact: Some(encode_details_contact(&entry.details)),
                 sensitive: entry.sensitive.is_some(),
-                sensitive_ground: match entry.sensitive {
-                    None => pb::SensitiveGround::Unspecified,
-                    Some(SensitiveGround::Consent) => pb::SensitiveGround::Consent,
-                    Some(SensitiveGround::SignificantHarm) => pb::SensitiveGround::SignificantHarm,
-                } as i32,
+                sensitive_ground: entry.sensitive.map_or(0, WireEnum::encode),
                 started_on: Some(encode_date(entry.started_on)),
                 ended_on: entry.ended_on.map(encode_date),
                 archive_after_years: entry.archive_after_years.map_or(0, u32::from),
@@ -980,23 +924,13 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
         lead_professionals: record
             .lead_professionals
             .iter()
-            .map(|Stored { entry_id, entry }| {
-                use pb::lead_professional::Capacity;
-                pb::LeadProfessional {
-                    entry_id: *entry_id,
-                    capacity: match entry.capacity {
-                        LeadCapacity::ServiceProvider => Capacity::ServiceProvider,
-                        LeadCapacity::CafAssessor => Capacity::CafAssessor,
-                        LeadCapacity::HealthVisitorSchoolNurseOrMidwife => {
-                            Capacity::HealthVisitorSchoolNurseOrMidwife
-                        }
-                        LeadCapacity::SchoolStaff => Capacity::SchoolStaff,
-                    } as i32,
-                    name: entry.name.clone(),
-                    contact: Some(encode_details_contact(&entry.details)),
-                    started_on: Some(encode_date(entry.started_on)),
-                    ended_on: entry.ended_on.map(encode_date),
-                }
+            .map(|Stored { entry_id, entry }| pb::LeadProfessional {
+                entry_id: *entry_id,
+                capacity: entry.capacity.encode(),
+                name: entry.name.clone(),
+                contact: Some(encode_details_contact(&entry.details)),
+                started_on: Some(encode_date(entry.started_on)),
+                ended_on: entry.ended_on.map(encode_date),
             })
             .collect(),
         date_of_death: details.date_of_death.map(encode_date),
@@ -1026,7 +960,7 @@ pub fn encode_match(found: &SearchMatch) -> pb::SearchMatch {
     pb::SearchMatch {
         id: found.id.to_string(),
         name: Some(encode_name(&found.name)),
-        gender: encode_gender(found.gender) as i32,
+        gender: found.gender.encode(),
         date_of_birth: Some(encode_date(found.date_of_birth)),
         postcode: found.postcode.clone().unwrap_or_default(),
         responsible_authority: Some(encode_authority(&found.responsible_authority)),

@@ -47,6 +47,14 @@ pub fn child(given: &str, family: &str, born: Date, postcode: &str) -> RecordDet
     }
 }
 
+/// A request creating a child with a current address and no entries.
+pub fn child_request(given: &str, family: &str, born: Date, postcode: &str) -> CreateRecordRequest {
+    CreateRecordRequest {
+        details: Some(child(given, family, born, postcode)),
+        ..Default::default()
+    }
+}
+
 /// A child record holding every paragraph of Schedule 1 that a request can
 /// carry (5 and 19 are the node's to assign). `born` must be within the last
 /// year so that a midwife (para 13) may be recorded; entries start on `born`.

@@ -10,10 +10,7 @@ async fn concurrent_updates_one_wins_the_other_is_stale() -> anyhow::Result<()> 
     let f = Fixture::start().await?;
     let born = date(today() - chrono::Duration::days(4000));
     let mut client = f.client.clone();
-    let request = pb::CreateRecordRequest {
-        details: Some(sample::child("Ella", "Price", born, "TS24 8AH")),
-        ..Default::default()
-    };
+    let request = sample::child_request("Ella", "Price", born, "TS24 8AH");
     let record = client.create_record(request).await?.into_inner();
 
     for round in 0..5u64 {
@@ -63,10 +60,7 @@ async fn a_stale_update_changes_nothing() -> anyhow::Result<()> {
     let born = date(today() - chrono::Duration::days(4000));
     let record = f
         .client
-        .create_record(pb::CreateRecordRequest {
-            details: Some(sample::child("Finn", "Hale", born, "TS24 8AH")),
-            ..Default::default()
-        })
+        .create_record(sample::child_request("Finn", "Hale", born, "TS24 8AH"))
         .await?
         .into_inner();
     let fresh = pb::UpdateRecordRequest {

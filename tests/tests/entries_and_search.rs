@@ -11,10 +11,7 @@ async fn add_and_end_a_service_involvement() -> anyhow::Result<()> {
     let born = date(today() - Duration::days(3000));
     let record = f
         .client
-        .create_record(pb::CreateRecordRequest {
-            details: Some(sample::child("Ivy", "Cole", born, "TS24 8AH")),
-            ..Default::default()
-        })
+        .create_record(sample::child_request("Ivy", "Cole", born, "TS24 8AH"))
         .await?
         .into_inner();
     let started = today() - Duration::days(50);
@@ -83,10 +80,7 @@ async fn every_entry_kind_can_be_added_and_ended() -> anyhow::Result<()> {
     let born = today() - Duration::days(100);
     let record = f
         .client
-        .create_record(pb::CreateRecordRequest {
-            details: Some(sample::child("Rae", "Moss", date(born), "TS24 8AH")),
-            ..Default::default()
-        })
+        .create_record(sample::child_request("Rae", "Moss", date(born), "TS24 8AH"))
         .await?
         .into_inner();
     let full = sample::every_paragraph(date(born));
@@ -281,15 +275,12 @@ async fn every_access_is_audited_with_the_certificate_identity() -> anyhow::Resu
     let mut f = Fixture::start().await?;
     let record = f
         .client
-        .create_record(pb::CreateRecordRequest {
-            details: Some(sample::child(
-                "Zoe",
-                "Hart",
-                date(today() - Duration::days(900)),
-                "TS24 8AH",
-            )),
-            ..Default::default()
-        })
+        .create_record(sample::child_request(
+            "Zoe",
+            "Hart",
+            date(today() - Duration::days(900)),
+            "TS24 8AH",
+        ))
         .await?
         .into_inner();
     f.client
@@ -321,6 +312,9 @@ async fn every_access_is_audited_with_the_certificate_identity() -> anyhow::Resu
     assert_eq!(events[1].2, "GetRecord");
     assert_eq!(events[1].3, vec![record.id.clone()]);
     assert_eq!(events[2].4, "invalid_argument");
-    assert!(events[2].3.is_empty(), "what was typed as an identifier is not audited unless it is one");
+    assert!(
+        events[2].3.is_empty(),
+        "what was typed as an identifier is not audited unless it is one"
+    );
     Ok(())
 }

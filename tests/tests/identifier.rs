@@ -6,15 +6,12 @@ use tonic::Code;
 #[tokio::test]
 async fn a_mistyped_identifier_is_rejected_by_its_check_digits() -> anyhow::Result<()> {
     let mut f = Fixture::start().await?;
-    let request = pb::CreateRecordRequest {
-        details: Some(sample::child(
-            "Ava",
-            "Stone",
-            date(today() - chrono::Duration::days(2000)),
-            "TS24 8AH",
-        )),
-        ..Default::default()
-    };
+    let request = sample::child_request(
+        "Ava",
+        "Stone",
+        date(today() - chrono::Duration::days(2000)),
+        "TS24 8AH",
+    );
     let record = f.client.create_record(request).await?.into_inner();
 
     // Swap two neighbouring serial digits, or change one if they are equal.
@@ -67,16 +64,10 @@ async fn identifiers_are_never_reused() -> anyhow::Result<()> {
     let born = date(today() - chrono::Duration::days(2000));
     let mut ids = std::collections::HashSet::new();
     for i in 0..5 {
-        let request = pb::CreateRecordRequest {
-            details: Some(sample::child("Ava", &format!("Stone{i}"), born, "TS24 8AH")),
-            ..Default::default()
-        };
+        let request = sample::child_request("Ava", &format!("Stone{i}"), born, "TS24 8AH");
         assert!(ids.insert(f.client.create_record(request).await?.into_inner().id));
         // A create refused by the rules leaves nothing behind.
-        let mut bad = pb::CreateRecordRequest {
-            details: Some(sample::child("Ava", "Stone", born, "TS24 8AH")),
-            ..Default::default()
-        };
+        let mut bad = sample::child_request("Ava", "Stone", born, "TS24 8AH");
         bad.services.push(pb::ServiceInvolvement {
             kind: 99,
             ..Default::default()

@@ -79,10 +79,7 @@ async fn every_paragraph_round_trips() -> anyhow::Result<()> {
 async fn whereabouts_states_and_death_round_trip() -> anyhow::Result<()> {
     let mut f = Fixture::start().await?;
     let born = date(today() - chrono::Duration::days(3000));
-    let request = pb::CreateRecordRequest {
-        details: Some(sample::child("Leo", "Marsh", born, "TS24 8AH")),
-        ..Default::default()
-    };
+    let request = sample::child_request("Leo", "Marsh", born, "TS24 8AH");
     let mut record = f.client.create_record(request).await?.into_inner();
     use pb::whereabouts::State;
     let states = [

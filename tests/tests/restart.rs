@@ -27,15 +27,12 @@ async fn a_restarted_node_serves_the_same_records() -> anyhow::Result<()> {
     assert_eq!(fetched, created);
 
     let next = client
-        .create_record(pb::CreateRecordRequest {
-            details: Some(sample::child(
-                "New",
-                "Child",
-                date(today() - chrono::Duration::days(10)),
-                "TS24 8AH",
-            )),
-            ..Default::default()
-        })
+        .create_record(sample::child_request(
+            "New",
+            "Child",
+            date(today() - chrono::Duration::days(10)),
+            "TS24 8AH",
+        ))
         .await?
         .into_inner();
     assert_ne!(

@@ -8,15 +8,12 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 async fn try_create(channel: Channel) -> Result<pb::ChildRecord, tonic::Status> {
     let mut client = pb::authority_node_client::AuthorityNodeClient::new(channel);
-    let request = pb::CreateRecordRequest {
-        details: Some(sample::child(
-            "Tia",
-            "Gray",
-            date(today() - chrono::Duration::days(900)),
-            "TS24 8AH",
-        )),
-        ..Default::default()
-    };
+    let request = sample::child_request(
+        "Tia",
+        "Gray",
+        date(today() - chrono::Duration::days(900)),
+        "TS24 8AH",
+    );
     client
         .create_record(request)
         .await

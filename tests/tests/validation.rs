@@ -9,15 +9,12 @@ fn baby() -> pb::CreateRecordRequest {
 }
 
 fn school_child() -> pb::CreateRecordRequest {
-    pb::CreateRecordRequest {
-        details: Some(sample::child(
-            "Mia",
-            "Ward",
-            date(today() - Duration::days(365 * 8)),
-            "TS24 8AH",
-        )),
-        ..Default::default()
-    }
+    sample::child_request(
+        "Mia",
+        "Ward",
+        date(today() - Duration::days(365 * 8)),
+        "TS24 8AH",
+    )
 }
 
 fn details(request: &mut pb::CreateRecordRequest) -> &mut pb::RecordDetails {
