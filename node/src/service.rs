@@ -186,13 +186,14 @@ impl AuthorityNode for NodeService {
         let body = request.get_ref();
         let result = async {
             let id = wire::decode_id(&body.id, "id")?;
-            let details =
-                wire::decode_details(body.details.as_ref(), "details", false, &self.context())?;
+            let context = self.context();
+            let details = wire::decode_details(body.details.as_ref(), "details", false, &context)?;
             self.store
                 .update(
                     &id,
                     body.expected_version,
                     &details,
+                    |before, entries| wire::check_update(before, &details, entries, &context),
                     &audited_change(&caller, Method::UpdateRecord),
                 )
                 .await

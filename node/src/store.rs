@@ -13,7 +13,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row, Transaction};
 use crate::error::{Invalid, NodeError};
 use crate::identifier::RecordId;
 use crate::model::*;
-use crate::wire::{forenames_key, surname_key, RecordFacts};
+use crate::wire::{forenames_key, surname_key, RecordFacts, RecordedEntries};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -154,54 +154,67 @@ impl Store {
     }
 
     /// Replaces the record's details if it is still at `expected_version`.
+    /// `check` sees the record as it was and the entries it holds, read under
+    /// a row lock, and may refuse the change.
     pub async fn update(
         &self,
         id: &RecordId,
         expected_version: u64,
         details: &RecordDetails,
+        check: impl FnOnce(RecordFacts, &RecordedEntries) -> std::result::Result<(), Invalid>,
         audit: &AuditEvent<'_>,
     ) -> Result<ChildRecord> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let updated = tx
-            .execute(
-                "UPDATE child_record SET category = $3, given_names = $4, family_name = $5,
-                     given_names_key = $6, family_name_key = $7, whereabouts = $8, postcode = $9,
-                     gender = $10, date_of_birth = $11, date_of_death = $12,
-                     version = version + 1, updated_at = now()
-                 WHERE id = $1 AND version = $2",
-                &[
-                    &id.as_str(),
-                    &(expected_version as i64),
-                    &details.category.as_db(),
-                    &details.name.given_names,
-                    &details.name.family_name,
-                    &forenames_key(&details.name.given_names),
-                    &surname_key(&details.name.family_name),
-                    &Json(&details.whereabouts),
-                    &details.whereabouts.postcode(),
-                    &details.gender.as_db(),
-                    &details.date_of_birth,
-                    &details.date_of_death,
-                ],
-            )
-            .await?;
-        if updated == 0 {
-            let current = tx
-                .query_opt(
-                    "SELECT version FROM child_record WHERE id = $1",
-                    &[&id.as_str()],
-                )
-                .await?;
-            return Err(match current {
-                None => NodeError::RecordNotFound(id.to_string()),
-                Some(row) => NodeError::StaleVersion {
-                    id: id.to_string(),
-                    current: row.get::<_, i64>(0) as u64,
-                    expected: expected_version,
-                },
+        let (facts, current) = lock_record(&tx, id).await?;
+        if current != expected_version {
+            return Err(NodeError::StaleVersion {
+                id: id.to_string(),
+                current,
+                expected: expected_version,
             });
         }
+        let key = id.as_str();
+        let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
+        let (contacts, midwives) = tokio::try_join!(
+            tx.query(
+                "SELECT relationship FROM contact WHERE record_id = $1",
+                params
+            ),
+            tx.query(
+                "SELECT started_on FROM service WHERE record_id = $1 AND kind = 'midwife'",
+                params
+            ),
+        )?;
+        let entries = RecordedEntries {
+            contact_relationships: contacts
+                .iter()
+                .map(|row| from_db(Relationship::from_db, row.get(0)))
+                .collect::<Result<_>>()?,
+            midwife_starts: midwives.iter().map(|row| row.get(0)).collect(),
+        };
+        check(facts, &entries)?;
+        tx.execute(
+            "UPDATE child_record SET category = $2, given_names = $3, family_name = $4,
+                 given_names_key = $5, family_name_key = $6, whereabouts = $7, postcode = $8,
+                 gender = $9, date_of_birth = $10, date_of_death = $11,
+                 version = version + 1, updated_at = now()
+             WHERE id = $1",
+            &[
+                &id.as_str(),
+                &details.category.as_db(),
+                &details.name.given_names,
+                &details.name.family_name,
+                &forenames_key(&details.name.given_names),
+                &surname_key(&details.name.family_name),
+                &Json(&details.whereabouts),
+                &details.whereabouts.postcode(),
+                &details.gender.as_db(),
+                &details.date_of_birth,
+                &details.date_of_death,
+            ],
+        )
+        .await?;
         write_lists(&tx, id, details).await?;
         insert_audit(&tx, audit, id).await?;
         let stored = load(&tx, id).await?;
@@ -219,7 +232,7 @@ impl Store {
     ) -> Result<(ChildRecord, i64)> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let facts = lock_record(&tx, id).await?;
+        let (facts, _) = lock_record(&tx, id).await?;
         let entry = decode(facts)?;
         let entry_id = insert_entry(&tx, id, &entry).await?;
         bump_version(&tx, id).await?;
@@ -355,18 +368,21 @@ fn entry_columns(kind: EntryKind) -> (&'static str, &'static str, &'static str) 
     }
 }
 
-async fn lock_record(tx: &Transaction<'_>, id: &RecordId) -> Result<RecordFacts> {
+/// Locks the record's row for the rest of the transaction; returns what
+/// entry rules need and the version.
+async fn lock_record(tx: &Transaction<'_>, id: &RecordId) -> Result<(RecordFacts, u64)> {
     let row = tx
         .query_opt(
-            "SELECT category, date_of_birth FROM child_record WHERE id = $1 FOR UPDATE",
+            "SELECT category, date_of_birth, version FROM child_record WHERE id = $1 FOR UPDATE",
             &[&id.as_str()],
         )
         .await?
         .ok_or_else(|| NodeError::RecordNotFound(id.to_string()))?;
-    Ok(RecordFacts {
+    let facts = RecordFacts {
         category: from_db(PersonCategory::from_db, row.get(0))?,
         date_of_birth: row.get(1),
-    })
+    };
+    Ok((facts, row.get::<_, i64>(2) as u64))
 }
 
 async fn bump_version(tx: &Transaction<'_>, id: &RecordId) -> Result<()> {

@@ -325,13 +325,106 @@ fn decode_whereabouts(
                 optional_date(left.ceased_residence_on.as_ref(), &ceased_field)?
                     .map(|day| not_future(day, &ceased_field, context))
                     .transpose()?;
+            let intention = ReturnIntention::decode(left.intention, &join(&field, "intention"))?;
+            if ceased_residence_on.is_none() && intention != ReturnIntention::NoInformation {
+                return Err(Invalid::new(
+                    &ceased_field,
+                    "is required for statements (i) and (ii) of para 2(d): their three years run from it",
+                ));
+            }
             Whereabouts::LeftEngland {
-                intention: ReturnIntention::decode(left.intention, &join(&field, "intention"))?,
+                intention,
                 stated_by_body: text(&left.stated_by_body, &join(&field, "stated_by_body"))?,
                 ceased_residence_on,
             }
         }
     })
+}
+
+/// A child is under 18; a participating young person is 18 to 25. Checked
+/// when a record is made, and when an update changes its category or date of birth.
+fn check_category_age(
+    category: PersonCategory,
+    date_of_birth: NaiveDate,
+    field: &str,
+    context: &Context,
+) -> Result<(), Invalid> {
+    let age = age_on(date_of_birth, context.today);
+    match category {
+        PersonCategory::Child if age >= 18 => Err(Invalid::new(field, "a person aged 18 or over is not a child; record a participating young person (18 to 25) instead")),
+        PersonCategory::ParticipatingYoungPerson if !(18..=25).contains(&age) => {
+            Err(Invalid::new(field, "a participating young person is aged 18 to 25"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a date before the person was born.
+fn not_before_birth(
+    day: NaiveDate,
+    date_of_birth: NaiveDate,
+    field: &str,
+) -> Result<NaiveDate, Invalid> {
+    if day < date_of_birth {
+        return Err(Invalid::new(field, "must not be before the date of birth"));
+    }
+    Ok(day)
+}
+
+/// Para 6: which contacts a record may hold, by who it is about.
+fn relationship_allowed(category: PersonCategory, relationship: Relationship) -> bool {
+    match category {
+        PersonCategory::Child => relationship != Relationship::CarerOfYoungPerson,
+        PersonCategory::ParticipatingYoungPerson => {
+            relationship == Relationship::CarerOfYoungPerson
+        }
+    }
+}
+
+/// What an update must stay consistent with: the entries already recorded.
+#[derive(Debug, Clone, Default)]
+pub struct RecordedEntries {
+    /// The relationship of every para 6 contact.
+    pub contact_relationships: Vec<Relationship>,
+    /// When each para 13 midwife entry started.
+    pub midwife_starts: Vec<NaiveDate>,
+}
+
+/// The rules an update must keep with what the record already holds: a new
+/// category or date of birth obeys the age rule, every contact still fits
+/// para 6, and no midwife entry (para 13) began after the first birthday.
+pub fn check_update(
+    before: RecordFacts,
+    after: &RecordDetails,
+    entries: &RecordedEntries,
+    context: &Context,
+) -> Result<(), Invalid> {
+    if before.category != after.category || before.date_of_birth != after.date_of_birth {
+        check_category_age(
+            after.category,
+            after.date_of_birth,
+            "details.category",
+            context,
+        )?;
+    }
+    if !entries
+        .contact_relationships
+        .iter()
+        .all(|&r| relationship_allowed(after.category, r))
+    {
+        return Err(Invalid::new("details.category", "para 6: the record holds contacts this category cannot have (a child's contacts have parental responsibility or care, a young person's are carers); end and re-record them first"));
+    }
+    let first_birthday = after
+        .date_of_birth
+        .checked_add_months(chrono::Months::new(12));
+    if entries
+        .midwife_starts
+        .iter()
+        .any(|&start| first_birthday.is_some_and(|birthday| start >= birthday))
+    {
+        return Err(Invalid::new("details.date_of_birth", "para 13: a midwife entry on the record began after the first birthday this date of birth gives"));
+    }
+    Ok(())
 }
 
 /// Paras 1 to 4, 17, 18 and 20. `creating` adds the age rules that hold when
@@ -355,19 +448,7 @@ pub fn decode_details(
         context,
     )?;
     if creating {
-        let age = age_on(date_of_birth, context.today);
-        match category {
-            PersonCategory::Child if age >= 18 => {
-                return Err(Invalid::new(&category_field, "a person aged 18 or over is not a child; record a participating young person (18 to 25) instead"));
-            }
-            PersonCategory::ParticipatingYoungPerson if !(18..=25).contains(&age) => {
-                return Err(Invalid::new(
-                    &category_field,
-                    "a participating young person is aged 18 to 25",
-                ));
-            }
-            _ => {}
-        }
+        check_category_age(category, date_of_birth, &category_field, context)?;
     }
     let death_field = join(field, "date_of_death");
     let date_of_death = optional_date(value.date_of_death.as_ref(), &death_field)?
@@ -388,9 +469,14 @@ pub fn decode_details(
         .enumerate()
         .map(|(i, former)| {
             let field = format!("{former_field}[{i}]");
+            let ceased_field = join(&field, "ceased_on");
             Ok(FormerName {
                 name: decode_name(former.name.as_ref(), &join(&field, "name"))?,
-                ceased_on: optional_date(former.ceased_on.as_ref(), &join(&field, "ceased_on"))?,
+                ceased_on: optional_date(former.ceased_on.as_ref(), &ceased_field)?
+                    .map(|day| not_future(day, &ceased_field, context))
+                    .transpose()?
+                    .map(|day| not_before_birth(day, date_of_birth, &ceased_field))
+                    .transpose()?,
             })
         })
         .collect::<Result<_, Invalid>>()?;
@@ -436,15 +522,24 @@ pub fn decode_details(
         })
         .collect::<Result<_, Invalid>>()?;
 
+    let whereabouts_field = join(field, "whereabouts");
+    let whereabouts = decode_whereabouts(value.whereabouts.as_ref(), &whereabouts_field, context)?;
+    if let Whereabouts::LeftEngland {
+        ceased_residence_on: Some(day),
+        ..
+    } = &whereabouts
+    {
+        not_before_birth(
+            *day,
+            date_of_birth,
+            &join(&whereabouts_field, "left_england.ceased_residence_on"),
+        )?;
+    }
     Ok(RecordDetails {
         category,
         name: decode_name(value.name.as_ref(), &join(field, "name"))?,
         former_names,
-        whereabouts: decode_whereabouts(
-            value.whereabouts.as_ref(),
-            &join(field, "whereabouts"),
-            context,
-        )?,
+        whereabouts,
         gender: Gender::decode(value.gender, &join(field, "gender"))?,
         date_of_birth,
         date_of_death,
@@ -480,20 +575,13 @@ pub fn decode_contact(
 ) -> Result<Contact, Invalid> {
     let relationship_field = join(field, "relationship");
     let relationship = Relationship::decode(value.relationship, &relationship_field)?;
-    let allowed = match facts.category {
-        PersonCategory::Child => relationship != Relationship::CarerOfYoungPerson,
-        PersonCategory::ParticipatingYoungPerson => {
-            relationship == Relationship::CarerOfYoungPerson
-        }
-    };
-    if !allowed {
+    if !relationship_allowed(facts.category, relationship) {
         return Err(Invalid::new(&relationship_field, "para 6: a child's contacts have parental responsibility or care; a participating young person's contacts are carers"));
     }
-    let started_on = optional_start_date(
-        value.started_on.as_ref(),
-        &join(field, "started_on"),
-        context,
-    )?;
+    let start_field = join(field, "started_on");
+    let started_on = optional_start_date(value.started_on.as_ref(), &start_field, context)?
+        .map(|day| not_before_birth(day, facts.date_of_birth, &start_field))
+        .transpose()?;
     Ok(Contact {
         relationship,
         name: decode_name(value.name.as_ref(), &join(field, "name"))?,
@@ -512,12 +600,14 @@ pub fn decode_contact(
 pub fn decode_education(
     value: &pb::EducationEntry,
     field: &str,
+    facts: RecordFacts,
     context: &Context,
 ) -> Result<Education, Invalid> {
-    let started_on = start_date(
-        value.started_on.as_ref(),
-        &join(field, "started_on"),
-        context,
+    let start_field = join(field, "started_on");
+    let started_on = not_before_birth(
+        start_date(value.started_on.as_ref(), &start_field, context)?,
+        facts.date_of_birth,
+        &start_field,
     )?;
     Ok(Education {
         setting: EducationSetting::decode(value.setting, &join(field, "setting"))?,
@@ -588,11 +678,16 @@ pub fn decode_service(
             ));
         }
     };
-    let started_on = start_date(
-        value.started_on.as_ref(),
-        &join(field, "started_on"),
-        context,
-    )?;
+    let start_field = join(field, "started_on");
+    let started_on = start_date(value.started_on.as_ref(), &start_field, context)?;
+    // Health visitors and midwives begin before birth (antenatal care); a GP
+    // registration, a school nurse or another service cannot.
+    if !matches!(
+        kind,
+        ServiceKind::HealthVisitor | ServiceKind::Midwife | ServiceKind::SpecialistOrTargeted
+    ) {
+        not_before_birth(started_on, facts.date_of_birth, &start_field)?;
+    }
     Ok(Service {
         kind,
         provider_name: text(&value.provider_name, &join(field, "provider_name"))?,
@@ -699,6 +794,7 @@ pub fn decode_create(
         entries.push(Entry::Education(decode_education(
             value,
             &format!("education[{i}]"),
+            facts,
             context,
         )?));
     }
@@ -736,7 +832,9 @@ pub fn decode_entry(
     use pb::add_entry_request::Entry as E;
     Ok(match required(entry, "entry")? {
         E::Contact(value) => Entry::Contact(decode_contact(value, "contact", facts, context)?),
-        E::Education(value) => Entry::Education(decode_education(value, "education", context)?),
+        E::Education(value) => {
+            Entry::Education(decode_education(value, "education", facts, context)?)
+        }
         E::Service(value) => Entry::Service(decode_service(value, "service", facts, context)?),
         E::CafAssessment(value) => {
             Entry::CafAssessment(decode_caf(value, "caf_assessment", context)?)

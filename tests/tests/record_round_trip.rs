@@ -98,7 +98,7 @@ async fn whereabouts_states_and_death_round_trip() -> anyhow::Result<()> {
             intention: pb::left_england::ReturnIntention::DoesNotIntendToReturnWithinThreeYears
                 as i32,
             stated_by_body: "Hartlepool Borough Council".into(),
-            ceased_residence_on: None,
+            ceased_residence_on: Some(date(today() - chrono::Duration::days(400))),
         }),
         State::LeftEngland(pb::LeftEngland {
             intention: pb::left_england::ReturnIntention::NoInformation as i32,

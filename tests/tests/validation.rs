@@ -295,6 +295,53 @@ fn cases() -> Vec<(&'static str, &'static str, pb::CreateRecordRequest)> {
         &|r| details(r).body_identifiers[0].value = String::new(),
         baby,
     );
+    case(
+        "left England intending to return, without the date the three years run from",
+        "details.whereabouts.left_england.ceased_residence_on",
+        &|r| {
+            details(r).whereabouts = Some(pb::Whereabouts {
+                state: Some(pb::whereabouts::State::LeftEngland(pb::LeftEngland {
+                    intention: pb::left_england::ReturnIntention::IntendsToReturnWithinThreeYears
+                        as i32,
+                    stated_by_body: "Body".into(),
+                    ceased_residence_on: None,
+                })),
+            })
+        },
+        school_child,
+    );
+    case(
+        "left England before birth",
+        "details.whereabouts.left_england.ceased_residence_on",
+        &|r| {
+            details(r).whereabouts = Some(pb::Whereabouts {
+                state: Some(pb::whereabouts::State::LeftEngland(pb::LeftEngland {
+                    intention: pb::left_england::ReturnIntention::NoInformation as i32,
+                    stated_by_body: "Body".into(),
+                    ceased_residence_on: Some(date(today() - Duration::days(365 * 9))),
+                })),
+            })
+        },
+        school_child,
+    );
+    case(
+        "a former name given up before birth",
+        "details.former_names[0].ceased_on",
+        &|r| details(r).former_names[0].ceased_on = Some(date(today() - Duration::days(200))),
+        baby,
+    );
+    case(
+        "education before birth",
+        "education[0].started_on",
+        &|r| r.education[0].started_on = Some(date(today() - Duration::days(200))),
+        baby,
+    );
+    case(
+        "GP registration before birth",
+        "services[0].started_on",
+        &|r| r.services[0].started_on = Some(date(today() - Duration::days(200))),
+        baby,
+    );
     cases
 }
 
@@ -332,6 +379,66 @@ async fn each_rule_is_enforced_and_changes_nothing() -> anyhow::Result<()> {
     // Both bases are themselves valid, so the cases above failed for their one change.
     f.client.create_record(baby()).await?;
     f.client.create_record(school_child()).await?;
+    Ok(())
+}
+
+/// An update must stay consistent with the entries the record holds: the age
+/// rule for a changed category or date of birth, para 6 contacts, para 13
+/// midwives. Each refusal leaves the record as it was.
+#[tokio::test]
+async fn updates_are_checked_against_the_recorded_entries() -> anyhow::Result<()> {
+    let mut f = Fixture::start().await?;
+    let born = today() - Duration::days(100);
+    let record = f.client.create_record(baby()).await?.into_inner();
+    let update = |change: &dyn Fn(&mut pb::RecordDetails)| {
+        let mut details = baby().details.unwrap();
+        change(&mut details);
+        pb::UpdateRecordRequest {
+            id: record.id.clone(),
+            expected_version: 1,
+            details: Some(details),
+        }
+    };
+    let cases: [(&str, &str, pb::UpdateRecordRequest); 3] = [
+        (
+            "a baby recorded as a participating young person",
+            "details.category",
+            update(&|d| d.category = pb::PersonCategory::ParticipatingYoungPerson as i32),
+        ),
+        (
+            "a young person's age, but the record holds a parent with parental responsibility",
+            "details.category",
+            update(&|d| {
+                d.category = pb::PersonCategory::ParticipatingYoungPerson as i32;
+                d.date_of_birth = Some(date(today() - Duration::days(365 * 20)));
+            }),
+        ),
+        (
+            "a date of birth that puts the midwife after the first birthday",
+            "details.date_of_birth",
+            update(&|d| d.date_of_birth = Some(date(born - Duration::days(2 * 365)))),
+        ),
+    ];
+    for (what, field, request) in cases {
+        let status = f.client.update_record(request).await.expect_err(what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}");
+        assert!(
+            status.message().starts_with(&format!("{field}:")),
+            "{what}: {}",
+            status.message()
+        );
+    }
+    let after = f
+        .client
+        .get_record(pb::GetRecordRequest {
+            id: record.id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(after, record, "nothing changed");
+    // The same update with consistent details is accepted.
+    let fine = update(&|d| d.gender = pb::Gender::NotSpecified as i32);
+    assert_eq!(f.client.update_record(fine).await?.into_inner().version, 2);
     Ok(())
 }
 
