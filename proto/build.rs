@@ -4,7 +4,11 @@ use prost::Message;
 use std::{env, fs, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["contactpoint/v1/record.proto", "contactpoint/v1/node.proto"];
+    let protos = [
+        "contactpoint/v1/record.proto",
+        "contactpoint/v1/node.proto",
+        "contactpoint/v1/gateway.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

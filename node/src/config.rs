@@ -6,7 +6,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Everything a node needs to start.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub concurrency_per_connection: usize,
     /// Mutual TLS: the federation CA, this node's certificate and key, CRLs.
     pub tls: TlsFiles,
+    /// The access policy: which certificate identities hold which role
+    /// (see `contactpoint_policy`). Required. Reloaded when the file changes.
+    pub policy: PathBuf,
 }
 
 fn default_listen() -> SocketAddr {

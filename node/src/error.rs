@@ -48,8 +48,14 @@ pub enum NodeError {
         current: u64,
         expected: u64,
     },
-    #[error("the caller presented no verified client certificate naming an organisation")]
+    #[error(
+        "the caller presented no verified client certificate naming an organisation and a person"
+    )]
     Unauthenticated,
+    #[error("permission denied to {role}: {reason}")]
+    Forbidden { role: String, reason: String },
+    #[error("record {id} is no longer held here: it moved to authority {to}")]
+    Moved { id: String, to: String },
     #[error("database: {0}")]
     Database(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
@@ -70,6 +76,16 @@ impl NodeError {
                 Status::failed_precondition(error.to_string())
             }
             Self::Unauthenticated => Status::unauthenticated(Self::Unauthenticated.to_string()),
+            error @ Self::Forbidden { .. } => Status::permission_denied(error.to_string()),
+            Self::Moved { id, to } => {
+                let mut status = Status::not_found(Self::Moved { id, to: to.clone() }.to_string());
+                if let Ok(value) = to.parse() {
+                    status
+                        .metadata_mut()
+                        .insert(contactpoint_policy::forwarded::MOVED_TO_HEADER, value);
+                }
+                status
+            }
             Self::Pool(error) => {
                 tracing::warn!(%error, "database pool cannot serve");
                 Status::unavailable("the authority's database is unavailable; try again shortly")

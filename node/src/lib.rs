@@ -6,6 +6,7 @@
 //! listener bound to port 0, as many nodes as they like in one process.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -32,6 +33,9 @@ use store::{Store, StoreError};
 /// kilobytes; a megabyte leaves room without letting one call hog memory.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// How often the access policy file is checked for changes.
+const POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
 /// How often the health service checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -41,6 +45,8 @@ pub enum StartError {
     Tls(#[from] contactpoint_mtls::TlsError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Policy(#[from] contactpoint_policy::PolicyError),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
@@ -64,6 +70,7 @@ pub async fn serve_with_clock(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let tls = contactpoint_mtls::server_config(&config.tls)?;
+    let policy = Arc::new(contactpoint_policy::PolicyHandle::open(&config.policy)?);
     let authority = ResponsibleAuthority {
         code: config.authority_code.clone(),
         name: config.authority_name.clone(),
@@ -72,11 +79,12 @@ pub async fn serve_with_clock(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let health_task = tokio::spawn(report_health(health, store.clone()));
+    let policy_task = tokio::spawn(policy.clone().watch(POLICY_CHECK_INTERVAL));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let node = AuthorityNodeServer::new(NodeService::new(store, clock))
+    let node = AuthorityNodeServer::new(NodeService::new(store, clock, policy))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -97,6 +105,7 @@ pub async fn serve_with_clock(
         .serve_with_incoming_shutdown(contactpoint_mtls::accept_tls(listener, tls), shutdown)
         .await;
     health_task.abort();
+    policy_task.abort();
     tracing::info!(authority = %config.authority_code, "node stopped");
     Ok(served?)
 }

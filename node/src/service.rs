@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-use contactpoint_mtls::PeerIdentity;
+use contactpoint_policy::{PolicyHandle, Right};
 use contactpoint_proto::v1 as pb;
 use pb::authority_node_server::AuthorityNode;
 
+use crate::access::Caller;
 use crate::clock::Clock;
 use crate::error::NodeError;
 use crate::identifier::RecordId;
@@ -19,11 +20,28 @@ use crate::wire::{self, Context};
 pub struct NodeService {
     store: Store,
     clock: Arc<dyn Clock>,
+    policy: Arc<PolicyHandle>,
 }
 
+/// Most routing events returned by one ReadRoutingFeed call.
+const MAX_FEED_EVENTS: u32 = 1000;
+
 impl NodeService {
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+    pub fn new(store: Store, clock: Arc<dyn Clock>, policy: Arc<PolicyHandle>) -> Self {
+        Self {
+            store,
+            clock,
+            policy,
+        }
+    }
+
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        Caller::of(request, &self.policy.current()).map_err(NodeError::into_status)
+    }
+
+    /// Refuses unless the caller may exercise `right` at this authority.
+    fn require(&self, caller: &Caller, right: Right) -> Result<(), NodeError> {
+        caller.require(right, &self.store.authority().code)
     }
 
     fn context(&self) -> Context {
@@ -37,13 +55,13 @@ impl NodeService {
     /// was audited in its own transaction (`audited_change`), so is not again.
     async fn finish<T>(
         &self,
-        caller: &PeerIdentity,
+        caller: &Caller,
         method: Method,
         record_ids: Vec<String>,
         result: Result<T, NodeError>,
     ) -> Result<Response<T>, Status> {
         if result.is_ok() && method.audits_in_transaction() {
-            tracing::debug!(method = method.name(), organisation = %caller.organisation, "handled");
+            tracing::debug!(method = method.name(), organisation = %caller.identity.organisation, "handled");
             return result.map(Response::new).map_err(NodeError::into_status);
         }
         let outcome = match &result {
@@ -59,7 +77,7 @@ impl NodeService {
             // An access that cannot be audited is not answered.
             return Err(error.into_status());
         }
-        tracing::debug!(method = method.name(), organisation = %caller.organisation, outcome, "handled");
+        tracing::debug!(method = method.name(), organisation = %caller.identity.organisation, outcome, "handled");
         result.map(Response::new).map_err(NodeError::into_status)
     }
 }
@@ -73,6 +91,7 @@ enum Method {
     AddEntry,
     EndEntry,
     SearchRecords,
+    ReadRoutingFeed,
 }
 
 impl Method {
@@ -84,25 +103,31 @@ impl Method {
             Self::AddEntry => "AddEntry",
             Self::EndEntry => "EndEntry",
             Self::SearchRecords => "SearchRecords",
+            Self::ReadRoutingFeed => "ReadRoutingFeed",
         }
     }
 
     /// Changes write their audit row inside their own transaction when they
     /// succeed; everything else is audited by `finish`.
     fn audits_in_transaction(self) -> bool {
-        !matches!(self, Self::GetRecord | Self::SearchRecords)
+        !matches!(
+            self,
+            Self::GetRecord | Self::SearchRecords | Self::ReadRoutingFeed
+        )
     }
 }
 
 /// The audit entry a successful change writes with itself.
-fn audited_change(caller: &PeerIdentity, method: Method) -> AuditEvent<'_> {
+fn audited_change(caller: &Caller, method: Method) -> AuditEvent<'_> {
     AuditEvent {
-        organisation: &caller.organisation,
-        unit: caller.unit.as_deref(),
-        name: &caller.common_name,
+        organisation: &caller.identity.organisation,
+        unit: caller.identity.unit.as_deref(),
+        name: &caller.identity.common_name,
         method: method.name(),
         record_ids: vec![],
         outcome: "ok",
+        role: caller.role_name(),
+        via: caller.via.as_ref().map(ToString::to_string),
     }
 }
 
@@ -118,16 +143,15 @@ fn audited_id(typed: &str) -> Vec<String> {
 fn error_kind(error: &NodeError) -> &'static str {
     match error {
         NodeError::Invalid(_) => "invalid_argument",
-        NodeError::RecordNotFound(_) | NodeError::EntryNotFound { .. } => "not_found",
+        NodeError::RecordNotFound(_)
+        | NodeError::EntryNotFound { .. }
+        | NodeError::Moved { .. } => "not_found",
+        NodeError::Forbidden { .. } => "permission_denied",
         NodeError::AlreadyEnded { .. } | NodeError::StaleVersion { .. } => "failed_precondition",
         NodeError::Unauthenticated => "unauthenticated",
         NodeError::Database(_) | NodeError::Pool(_) => "unavailable",
         NodeError::Corrupt(_) => "internal",
     }
-}
-
-fn authenticate<T>(request: &Request<T>) -> Result<PeerIdentity, Status> {
-    PeerIdentity::from_request(request).ok_or_else(|| NodeError::Unauthenticated.into_status())
 }
 
 #[tonic::async_trait]
@@ -136,8 +160,9 @@ impl AuthorityNode for NodeService {
         &self,
         request: Request<pb::CreateRecordRequest>,
     ) -> Result<Response<pb::ChildRecord>, Status> {
-        let caller = authenticate(&request)?;
+        let caller = self.caller(&request)?;
         let result = async {
+            self.require(&caller, Right::MaintainRecord)?;
             let new = wire::decode_create(request.get_ref(), &self.context())?;
             self.store
                 .create(&new, &audited_change(&caller, Method::CreateRecord))
@@ -161,11 +186,20 @@ impl AuthorityNode for NodeService {
         &self,
         request: Request<pb::GetRecordRequest>,
     ) -> Result<Response<pb::ChildRecord>, Status> {
-        let caller = authenticate(&request)?;
+        let caller = self.caller(&request)?;
         let result = async {
+            self.require(&caller, Right::ReadRecord)?;
             let id = wire::decode_id(&request.get_ref().id, "id")?;
-            let record = self.store.get(&id).await?;
-            record.ok_or_else(|| NodeError::RecordNotFound(id.to_string()))
+            if let Some(record) = self.store.get(&id).await? {
+                return Ok(record);
+            }
+            Err(match self.store.moved_to(&id).await? {
+                Some(to) => NodeError::Moved {
+                    id: id.to_string(),
+                    to,
+                },
+                None => NodeError::RecordNotFound(id.to_string()),
+            })
         }
         .await;
         let ids = audited_id(&request.get_ref().id);
@@ -182,9 +216,10 @@ impl AuthorityNode for NodeService {
         &self,
         request: Request<pb::UpdateRecordRequest>,
     ) -> Result<Response<pb::ChildRecord>, Status> {
-        let caller = authenticate(&request)?;
+        let caller = self.caller(&request)?;
         let body = request.get_ref();
         let result = async {
+            self.require(&caller, Right::MaintainRecord)?;
             let id = wire::decode_id(&body.id, "id")?;
             let context = self.context();
             let details = wire::decode_details(body.details.as_ref(), "details", false, &context)?;
@@ -212,9 +247,10 @@ impl AuthorityNode for NodeService {
         &self,
         request: Request<pb::AddEntryRequest>,
     ) -> Result<Response<pb::ChildRecord>, Status> {
-        let caller = authenticate(&request)?;
+        let caller = self.caller(&request)?;
         let body = request.get_ref();
         let result = async {
+            self.require(&caller, Right::Contribute)?;
             let id = wire::decode_id(&body.id, "id")?;
             let context = self.context();
             let (record, _entry_id) = self
@@ -241,9 +277,10 @@ impl AuthorityNode for NodeService {
         &self,
         request: Request<pb::EndEntryRequest>,
     ) -> Result<Response<pb::ChildRecord>, Status> {
-        let caller = authenticate(&request)?;
+        let caller = self.caller(&request)?;
         let body = request.get_ref();
         let result = async {
+            self.require(&caller, Right::Contribute)?;
             let id = wire::decode_id(&body.id, "id")?;
             let kind = wire::decode_entry_kind(body.kind, "kind")?;
             let ended_on = wire::decode_end_date(body.ended_on.as_ref(), &self.context())?;
@@ -271,8 +308,9 @@ impl AuthorityNode for NodeService {
         &self,
         request: Request<pb::SearchRecordsRequest>,
     ) -> Result<Response<pb::SearchRecordsResponse>, Status> {
-        let caller = authenticate(&request)?;
+        let caller = self.caller(&request)?;
         let result = async {
+            self.require(&caller, Right::Search)?;
             let query = wire::decode_search(request.get_ref())?;
             self.store.search(&query).await
         }
@@ -285,6 +323,48 @@ impl AuthorityNode for NodeService {
             matches: found.iter().map(wire::encode_match).collect(),
         });
         self.finish(&caller, Method::SearchRecords, ids, response)
+            .await
+    }
+
+    async fn read_routing_feed(
+        &self,
+        request: Request<pb::ReadRoutingFeedRequest>,
+    ) -> Result<Response<pb::ReadRoutingFeedResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::ReadRoutingFeed)?;
+            let limit = match body.limit {
+                0 => MAX_FEED_EVENTS,
+                n => n.min(MAX_FEED_EVENTS),
+            };
+            self.store.routing_feed(body.after_event_id, limit).await
+        }
+        .await;
+        let events = match result {
+            // Polls that find nothing new are not accesses to any record.
+            Ok(events) if events.is_empty() => {
+                return Ok(Response::new(pb::ReadRoutingFeedResponse {
+                    events: vec![],
+                }));
+            }
+            other => other,
+        };
+        let ids = events
+            .as_ref()
+            .map(|events| events.iter().map(|(_, id, _)| id.clone()).collect())
+            .unwrap_or_default();
+        let response = events.map(|events| pb::ReadRoutingFeedResponse {
+            events: events
+                .into_iter()
+                .map(|(event_id, record_id, authority_code)| pb::RoutingEvent {
+                    event_id,
+                    record_id,
+                    authority_code,
+                })
+                .collect(),
+        });
+        self.finish(&caller, Method::ReadRoutingFeed, ids, response)
             .await
     }
 }

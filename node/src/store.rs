@@ -28,6 +28,10 @@ pub struct AuditEvent<'a> {
     pub method: &'a str,
     pub record_ids: Vec<String>,
     pub outcome: &'a str,
+    /// The caller's role, in `Role::to_wire` form.
+    pub role: String,
+    /// The gateway's identity, when it called on the caller's behalf.
+    pub via: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +137,11 @@ impl Store {
         for entry in &record.entries {
             insert_entry(&tx, &id, entry).await?;
         }
+        tx.execute(
+            "INSERT INTO routing_outbox (record_id, authority_code) VALUES ($1, $2)",
+            &[&id.as_str(), &self.authority.code],
+        )
+        .await?;
         insert_audit(&tx, audit, &id).await?;
         let stored = load(&tx, &id).await?;
         tx.commit().await?;
@@ -321,6 +330,34 @@ impl Store {
         Ok(matches)
     }
 
+    /// Where a record this node no longer holds has gone, if it moved away.
+    pub async fn moved_to(&self, id: &RecordId) -> Result<Option<String>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT moved_to_code FROM record_forwarding WHERE record_id = $1",
+                &[&id.as_str()],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// The routing outbox after `after`, oldest first: (event id, record id, authority).
+    pub async fn routing_feed(&self, after: i64, limit: u32) -> Result<Vec<(i64, String, String)>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT event_id, record_id, authority_code FROM routing_outbox
+                 WHERE event_id > $1 ORDER BY event_id LIMIT $2",
+                &[&after, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect())
+    }
+
     /// Appends to the audit table a call that changed nothing (reads, and
     /// refused calls). Changes are audited inside their own transaction.
     pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
@@ -333,13 +370,13 @@ impl Store {
 }
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_event
-        (caller_organisation, caller_unit, caller_name, method, record_ids, outcome)
-    VALUES ($1, $2, $3, $4, $5, $6)";
+        (caller_organisation, caller_unit, caller_name, method, record_ids, outcome, role, via)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 fn audit_params<'a>(
     event: &'a AuditEvent<'_>,
     record_ids: &'a Vec<String>,
-) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 6] {
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 8] {
     [
         &event.organisation,
         &event.unit,
@@ -347,6 +384,8 @@ fn audit_params<'a>(
         &event.method,
         record_ids,
         &event.outcome,
+        &event.role,
+        &event.via,
     ]
 }
 

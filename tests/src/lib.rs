@@ -113,12 +113,76 @@ pub struct TestPki {
     pub dir: tempfile::TempDir,
 }
 
+/// The authorities the test policy knows.
+pub const TEST_AUTHORITIES: [&str; 4] = ["E06000001", "E06000002", "E06000003", "E06000004"];
+/// The gateway's certificate organisation in tests.
+pub const GATEWAY_ORGANISATION: &str = "ContactPoint gateway";
+
 impl TestPki {
+    /// A new CA, and the test access policy beside it (`policy.toml`).
     pub fn new() -> Result<Self> {
-        Ok(Self {
+        let pki = Self {
             ca: DevCa::generate("test CA")?,
             dir: tempfile::tempdir()?,
-        })
+        };
+        pki.write_policy("")?;
+        Ok(pki)
+    }
+
+    /// The access policy every test server reads.
+    pub fn policy_path(&self) -> PathBuf {
+        self.path("policy.toml")
+    }
+
+    /// Writes the test policy with `extra` entries appended: each test
+    /// authority's own staff and node, the NSPCC (Schedule 2 para 3), a police
+    /// force (Schedule 3 para 3), an operator, and the gateway.
+    pub fn write_policy(&self, extra: &str) -> Result<()> {
+        let mut text = String::new();
+        for code in TEST_AUTHORITIES {
+            text.push_str(&format!(
+                r#"
+[[identity]]
+organisation = "{code}"
+role = "practitioner"
+schedule3 = "1(2)(a)"
+authority = "{code}"
+
+[[identity]]
+organisation = "{code}"
+unit = "node"
+role = "node"
+authority = "{code}"
+"#
+            ));
+        }
+        text.push_str(&format!(
+            r#"
+[[identity]]
+organisation = "NSPCC"
+role = "national_partner"
+schedule2 = 3
+
+[[identity]]
+organisation = "Cleveland Police"
+role = "practitioner"
+schedule3 = "3"
+authority = "E06000001"
+
+[[identity]]
+organisation = "ContactPoint operations"
+role = "operator"
+
+[[identity]]
+organisation = "{GATEWAY_ORGANISATION}"
+role = "gateway"
+{extra}"#
+        ));
+        // Write then rename, so a server watching the file never reads half of it.
+        let staging = self.path("policy.toml.new");
+        std::fs::write(&staging, text)?;
+        std::fs::rename(staging, self.policy_path())?;
+        Ok(())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -207,6 +271,7 @@ impl TestNode {
             request_timeout_seconds: 30,
             concurrency_per_connection: 64,
             tls: pki.node_files(code)?,
+            policy: pki.policy_path(),
         };
         Self::start_config(config, clock).await
     }

@@ -7,6 +7,7 @@ const GOOD: &str = r#"
 authority_code = "E06000001"
 authority_name = "Hartlepool"
 database_url = "postgres://postgres@127.0.0.1:5432/contactpoint_e06000001"
+policy = "policy.toml"
 
 [tls]
 ca = "ca.pem"
