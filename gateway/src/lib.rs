@@ -1,4 +1,156 @@
-//! The national gateway: routes each lookup to the responsible authority's
-//! node and searches every authority at once. Built under issue 3; until then
-//! this crate only holds its place in the workspace.
+//! The national gateway: the one door for national partners (Schedule 2) and
+//! practitioners (Schedule 3) to every authority's node.
+//!
+//! It maps each caller's verified certificate to a role of the regulations,
+//! refuses what the role may not do before any node is called, routes a
+//! lookup to the node of the authority responsible for the record (Schedule 1
+//! para 19) through its routing index, asks every node at once for a search,
+//! and audits every call. It holds no child's details: its database is the
+//! routing index, outbox cursors and its audit, so gateways can stand side by
+//! side on one database.
 #![forbid(unsafe_code)]
+
+pub mod config;
+mod error;
+pub mod feed;
+pub mod limits;
+pub mod nodes;
+mod service;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use contactpoint_policy::PolicyHandle;
+use contactpoint_proto::v1::gateway_server::GatewayServer;
+use tokio::net::TcpListener;
+
+pub use config::GatewayConfig;
+pub use service::GatewayService;
+
+/// The largest request or response message. Requests are a few hundred
+/// bytes; responses hold at most one record or a hundred matches.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// How often the policy file is checked for changes.
+const POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// How often health checks the gateway's database.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] contactpoint_mtls::TlsError),
+    #[error(transparent)]
+    Policy(#[from] contactpoint_policy::PolicyError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Directory(#[from] nodes::DirectoryError),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes.
+pub async fn serve(
+    config: GatewayConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let tls = contactpoint_mtls::server_config(&config.tls)?;
+    let policy = Arc::new(PolicyHandle::open(&config.policy)?);
+    let store = store::Store::open(&config.database_url, config.pool_size).await?;
+    let directory = nodes::Directory::new(&config.nodes, &config.tls)?;
+
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(feed::follow_all(
+        directory.clone(),
+        store.clone(),
+        Duration::from_millis(config.feed_poll_ms),
+    ));
+    background.spawn(policy.clone().watch(POLICY_CHECK_INTERVAL));
+    background.spawn(reload_on_hangup(policy.clone()));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    background.spawn(report_health(health, store.clone()));
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let gateway = GatewayServer::new(GatewayService::new(
+        store,
+        directory,
+        policy,
+        Duration::from_millis(config.search_deadline_ms),
+        Duration::from_millis(config.lookup_timeout_ms),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let limits = &config.limits;
+    let stack = tower::ServiceBuilder::new()
+        // Outermost: each caller's own budget, so a flood from one partner is
+        // refused before it takes any shared capacity.
+        .layer(limits::PerCallerLimitLayer::new(limits.clone()))
+        // Then a bound on everything in flight: beyond it requests wait
+        // (backpressure) until the request timeout below cancels them.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.global_in_flight,
+        ));
+
+    tracing::info!(address = ?listener.local_addr().ok(), nodes = config.nodes.len(), "gateway serving");
+    let served = tonic::transport::Server::builder()
+        // Every request, waiting included, ends within this.
+        .timeout(Duration::from_secs(limits.request_timeout_seconds))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .layer(stack)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(gateway)
+        .serve_with_incoming_shutdown(contactpoint_mtls::accept_tls(listener, tls), shutdown)
+        .await;
+    background.abort_all();
+    tracing::info!("gateway stopped");
+    Ok(served?)
+}
+
+/// Reloads the policy on SIGHUP, for operators who prefer a signal to waiting.
+async fn reload_on_hangup(policy: Arc<PolicyHandle>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match policy.reload() {
+            Ok(()) => tracing::info!("access policy reloaded on SIGHUP"),
+            Err(error) => {
+                tracing::error!(%error, "access policy not reloaded; the previous one stays in force")
+            }
+        }
+    }
+}
+
+async fn report_health(reporter: tonic_health::server::HealthReporter, store: store::Store) {
+    let mut serving = None;
+    loop {
+        let up = store.ping().await;
+        if serving != Some(up) {
+            if up {
+                reporter
+                    .set_serving::<GatewayServer<GatewayService>>()
+                    .await;
+            } else {
+                tracing::warn!("gateway database not answering: health NOT_SERVING");
+                reporter
+                    .set_not_serving::<GatewayServer<GatewayService>>()
+                    .await;
+            }
+            serving = Some(up);
+        }
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}

@@ -1,14 +1,53 @@
-//! `contactpoint-gateway`: not built yet (issue 3).
+//! `contactpoint-gateway`: reads the configuration, starts tracing, binds, serves.
+use anyhow::Context;
 use clap::Parser;
+use std::path::PathBuf;
 
-/// The national gateway of the children's index. Not built yet: it comes with
-/// issue 3 (partner roles, routing by responsible authority, search across regions).
+/// The national gateway of the children's index: national partners and
+/// practitioners reach every authority's node through it, over mutual TLS.
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {}
+#[command(version, about, long_about = None)]
+struct Args {
+    /// The gateway's TOML configuration. Every field can also be set from the
+    /// environment as CONTACTPOINT_GATEWAY_<FIELD> (nested: CONTACTPOINT_GATEWAY_TLS__CA).
+    #[arg(long, short, env = "CONTACTPOINT_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Check the configuration and exit without serving.
+    #[arg(long)]
+    check: bool,
+}
 
-fn main() -> std::process::ExitCode {
-    Args::parse();
-    eprintln!("contactpoint-gateway is not built yet (issue 3); run a node with contactpoint-node");
-    std::process::ExitCode::FAILURE
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = contactpoint_gateway::GatewayConfig::load(args.config.as_deref())?;
+    if args.check {
+        println!(
+            "gateway configuration with {} nodes is valid",
+            config.nodes.len()
+        );
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    contactpoint_gateway::serve(config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM; in-flight requests then finish.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -7,7 +7,7 @@
 //! the gateway as the way it came. The rights themselves are
 //! `contactpoint_policy::decide`, the same function the gateway applies.
 use contactpoint_mtls::PeerIdentity;
-use contactpoint_policy::{decide, forwarded, Policy, Right, Role};
+use contactpoint_policy::{authorize, forwarded, Policy, Refusal, Right, Role};
 use tonic::Request;
 
 use crate::error::NodeError;
@@ -46,40 +46,35 @@ impl Caller {
             .get(forwarded::ROLE_HEADER)
             .and_then(|value| value.to_str().ok())
             .and_then(Role::from_wire);
+        let named = metadata.get_bin(forwarded::CALLER_HEADER).is_some()
+            || metadata.get(forwarded::ROLE_HEADER).is_some();
         match (identity, on_behalf_role) {
             (Some(identity), Some(role)) => Ok(Self {
                 identity,
                 role: Some(role),
                 via: Some(peer),
             }),
-            _ => Err(NodeError::Forbidden {
+            // The gateway acting for itself (reading the routing feed).
+            _ if !named => Ok(Self {
+                identity: peer,
+                role: Some(Role::Gateway),
+                via: None,
+            }),
+            _ => Err(NodeError::Forbidden(Refusal {
                 role: Role::Gateway.to_string(),
                 reason: format!(
-                    "a call from the gateway must name the caller ({}) and role ({})",
+                    "a call from the gateway on someone's behalf must name both the caller ({}) and the role ({})",
                     forwarded::CALLER_HEADER,
                     forwarded::ROLE_HEADER
                 ),
-            }),
+            })),
         }
     }
 
     /// Refuses the call unless the caller's role holds `right` at `authority`.
     pub fn require(&self, right: Right, authority: &str) -> Result<(), NodeError> {
-        let Some(role) = &self.role else {
-            return Err(NodeError::Forbidden {
-                role: "no role".into(),
-                reason: format!("the access policy names no role for {}", self.identity),
-            });
-        };
-        let decision = decide(role, right, Some(authority));
-        if decision.permitted {
-            Ok(())
-        } else {
-            Err(NodeError::Forbidden {
-                role: role.to_string(),
-                reason: decision.citation,
-            })
-        }
+        authorize(self.role.as_ref(), &self.identity, right, Some(authority))?;
+        Ok(())
     }
 
     /// The role as the audit records it.

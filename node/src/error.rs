@@ -52,8 +52,8 @@ pub enum NodeError {
         "the caller presented no verified client certificate naming an organisation and a person"
     )]
     Unauthenticated,
-    #[error("permission denied to {role}: {reason}")]
-    Forbidden { role: String, reason: String },
+    #[error(transparent)]
+    Forbidden(#[from] contactpoint_policy::Refusal),
     #[error("record {id} is no longer held here: it moved to authority {to}")]
     Moved { id: String, to: String },
     #[error("database: {0}")]
@@ -76,7 +76,7 @@ impl NodeError {
                 Status::failed_precondition(error.to_string())
             }
             Self::Unauthenticated => Status::unauthenticated(Self::Unauthenticated.to_string()),
-            error @ Self::Forbidden { .. } => Status::permission_denied(error.to_string()),
+            Self::Forbidden(refusal) => Status::permission_denied(refusal.to_string()),
             Self::Moved { id, to } => {
                 let mut status = Status::not_found(Self::Moved { id, to: to.clone() }.to_string());
                 if let Ok(value) = to.parse() {

@@ -10,7 +10,8 @@ pub mod access;
 pub mod clock;
 pub mod config;
 pub mod error;
-pub mod identifier;
+/// Para 5 identifiers: their shape is part of the contract.
+pub use contactpoint_proto::identifier;
 pub mod model;
 mod service;
 pub mod store;

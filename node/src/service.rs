@@ -146,7 +146,7 @@ fn error_kind(error: &NodeError) -> &'static str {
         NodeError::RecordNotFound(_)
         | NodeError::EntryNotFound { .. }
         | NodeError::Moved { .. } => "not_found",
-        NodeError::Forbidden { .. } => "permission_denied",
+        NodeError::Forbidden(_) => "permission_denied",
         NodeError::AlreadyEnded { .. } | NodeError::StaleVersion { .. } => "failed_precondition",
         NodeError::Unauthenticated => "unauthenticated",
         NodeError::Database(_) | NodeError::Pool(_) => "unavailable",

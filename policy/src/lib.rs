@@ -14,7 +14,7 @@ mod file;
 mod roles;
 
 pub use file::{Policy, PolicyError, PolicyHandle};
-pub use roles::{decide, Contributor, Decision, Right, Role, Schedule3};
+pub use roles::{authorize, decide, Contributor, Decision, Refusal, Right, Role, Schedule3};
 
 /// How the gateway tells a node on whose behalf it calls. A node believes
 /// these headers only on a connection whose certificate the policy maps to

@@ -153,6 +153,41 @@ impl Decision {
     }
 }
 
+/// Why a caller was refused, for a PermissionDenied status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("permission denied to {role}: {reason}")]
+pub struct Refusal {
+    /// The role, as people read it, or "no role".
+    pub role: String,
+    /// The provision the refusal rests on, or why there is no role.
+    pub reason: String,
+}
+
+/// Whether the verified caller `who`, given `role` by the policy (or none),
+/// may exercise `right`: the role if so, otherwise the refusal with its reason.
+pub fn authorize<'a>(
+    role: Option<&'a Role>,
+    who: &contactpoint_mtls::PeerIdentity,
+    right: Right,
+    at_authority: Option<&str>,
+) -> Result<&'a Role, Refusal> {
+    let Some(role) = role else {
+        return Err(Refusal {
+            role: "no role".into(),
+            reason: format!("the access policy names no role for {who}"),
+        });
+    };
+    let decision = decide(role, right, at_authority);
+    if decision.permitted {
+        Ok(role)
+    } else {
+        Err(Refusal {
+            role: role.to_string(),
+            reason: decision.citation,
+        })
+    }
+}
+
 /// The one table of rights. `at_authority` is the authority whose node is
 /// deciding (`None` at the gateway): an authority's own staff maintain the
 /// records of that authority only.

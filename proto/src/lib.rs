@@ -2,6 +2,8 @@
 //! service, generated from `proto/contactpoint/v1/*.proto`. Proto types stop
 //! at the servers' handlers; nothing below them sees these types.
 
+pub mod identifier;
+
 /// Version 1 of the contract.
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]

@@ -191,16 +191,30 @@ role = "gateway"
 
     /// Issues a certificate and returns the files for a server or client using it.
     pub fn issue(&self, stem: &str, subject: Subject<'_>) -> Result<TlsFiles> {
+        Ok(self.issue_with_serial(stem, subject)?.0)
+    }
+
+    /// As [`TestPki::issue`], also returning the serial number, for revocation.
+    pub fn issue_with_serial(&self, stem: &str, subject: Subject<'_>) -> Result<(TlsFiles, u64)> {
         let issued = self.ca.issue(&subject)?;
+        let serial = issued.serial;
         std::fs::write(self.path("ca.pem"), self.ca.cert_pem())?;
         std::fs::write(self.path(&format!("{stem}.pem")), issued.cert_pem)?;
         std::fs::write(self.path(&format!("{stem}.key")), issued.key_pem)?;
-        Ok(TlsFiles {
+        let files = TlsFiles {
             ca: self.path("ca.pem"),
             cert: self.path(&format!("{stem}.pem")),
             key: self.path(&format!("{stem}.key")),
             crls: vec![],
-        })
+        };
+        Ok((files, serial))
+    }
+
+    /// Writes a CRL revoking `serials` and returns its path.
+    pub fn revocation_list(&self, serials: &[u64]) -> Result<PathBuf> {
+        let path = self.path("revoked.crl.pem");
+        std::fs::write(&path, self.ca.revocation_list(serials)?)?;
+        Ok(path)
     }
 
     /// A node's server certificate, for localhost.
@@ -398,5 +412,242 @@ impl Fixture {
             node,
             client,
         })
+    }
+}
+
+/// A gateway serving on a loopback port until stopped, in front of nodes.
+pub struct TestGateway {
+    pub address: SocketAddr,
+    pub config: contactpoint_gateway::GatewayConfig,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), contactpoint_gateway::StartError>>>,
+}
+
+/// The node list a gateway is given: (code, address) for each node, which
+/// may be a node, a proxy in front of one, or a port nothing listens on.
+pub fn node_entries(nodes: &[(&str, SocketAddr)]) -> Vec<contactpoint_gateway::config::NodeEntry> {
+    nodes
+        .iter()
+        .map(|(code, address)| contactpoint_gateway::config::NodeEntry {
+            code: (*code).into(),
+            name: format!("Authority {code}"),
+            endpoint: format!("https://localhost:{}", address.port()),
+            server_name: Some("localhost".into()),
+        })
+        .collect()
+}
+
+impl TestGateway {
+    /// A gateway configuration for tests: short deadlines and polls.
+    pub fn config(
+        db: &TestDb,
+        pki: &TestPki,
+        nodes: &[(&str, SocketAddr)],
+    ) -> Result<contactpoint_gateway::GatewayConfig> {
+        Ok(contactpoint_gateway::GatewayConfig {
+            listen: "127.0.0.1:0".parse()?,
+            database_url: db.url.clone(),
+            pool_size: 4,
+            policy: pki.policy_path(),
+            tls: pki.issue(
+                "gateway",
+                Subject {
+                    organisation: GATEWAY_ORGANISATION,
+                    unit: Some("gateway"),
+                    common_name: "gateway",
+                    server_names: &["localhost", "127.0.0.1"],
+                    validity: Validity::Current,
+                },
+            )?,
+            search_deadline_ms: 1000,
+            lookup_timeout_ms: 3000,
+            feed_poll_ms: 100,
+            limits: contactpoint_gateway::config::Limits::default(),
+            nodes: node_entries(nodes),
+        })
+    }
+
+    pub async fn start(config: contactpoint_gateway::GatewayConfig) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let address = listener.local_addr()?;
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(contactpoint_gateway::serve(
+            config.clone(),
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let gateway = Self {
+            address,
+            config,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        };
+        for _ in 0..200 {
+            if gateway.task.as_ref().is_some_and(JoinHandle::is_finished) {
+                anyhow::bail!("the gateway stopped while starting");
+            }
+            if let Ok(channel) = connect(address, &gateway.config.tls).await {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                let request = tonic_health::pb::HealthCheckRequest {
+                    service: "contactpoint.v1.Gateway".into(),
+                };
+                if let Ok(response) = health.check(request).await {
+                    if response.into_inner().status
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                    {
+                        return Ok(gateway);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the gateway did not become healthy")
+    }
+
+    /// A client presenting `files`.
+    pub async fn client(
+        &self,
+        files: &TlsFiles,
+    ) -> Result<pb::gateway_client::GatewayClient<Channel>> {
+        Ok(pb::gateway_client::GatewayClient::new(
+            connect(self.address, files).await?,
+        ))
+    }
+
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// A TCP proxy that holds every byte from the client for `delay` before
+/// passing it on: a node that answers, but too slowly.
+pub async fn slow_proxy(upstream: SocketAddr, delay: Duration) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upward = async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buffer = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = client_read.read(&mut buffer).await?;
+                        if n == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        tokio::time::sleep(delay).await;
+                        server_write.write_all(&buffer[..n]).await?;
+                    }
+                };
+                let downward = tokio::io::copy(&mut server_read, &mut client_write);
+                let _ = tokio::join!(upward, downward);
+            });
+        }
+    });
+    Ok(address)
+}
+
+/// A loopback address nothing listens on: a node that is down.
+pub async fn dead_address() -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    drop(listener);
+    Ok(address)
+}
+
+/// Polls `check` every 50 ms for up to 20 s until it returns `Some`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    for _ in 0..400 {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("timed out waiting for {what}")
+}
+
+/// A federation for tests: one database server, a node per authority (each
+/// its own database), a gateway, and the CA.
+pub struct Federation {
+    pub pki: TestPki,
+    pub node_dbs: Vec<TestDb>,
+    pub nodes: Vec<TestNode>,
+    pub gateway_db: TestDb,
+    pub gateway: TestGateway,
+}
+
+impl Federation {
+    /// Nodes for `codes` and a gateway in front of them.
+    pub async fn start(codes: &[&str]) -> Result<Self> {
+        let pki = TestPki::new()?;
+        let mut node_dbs = Vec::new();
+        let mut nodes = Vec::new();
+        for code in codes {
+            let db = TestDb::create().await?;
+            nodes.push(TestNode::start(&db, &pki, code).await?);
+            node_dbs.push(db);
+        }
+        let gateway_db = TestDb::create().await?;
+        let entries: Vec<_> = codes
+            .iter()
+            .zip(&nodes)
+            .map(|(code, node)| (*code, node.address))
+            .collect();
+        let gateway = TestGateway::start(TestGateway::config(&gateway_db, &pki, &entries)?).await?;
+        Ok(Self {
+            pki,
+            node_dbs,
+            nodes,
+            gateway_db,
+            gateway,
+        })
+    }
+
+    /// A client of the node at `index` as that authority's own staff.
+    pub async fn staff(&self, index: usize) -> Result<AuthorityNodeClient<Channel>> {
+        let code = self.nodes[index].config.authority_code.clone();
+        self.nodes[index]
+            .client(&self.pki.client_files(&code, "Social worker")?)
+            .await
+    }
+
+    /// Waits until the gateway's routing index places `record_id` at `code`.
+    pub async fn wait_until_routed(&self, record_id: &str, code: &str) -> Result<()> {
+        let db = self.gateway_db.connect().await?;
+        eventually("the routing index", || async {
+            let row = db
+                .query_opt(
+                    "SELECT authority_code FROM routing_index WHERE record_id = $1",
+                    &[&record_id],
+                )
+                .await?;
+            Ok(row.filter(|row| row.get::<_, &str>(0) == code).map(|_| ()))
+        })
+        .await
     }
 }

@@ -1,0 +1,153 @@
+//! Per-caller limits, as a tower layer: each caller (the verified
+//! certificate's subject) has its own budget of requests in flight and its
+//! own token bucket, so one partner cannot starve the others. Over either
+//! limit a request is refused at once with RESOURCE_EXHAUSTED saying which.
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use contactpoint_mtls::PeerIdentity;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::codegen::http;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::config::Limits;
+
+/// Callers remembered before idle ones are forgotten.
+const MAX_TRACKED_CALLERS: usize = 100_000;
+
+struct Bucket {
+    in_flight: Arc<Semaphore>,
+    tokens: f64,
+    refilled: Instant,
+}
+
+struct Budgets {
+    limits: Limits,
+    callers: Mutex<HashMap<String, Bucket>>,
+}
+
+impl Budgets {
+    /// Takes a token and an in-flight slot for `caller`, or says which limit it hit.
+    fn admit(&self, caller: &str) -> Result<OwnedSemaphorePermit, Status> {
+        let mut callers = self
+            .callers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if callers.len() >= MAX_TRACKED_CALLERS && !callers.contains_key(caller) {
+            callers.retain(|_, bucket| {
+                bucket.in_flight.available_permits() < self.limits.per_caller_in_flight
+            });
+        }
+        let now = Instant::now();
+        let bucket = callers.entry(caller.to_owned()).or_insert_with(|| Bucket {
+            in_flight: Arc::new(Semaphore::new(self.limits.per_caller_in_flight)),
+            tokens: self.limits.per_caller_burst,
+            refilled: now,
+        });
+        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.limits.per_caller_per_second)
+            .min(self.limits.per_caller_burst);
+        bucket.refilled = now;
+        if bucket.tokens < 1.0 {
+            return Err(Status::resource_exhausted(format!(
+                "rate limit: at most {} requests a second per caller (bursts of {}); slow down",
+                self.limits.per_caller_per_second, self.limits.per_caller_burst
+            )));
+        }
+        let permit = bucket.in_flight.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "at most {} requests in flight per caller; wait for answers before sending more",
+                self.limits.per_caller_in_flight
+            ))
+        })?;
+        bucket.tokens -= 1.0;
+        Ok(permit)
+    }
+}
+
+/// The layer; see the module documentation.
+#[derive(Clone)]
+pub struct PerCallerLimitLayer {
+    budgets: Arc<Budgets>,
+}
+
+impl PerCallerLimitLayer {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            budgets: Arc::new(Budgets {
+                limits,
+                callers: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for PerCallerLimitLayer {
+    type Service = PerCallerLimit<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        PerCallerLimit {
+            inner,
+            budgets: self.budgets.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PerCallerLimit<S> {
+    inner: S,
+    budgets: Arc<Budgets>,
+}
+
+/// The caller's key: the verified certificate's subject, from the connection
+/// information tonic attaches to every request.
+fn caller_key<B>(request: &http::Request<B>) -> String {
+    request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(|info| info.peer_certs())
+        .and_then(|certs| {
+            certs
+                .first()
+                .and_then(|leaf| PeerIdentity::from_der(leaf.as_ref()))
+        })
+        .map(|who| who.to_string())
+        .unwrap_or_default()
+}
+
+impl<S, B> Service<http::Request<B>> for PerCallerLimit<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        match self.budgets.admit(&caller_key(&request)) {
+            Ok(permit) => {
+                let future = self.inner.call(request);
+                Box::pin(async move {
+                    let response = future.await;
+                    drop(permit);
+                    response
+                })
+            }
+            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The gateway's handlers: who is calling (certificate and policy), may they
+//! (the same `decide` the nodes apply), then route a lookup to the one
+//! responsible node or ask every node at once, audit, answer.
+use std::sync::Arc;
+use std::time::Duration;
+
+use contactpoint_mtls::PeerIdentity;
+use contactpoint_policy::{authorize, forwarded, PolicyHandle, Right, Role};
+use contactpoint_proto::identifier::RecordId;
+use contactpoint_proto::v1 as pb;
+use pb::gateway_server::Gateway;
+use tonic::{Code, Request, Response, Status};
+use tracing::Instrument;
+
+use crate::error::GatewayError;
+use crate::nodes::{on_behalf, Directory};
+use crate::store::{AuditEntry, Store};
+
+/// Most authorities a lookup follows when records have moved on.
+const MAX_HOPS: usize = 4;
+/// Default and largest number of merged search matches.
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
+
+#[derive(Debug, Clone)]
+pub struct GatewayService {
+    store: Store,
+    directory: Directory,
+    policy: Arc<PolicyHandle>,
+    search_deadline: Duration,
+    lookup_timeout: Duration,
+}
+
+/// A caller with a verified certificate and the role the policy gives it.
+struct Caller {
+    identity: PeerIdentity,
+    role: Option<Role>,
+}
+
+impl Caller {
+    fn role_name(&self) -> String {
+        self.role.as_ref().map(Role::to_wire).unwrap_or_default()
+    }
+}
+
+/// What a handler reports for the audit and the span.
+#[derive(Default)]
+struct Outcome {
+    record_ids: Vec<String>,
+    authorities: Vec<String>,
+}
+
+impl GatewayService {
+    pub fn new(
+        store: Store,
+        directory: Directory,
+        policy: Arc<PolicyHandle>,
+        search_deadline: Duration,
+        lookup_timeout: Duration,
+    ) -> Self {
+        Self {
+            store,
+            directory,
+            policy,
+            search_deadline,
+            lookup_timeout,
+        }
+    }
+
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let identity = PeerIdentity::from_request(request)
+            .ok_or_else(|| GatewayError::Unauthenticated.into_status())?;
+        let role = self.policy.current().role_of(&identity).cloned();
+        Ok(Caller { identity, role })
+    }
+
+    /// The caller's role, if it holds `right`; otherwise PermissionDenied
+    /// citing why, and no node is called.
+    fn require(caller: &Caller, right: Right) -> Result<&Role, GatewayError> {
+        Ok(authorize(
+            caller.role.as_ref(),
+            &caller.identity,
+            right,
+            None,
+        )?)
+    }
+
+    /// Audits and answers. An answer whose audit cannot be written is not given.
+    async fn finish<T>(
+        &self,
+        caller: &Caller,
+        method: &'static str,
+        outcome: Outcome,
+        result: Result<T, GatewayError>,
+    ) -> Result<Response<T>, Status> {
+        let outcome_name = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.kind(),
+        };
+        let span = tracing::Span::current();
+        span.record("authorities", tracing::field::debug(&outcome.authorities));
+        let entry = AuditEntry {
+            organisation: &caller.identity.organisation,
+            unit: caller.identity.unit.as_deref(),
+            name: &caller.identity.common_name,
+            role: caller.role_name(),
+            method,
+            record_ids: outcome.record_ids,
+            authorities: outcome.authorities,
+            outcome: outcome_name,
+        };
+        if let Err(error) = self.store.audit(&entry).await {
+            return Err(GatewayError::Store(error).into_status());
+        }
+        tracing::info!(outcome = outcome_name, "handled");
+        result.map(Response::new).map_err(GatewayError::into_status)
+    }
+
+    /// Finds the record at the responsible node: the index first, else the
+    /// authority that minted the identifier; follows a node's answer that the
+    /// record moved, and corrects the index to where it was found.
+    async fn lookup(
+        &self,
+        caller: &PeerIdentity,
+        role: &Role,
+        id: &RecordId,
+        outcome: &mut Outcome,
+    ) -> Result<pb::ChildRecord, GatewayError> {
+        let indexed = self.store.route(id.as_str()).await?;
+        let minted = id.minting_authority().to_owned();
+        let mut target = indexed.clone().unwrap_or_else(|| minted.clone());
+        let mut asked_minting = indexed.is_none();
+        loop {
+            if outcome.authorities.contains(&target) || outcome.authorities.len() >= MAX_HOPS {
+                return Err(GatewayError::NotFound(id.to_string()));
+            }
+            outcome.authorities.push(target.clone());
+            let node = self
+                .directory
+                .get(&target)
+                .ok_or_else(|| GatewayError::UnknownAuthority(target.clone()))?;
+            let request = on_behalf(
+                pb::GetRecordRequest { id: id.to_string() },
+                caller,
+                role,
+                self.lookup_timeout,
+            );
+            let answer =
+                tokio::time::timeout(self.lookup_timeout, node.client().get_record(request)).await;
+            match answer {
+                Ok(Ok(record)) => {
+                    if indexed.as_deref() != Some(target.as_str()) {
+                        self.store.set_route(id.as_str(), &target).await?;
+                        tracing::info!(authority = %target, "routing index corrected");
+                    }
+                    return Ok(record.into_inner());
+                }
+                Ok(Err(status)) if status.code() == Code::NotFound => {
+                    let moved_to = status
+                        .metadata()
+                        .get(forwarded::MOVED_TO_HEADER)
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
+                    if let Some(next) = moved_to {
+                        target = next;
+                    } else if !asked_minting && target != minted {
+                        asked_minting = true;
+                        target = minted.clone();
+                    } else {
+                        return Err(GatewayError::NotFound(id.to_string()));
+                    }
+                }
+                Ok(Err(status)) if !is_unavailable(&status) => {
+                    return Err(GatewayError::Node(status))
+                }
+                _ => {
+                    return Err(GatewayError::NodeUnavailable {
+                        code: node.code.clone(),
+                        name: node.name.clone(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Asks every node at once; merges what comes back within the deadline.
+    async fn search(
+        &self,
+        caller: &PeerIdentity,
+        role: &Role,
+        query: &pb::SearchRecordsRequest,
+    ) -> Result<pb::GatewaySearchResponse, GatewayError> {
+        if query.surname.chars().all(|c| !c.is_alphanumeric()) {
+            return Err(GatewayError::Invalid { field: "surname", reason: "is required: a search across authorities names the child's surname and date of birth, to find a child rather than list children".into() });
+        }
+        if query.date_of_birth.is_none() {
+            return Err(GatewayError::Invalid { field: "date_of_birth", reason: "is required: a search across authorities names the child's surname and date of birth, to find a child rather than list children".into() });
+        }
+        let limit = match query.limit {
+            0 => DEFAULT_LIMIT,
+            n => n.min(MAX_LIMIT),
+        };
+        let mut asks = tokio::task::JoinSet::new();
+        for node in self.directory.iter().cloned() {
+            let request = on_behalf(
+                pb::SearchRecordsRequest {
+                    limit,
+                    ..query.clone()
+                },
+                caller,
+                role,
+                self.search_deadline,
+            );
+            let deadline = self.search_deadline;
+            asks.spawn(async move {
+                let answer =
+                    tokio::time::timeout(deadline, node.client().search_records(request)).await;
+                (node, answer)
+            });
+        }
+        let mut response = pb::GatewaySearchResponse {
+            authorities_asked: self.directory.len() as u32,
+            ..Default::default()
+        };
+        while let Some(joined) = asks.join_next().await {
+            let Ok((node, answer)) = joined else { continue };
+            let reason = match answer {
+                Ok(Ok(found)) => {
+                    response.matches.extend(found.into_inner().matches);
+                    continue;
+                }
+                // The caller's own input, refused by a node: the same everywhere.
+                Ok(Err(status)) if status.code() == Code::InvalidArgument => {
+                    return Err(GatewayError::Node(status))
+                }
+                Ok(Err(status)) if is_unavailable(&status) => "unavailable".to_owned(),
+                Ok(Err(status)) => format!("{:?}", status.code()),
+                Err(_) => format!("no answer within {} ms", self.search_deadline.as_millis()),
+            };
+            response.unanswered.push(pb::UnansweredAuthority {
+                code: node.code.clone(),
+                name: node.name.clone(),
+                reason,
+            });
+        }
+        response
+            .matches
+            .sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        response.matches.truncate(limit as usize);
+        response.unanswered.sort_by(|a, b| a.code.cmp(&b.code));
+        Ok(response)
+    }
+}
+
+/// Statuses that mean the node could not be reached or did not finish.
+fn is_unavailable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+    )
+}
+
+#[tonic::async_trait]
+impl Gateway for GatewayService {
+    async fn get_record(
+        &self,
+        request: Request<pb::GetRecordRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
+        let caller = self.caller(&request)?;
+        let span = tracing::info_span!("GetRecord", role = %caller.role_name(), authorities = tracing::field::Empty);
+        async {
+            let mut outcome = Outcome::default();
+            let result = async {
+                let role = Self::require(&caller, Right::ReadRecord)?;
+                let id = RecordId::parse(&request.get_ref().id).map_err(|error| {
+                    GatewayError::Invalid {
+                        field: "id",
+                        reason: error.to_string(),
+                    }
+                })?;
+                outcome.record_ids.push(id.to_string());
+                self.lookup(&caller.identity, role, &id, &mut outcome).await
+            }
+            .await;
+            self.finish(&caller, "GetRecord", outcome, result).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn search_records(
+        &self,
+        request: Request<pb::SearchRecordsRequest>,
+    ) -> Result<Response<pb::GatewaySearchResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let span = tracing::info_span!("SearchRecords", role = %caller.role_name(), authorities = tracing::field::Empty);
+        async {
+            let result = async {
+                let role = Self::require(&caller, Right::Search)?;
+                self.search(&caller.identity, role, request.get_ref()).await
+            }
+            .await;
+            let mut outcome = Outcome::default();
+            if let Ok(found) = &result {
+                outcome.record_ids = found.matches.iter().map(|m| m.id.clone()).collect();
+                outcome.authorities = found
+                    .unanswered
+                    .iter()
+                    .map(|u| format!("unanswered:{}", u.code))
+                    .collect();
+            }
+            self.finish(&caller, "SearchRecords", outcome, result).await
+        }
+        .instrument(span)
+        .await
+    }
+}
