@@ -11,7 +11,9 @@ use tonic::transport::Channel;
 use contactpoint_mtls::devca::{DevCa, Subject, Validity};
 use contactpoint_mtls::TlsFiles;
 use contactpoint_proto::sample;
-use contactpoint_proto::v1::{self as pb, authority_node_client::AuthorityNodeClient};
+use contactpoint_proto::v1::{
+    self as pb, authority_node_client::AuthorityNodeClient, gateway_client::GatewayClient,
+};
 
 mod render;
 
@@ -39,6 +41,10 @@ enum Command {
         /// client-<organisation>.pem and .key.
         #[arg(long = "client")]
         clients: Vec<String>,
+        /// Also a certificate for the gateway (gateway.pem, gateway.key):
+        /// organisation "ContactPoint gateway", valid for localhost.
+        #[arg(long)]
+        gateway: bool,
     },
     /// Waits until the node's health service says SERVING.
     Health {
@@ -47,6 +53,9 @@ enum Command {
         /// Seconds to keep trying.
         #[arg(long, default_value_t = 30)]
         wait: u64,
+        /// The gRPC service to ask about.
+        #[arg(long, default_value = "contactpoint.v1.AuthorityNode")]
+        service: String,
     },
     /// Shows one record by identifier.
     Get {
@@ -68,10 +77,23 @@ enum Command {
         #[arg(long, default_value = "")]
         postcode: String,
     },
-    /// Records sample children at the node, then searches and looks one up.
-    Demo {
+    /// Records a set of sample children at a node (0, 1 or 2).
+    Seed {
         #[command(flatten)]
         node: NodeArgs,
+        #[arg(long)]
+        set: usize,
+    },
+    /// Through the gateway: searches and a lookup as the NSPCC, a search as
+    /// the police, a refusal for an operator. Uses the certificates that
+    /// `dev-ca` made in --pki.
+    FederationDemo {
+        /// The gateway's address, for example https://localhost:7400.
+        #[arg(long)]
+        endpoint: String,
+        /// The development CA folder.
+        #[arg(long)]
+        pki: PathBuf,
     },
 }
 
@@ -124,8 +146,13 @@ async fn main() -> Result<()> {
             dir,
             nodes,
             clients,
-        } => dev_ca(&dir, &nodes, &clients),
-        Command::Health { node, wait } => health(&node, wait).await,
+            gateway,
+        } => dev_ca(&dir, &nodes, &clients, gateway),
+        Command::Health {
+            node,
+            wait,
+            service,
+        } => health(&node, wait, &service).await,
         Command::Get { node, id } => {
             let record = node
                 .client()
@@ -159,7 +186,8 @@ async fn main() -> Result<()> {
             print!("{}", render::matches(&found.matches));
             Ok(())
         }
-        Command::Demo { node } => demo(&node).await,
+        Command::Seed { node, set } => seed(&node, set).await,
+        Command::FederationDemo { endpoint, pki } => federation_demo(&endpoint, &pki).await,
     }
 }
 
@@ -168,7 +196,7 @@ fn write(dir: &Path, name: &str, contents: &str) -> Result<()> {
     std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn dev_ca(dir: &Path, nodes: &[String], clients: &[String]) -> Result<()> {
+fn dev_ca(dir: &Path, nodes: &[String], clients: &[String], gateway: bool) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let (ca_cert, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
     let ca = if ca_cert.exists() && ca_key.exists() {
@@ -193,6 +221,17 @@ fn dev_ca(dir: &Path, nodes: &[String], clients: &[String]) -> Result<()> {
         write(dir, &format!("node-{code}.pem"), &issued.cert_pem)?;
         write(dir, &format!("node-{code}.key"), &issued.key_pem)?;
     }
+    if gateway {
+        let issued = ca.issue(&Subject {
+            organisation: "ContactPoint gateway",
+            unit: Some("gateway"),
+            common_name: "gateway",
+            server_names: &["localhost", "127.0.0.1"],
+            validity: Validity::Current,
+        })?;
+        write(dir, "gateway.pem", &issued.cert_pem)?;
+        write(dir, "gateway.key", &issued.key_pem)?;
+    }
     for client in clients {
         let Some((organisation, name)) = client.split_once('/') else {
             bail!("--client {client:?}: expected ORGANISATION/NAME");
@@ -214,14 +253,14 @@ fn dev_ca(dir: &Path, nodes: &[String], clients: &[String]) -> Result<()> {
     Ok(())
 }
 
-async fn health(node: &NodeArgs, wait: u64) -> Result<()> {
+async fn health(node: &NodeArgs, wait: u64, service: &str) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
         let attempt = async {
             let mut client =
                 tonic_health::pb::health_client::HealthClient::new(node.channel().await?);
             let request = tonic_health::pb::HealthCheckRequest {
-                service: "contactpoint.v1.AuthorityNode".into(),
+                service: service.to_owned(),
             };
             Ok::<_, anyhow::Error>(client.check(request).await?.into_inner().status)
         };
@@ -244,47 +283,122 @@ async fn health(node: &NodeArgs, wait: u64) -> Result<()> {
     }
 }
 
-async fn demo(node: &NodeArgs) -> Result<()> {
+/// The date of birth the sample namesakes share: about four months ago.
+fn shared_birthday() -> chrono::NaiveDate {
+    Utc::now().date_naive() - chrono::Duration::days(120)
+}
+
+fn wire_date(day: chrono::NaiveDate) -> pb::Date {
+    sample::date(day.year(), day.month(), day.day())
+}
+
+/// Records one of three sets of fictional children at a node. Sets 0 and 1
+/// each hold an Amelia Hartley born on the same day: namesakes in two regions.
+async fn seed(node: &NodeArgs, set: usize) -> Result<()> {
     let mut client = node.client().await?;
     let today = Utc::now().date_naive();
-    let baby_born = today - chrono::Duration::days(120);
-    let born = |d: chrono::NaiveDate| sample::date(d.year(), d.month(), d.day());
-
-    println!("== Recording sample children at {}", node.endpoint);
-    let amelia = client
-        .create_record(sample::every_paragraph(born(baby_born)))
-        .await?
-        .into_inner();
-    println!(
-        "  {}  {} (every paragraph of Schedule 1)",
-        amelia.id,
-        render::name(&amelia.name)
-    );
-    for (given, family, years, postcode) in [
-        ("Oliver", "Hartley", 7, "TS24 8AH"),
-        ("Noah James", "Bennett", 12, "TS25 1QP"),
-    ] {
-        let dob =
-            today.with_year(today.year() - years).unwrap_or(today) - chrono::Duration::days(40);
-        let request = sample::child_request(given, family, born(dob), postcode);
+    let years_ago = |years: i32| {
+        today.with_year(today.year() - years).unwrap_or(today) - chrono::Duration::days(40)
+    };
+    let mut requests = Vec::new();
+    match set {
+        0 => {
+            requests.push(sample::every_paragraph(wire_date(shared_birthday())));
+            requests.push(sample::child_request(
+                "Oliver",
+                "Hartley",
+                wire_date(years_ago(7)),
+                "TS24 8AH",
+            ));
+        }
+        1 => {
+            requests.push(sample::child_request(
+                "Amelia",
+                "Hartley",
+                wire_date(shared_birthday()),
+                "TS1 2AA",
+            ));
+            requests.push(sample::child_request(
+                "Noah James",
+                "Bennett",
+                wire_date(years_ago(12)),
+                "TS5 6QA",
+            ));
+        }
+        2 => {
+            requests.push(sample::child_request(
+                "Ella",
+                "Hartley",
+                wire_date(years_ago(10)),
+                "TS10 1AB",
+            ));
+            requests.push(sample::child_request(
+                "Jack",
+                "Turner",
+                wire_date(years_ago(4)),
+                "TS11 6HT",
+            ));
+        }
+        _ => bail!("--set is 0, 1 or 2"),
+    }
+    for request in requests {
         let record = client.create_record(request).await?.into_inner();
-        println!("  {}  {}", record.id, render::name(&record.name));
+        let authority = record
+            .responsible_authority
+            .as_ref()
+            .map_or("", |a| a.name.as_str());
+        println!(
+            "  {}  {:<26} recorded by {authority}",
+            record.id,
+            render::name(&record.name)
+        );
+    }
+    Ok(())
+}
+
+/// Through the gateway: the NSPCC searches every region and looks a child
+/// up; a police officer searches; an operator is refused.
+async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
+    let as_client = |stem: &str| NodeArgs {
+        endpoint: endpoint.to_owned(),
+        ca: pki.join("ca.pem"),
+        cert: pki.join(format!("client-{stem}.pem")),
+        key: pki.join(format!("client-{stem}.key")),
+        server_name: "localhost".into(),
+    };
+    let search = pb::SearchRecordsRequest {
+        surname: "hartley".into(),
+        date_of_birth: Some(wire_date(shared_birthday())),
+        ..Default::default()
+    };
+
+    let mut nspcc = GatewayClient::new(as_client("nspcc").channel().await?);
+    println!(
+        "== As the NSPCC (Schedule 2 para 3), through the gateway: surname \"hartley\", born {}",
+        shared_birthday()
+    );
+    let found = nspcc.search_records(search.clone()).await?.into_inner();
+    print!("{}", render::matches(&found.matches));
+    if found.unanswered.is_empty() {
+        println!("  all {} authorities answered", found.authorities_asked);
+    }
+    for missing in &found.unanswered {
+        println!(
+            "  partial results: {} ({}) did not answer: {}",
+            missing.name, missing.code, missing.reason
+        );
     }
 
-    println!("\n== Search: surname \"hartley\", date of birth {baby_born}");
-    let found = client
-        .search_records(pb::SearchRecordsRequest {
-            surname: "hartley".into(),
-            date_of_birth: Some(born(baby_born)),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    print!("{}", render::matches(&found.matches));
-
     let first = found.matches.first().context("the search found nothing")?;
-    println!("\n== Lookup: {}", first.id);
-    let record = client
+    let authority = first
+        .responsible_authority
+        .as_ref()
+        .map_or("", |a| a.name.as_str());
+    println!(
+        "\n== As the NSPCC: lookup {} (routed to {authority})",
+        first.id
+    );
+    let record = nspcc
         .get_record(pb::GetRecordRequest {
             id: first.id.clone(),
         })
@@ -292,9 +406,23 @@ async fn demo(node: &NodeArgs) -> Result<()> {
         .into_inner();
     print!("{}", render::record(&record));
 
+    let mut police = GatewayClient::new(as_client("cleveland-police").channel().await?);
+    let found = police.search_records(search.clone()).await?.into_inner();
+    println!(
+        "\n== As Cleveland Police (Schedule 3 para 3): the same search finds {} children",
+        found.matches.len()
+    );
+
+    let mut operator = GatewayClient::new(as_client("contactpoint-operations").channel().await?);
+    println!("\n== As an operator: the same search");
+    match operator.search_records(search).await {
+        Ok(_) => bail!("an operator was allowed to search"),
+        Err(status) => println!("  refused: {:?}: {}", status.code(), status.message()),
+    }
+
     let typo = mistype(&first.id);
-    println!("\n== Lookup with a mistyped identifier: {typo}");
-    match client.get_record(pb::GetRecordRequest { id: typo }).await {
+    println!("\n== As the NSPCC: lookup with a mistyped identifier {typo}");
+    match nspcc.get_record(pb::GetRecordRequest { id: typo }).await {
         Ok(_) => bail!("a mistyped identifier was accepted"),
         Err(status) => println!("  refused: {:?}: {}", status.code(), status.message()),
     }

@@ -48,8 +48,16 @@ async fn follow(node: Node, store: Store, every: Duration) {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("node: {0}")]
+    Node(#[from] tonic::Status),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// Reads and applies one batch; returns how many events it held.
-pub async fn read_once(node: &Node, store: &Store) -> anyhow::Result<usize> {
+pub async fn read_once(node: &Node, store: &Store) -> Result<usize, FeedError> {
     let after = store.cursor(&node.code).await?;
     let request = pb::ReadRoutingFeedRequest {
         after_event_id: after,

@@ -151,7 +151,7 @@ impl GatewayService {
                 Ok(Ok(record)) => {
                     if indexed.as_deref() != Some(target.as_str()) {
                         self.store.set_route(id.as_str(), &target).await?;
-                        tracing::info!(authority = %target, "routing index corrected");
+                        tracing::info!(authority = %target, "routing index updated from the node's answer");
                     }
                     return Ok(record.into_inner());
                 }
@@ -304,10 +304,18 @@ impl Gateway for GatewayService {
             if let Ok(found) = &result {
                 outcome.record_ids = found.matches.iter().map(|m| m.id.clone()).collect();
                 outcome.authorities = found
-                    .unanswered
+                    .matches
                     .iter()
-                    .map(|u| format!("unanswered:{}", u.code))
+                    .filter_map(|m| m.responsible_authority.as_ref().map(|a| a.code.clone()))
                     .collect();
+                outcome.authorities.sort();
+                outcome.authorities.dedup();
+                outcome.authorities.extend(
+                    found
+                        .unanswered
+                        .iter()
+                        .map(|u| format!("unanswered:{}", u.code)),
+                );
             }
             self.finish(&caller, "SearchRecords", outcome, result).await
         }
