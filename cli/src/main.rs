@@ -173,9 +173,9 @@ async fn main() -> Result<()> {
             let request = pb::SearchRecordsRequest {
                 surname,
                 forename,
-                date_of_birth: dob.map(|d| sample::date(d.year(), d.month(), d.day())),
+                date_of_birth: dob.map(wire_date),
                 postcode,
-                limit: 0,
+                ..Default::default()
             };
             let found = node
                 .client()

@@ -305,6 +305,8 @@ pub struct SearchQuery {
     pub surname_key: String,
     /// Search key of a forename prefix.
     pub forename_key: Option<String>,
+    /// Records of this gender, or recorded as not specified.
+    pub gender: Option<Gender>,
     pub date_of_birth: Option<NaiveDate>,
     /// Canonical postcode.
     pub postcode: Option<String>,

@@ -312,9 +312,16 @@ impl Store {
                    AND ($2::date IS NULL OR r.date_of_birth = $2)
                    AND ($3::text IS NULL OR r.postcode = $3)
                    AND ($4::text IS NULL OR (' ' || r.given_names_key) LIKE ('% ' || $4 || '%'))
+                   AND ($5::text IS NULL OR r.gender = $5 OR r.gender = 'not_specified')
                  ORDER BY r.id
                  LIMIT 1000",
-                &[&query.surname_key, &query.date_of_birth, &query.postcode, &query.forename_key],
+                &[
+                    &query.surname_key,
+                    &query.date_of_birth,
+                    &query.postcode,
+                    &query.forename_key,
+                    &query.gender.map(Gender::as_db),
+                ],
             )
             .await?;
         let mut matches = rows
@@ -744,6 +751,10 @@ fn search_match(row: &Row, query: &SearchQuery) -> Result<SearchMatch> {
     if query.postcode.is_some() && query.postcode == postcode {
         score += 20;
     }
+    let gender = from_db(Gender::from_db, row.get("gender"))?;
+    if query.gender == Some(gender) {
+        score += 10;
+    }
     if let Some(forename) = &query.forename_key {
         score += if given_key.split(' ').any(|name| name == forename) {
             20
@@ -757,7 +768,7 @@ fn search_match(row: &Row, query: &SearchQuery) -> Result<SearchMatch> {
             given_names: row.get("given_names"),
             family_name: row.get("family_name"),
         },
-        gender: from_db(Gender::from_db, row.get("gender"))?,
+        gender,
         date_of_birth,
         postcode,
         responsible_authority: ResponsibleAuthority {

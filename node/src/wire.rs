@@ -882,9 +882,14 @@ pub fn decode_search(request: &pb::SearchRecordsRequest) -> Result<SearchQuery, 
         0 => DEFAULT_SEARCH_LIMIT,
         n => n.min(MAX_SEARCH_LIMIT),
     };
+    let gender = match request.gender {
+        0 => None,
+        value => Some(Gender::decode(value, "gender")?),
+    };
     Ok(SearchQuery {
         surname_key,
         forename_key,
+        gender,
         date_of_birth,
         postcode,
         limit,

@@ -112,6 +112,10 @@ pub enum Right {
     ReadRoutingFeed,
     /// Call a node on behalf of another caller.
     ForwardOnBehalf,
+    /// Start the transfer of a record to another authority (Schedule 1 para 19, reg 3).
+    StartTransfer,
+    /// Read the audit of who looked at a record (a subject access request).
+    ReadAudit,
     /// Reload the policy, read health and metrics.
     Operate,
 }
@@ -125,6 +129,8 @@ impl Right {
             Self::Contribute => "contribute information to a record",
             Self::ReadRoutingFeed => "read a node's routing feed",
             Self::ForwardOnBehalf => "call on behalf of another caller",
+            Self::StartTransfer => "start a transfer to another authority",
+            Self::ReadAudit => "read the audit of a record",
             Self::Operate => "operate the service",
         }
     }
@@ -201,7 +207,7 @@ pub fn decide(role: &Role, right: Right, at_authority: Option<&str>) -> Decision
             "regulation 9(2) and Schedule 3 para {}: a local authority may give access",
             category.citation()
         )),
-        (Role::Practitioner { category, authority }, MaintainRecord | Contribute)
+        (Role::Practitioner { category, authority }, MaintainRecord | Contribute | StartTransfer | ReadAudit)
             if category.is_local_authority_staff()
                 && at_authority.is_none_or(|here| here == authority) =>
         {
@@ -214,6 +220,15 @@ pub fn decide(role: &Role, right: Right, at_authority: Option<&str>) -> Decision
             Contributor::MustDisclose(p) => format!("regulation 11(1)(a) and Schedule 4 para {p}: must disclose"),
             Contributor::MayDisclose(p) => format!("regulation 11(1)(b) and Schedule 5 para {p}: may disclose"),
         }),
+        (Role::Node { .. }, StartTransfer) => {
+            Decision::allow("Schedule 1 para 19 and regulation 3: the node of an authority in a transfer moves the record")
+        }
+        (Role::Operator, StartTransfer) => {
+            Decision::allow("Schedule 1 para 19: an operator may start a transfer the authorities have agreed")
+        }
+        (Role::Operator, ReadAudit) => {
+            Decision::allow("audits are reviewed for unusual patterns (RULES.md, audit); they hold identifiers, not details")
+        }
         (Role::Gateway, ReadRoutingFeed | ForwardOnBehalf) => {
             Decision::allow("Schedule 1 para 19: the gateway routes each lookup to the responsible authority")
         }
@@ -326,6 +341,27 @@ mod tests {
         let police = practitioner("3", "E06000001");
         assert!(decide(&police, Right::ReadRecord, Some("E06000002")).permitted);
         assert!(!decide(&police, Right::MaintainRecord, Some("E06000001")).permitted);
+    }
+
+    #[test]
+    fn transfers_and_audit_are_for_the_authority_and_operators() {
+        let own_staff = practitioner("1(2)(e)", "E06000001");
+        assert!(decide(&own_staff, Right::StartTransfer, Some("E06000001")).permitted);
+        assert!(decide(&own_staff, Right::ReadAudit, Some("E06000001")).permitted);
+        assert!(!decide(&own_staff, Right::ReadAudit, Some("E06000002")).permitted);
+        assert!(!decide(&Role::NationalPartner(3), Right::StartTransfer, None).permitted);
+        assert!(!decide(&practitioner("3", "E06000001"), Right::ReadAudit, None).permitted);
+        assert!(decide(&Role::Operator, Right::StartTransfer, None).permitted);
+        assert!(
+            decide(
+                &Role::Node {
+                    authority: "E06000002".into()
+                },
+                Right::StartTransfer,
+                None
+            )
+            .permitted
+        );
     }
 
     #[test]

@@ -202,7 +202,7 @@ async fn local_search() -> anyhow::Result<()> {
         forename: forename.into(),
         date_of_birth: born.map(date),
         postcode: postcode.into(),
-        limit: 0,
+        ..Default::default()
     };
     let found = f
         .client
@@ -315,6 +315,51 @@ async fn every_access_is_audited_with_the_certificate_identity() -> anyhow::Resu
     assert!(
         events[2].3.is_empty(),
         "what was typed as an identifier is not audited unless it is one"
+    );
+    Ok(())
+}
+
+/// A gender in a search narrows it to that gender and to records whose
+/// gender is not specified (so no child is missed), the exact match first.
+#[tokio::test]
+async fn search_by_gender_keeps_records_whose_gender_is_not_specified() -> anyhow::Result<()> {
+    let mut f = Fixture::start().await?;
+    let dob = date(today() - Duration::days(2500));
+    let mut ids = Vec::new();
+    for (given, gender) in [
+        ("Alex", pb::Gender::Female),
+        ("Sam", pb::Gender::Male),
+        ("Jo", pb::Gender::NotSpecified),
+    ] {
+        let mut request = sample::child_request(given, "Rowe", dob, "TS24 8AH");
+        request.details.as_mut().unwrap().gender = gender as i32;
+        ids.push(f.client.create_record(request).await?.into_inner().id);
+    }
+    let request = pb::SearchRecordsRequest {
+        surname: "Rowe".into(),
+        date_of_birth: Some(dob),
+        gender: pb::Gender::Female as i32,
+        ..Default::default()
+    };
+    let found: Vec<String> = f
+        .client
+        .search_records(request)
+        .await?
+        .into_inner()
+        .matches
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(found, vec![ids[0].clone(), ids[2].clone()]);
+    let unknown = pb::SearchRecordsRequest {
+        surname: "Rowe".into(),
+        date_of_birth: Some(dob),
+        gender: 9,
+        ..Default::default()
+    };
+    assert_eq!(
+        f.client.search_records(unknown).await.unwrap_err().code(),
+        Code::InvalidArgument
     );
     Ok(())
 }
