@@ -56,6 +56,12 @@ pub enum NodeError {
     Forbidden(#[from] contactpoint_policy::Refusal),
     #[error("record {id} is no longer held here: it moved to authority {to}")]
     Moved { id: String, to: String },
+    #[error("record {id} is arriving here in transfer {transfer_id} and is not yet served")]
+    Arriving { id: String, transfer_id: String },
+    #[error("transfer step refused: {0}")]
+    TransferConflict(String),
+    #[error("the transfer snapshot does not read: {0}")]
+    BadSnapshot(String),
     #[error("database: {0}")]
     Database(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
@@ -77,6 +83,23 @@ impl NodeError {
             }
             Self::Unauthenticated => Status::unauthenticated(Self::Unauthenticated.to_string()),
             Self::Forbidden(refusal) => Status::permission_denied(refusal.to_string()),
+            Self::Arriving { id, transfer_id } => {
+                let mut status = Status::not_found(
+                    Self::Arriving {
+                        id,
+                        transfer_id: transfer_id.clone(),
+                    }
+                    .to_string(),
+                );
+                if let Ok(value) = transfer_id.parse() {
+                    status
+                        .metadata_mut()
+                        .insert(contactpoint_policy::forwarded::ARRIVING_HEADER, value);
+                }
+                status
+            }
+            error @ Self::TransferConflict(_) => Status::failed_precondition(error.to_string()),
+            error @ Self::BadSnapshot(_) => Status::invalid_argument(error.to_string()),
             Self::Moved { id, to } => {
                 let mut status = Status::not_found(Self::Moved { id, to: to.clone() }.to_string());
                 if let Ok(value) = to.parse() {

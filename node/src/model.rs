@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 use crate::identifier::RecordId;
 
 /// Para 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonName {
     pub given_names: String,
     pub family_name: String,
 }
 
 /// Para 1: a former name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormerName {
     pub name: PersonName,
     pub ceased_on: Option<NaiveDate>,
@@ -76,7 +76,7 @@ impl Whereabouts {
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
         pub enum $name { $($(#[$vmeta])* $variant,)+ }
 
         impl $name {
@@ -160,7 +160,7 @@ stored_enum!(
 );
 
 /// Para 6.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub relationship: Relationship,
     pub name: PersonName,
@@ -170,7 +170,7 @@ pub struct Contact {
 }
 
 /// Para 7.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Education {
     pub setting: EducationSetting,
     pub provider_name: String,
@@ -180,7 +180,7 @@ pub struct Education {
 }
 
 /// Paras 8, 9, 11 to 13, with para 14's dates and para 15's archive period.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     pub kind: ServiceKind,
     pub provider_name: String,
@@ -194,7 +194,7 @@ pub struct Service {
 }
 
 /// Para 10.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CafAssessment {
     pub assessor_name: String,
     pub assessing_body: String,
@@ -204,7 +204,7 @@ pub struct CafAssessment {
 }
 
 /// Para 16.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeadProfessional {
     pub capacity: LeadCapacity,
     pub name: String,
@@ -214,7 +214,7 @@ pub struct LeadProfessional {
 }
 
 /// Para 18.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BodyIdentifier {
     pub body: String,
     pub scheme: String,
@@ -222,7 +222,7 @@ pub struct BodyIdentifier {
 }
 
 /// Para 20.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataEntry {
     pub paragraph: u8,
     pub key: String,
@@ -230,14 +230,14 @@ pub struct MetadataEntry {
 }
 
 /// Para 19.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponsibleAuthority {
     pub code: String,
     pub name: String,
 }
 
 /// The part of a record an update replaces: paras 1 to 4, 17, 18 and 20.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordDetails {
     pub category: PersonCategory,
     pub name: PersonName,
@@ -251,7 +251,7 @@ pub struct RecordDetails {
 }
 
 /// Any entry of paragraphs 6 to 16.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Entry {
     Contact(Contact),
     Education(Education),
@@ -261,7 +261,7 @@ pub enum Entry {
 }
 
 /// Which table an entry id belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryKind {
     Contact,
     Education,
@@ -271,14 +271,14 @@ pub enum EntryKind {
 }
 
 /// An entry as stored, with the id the node gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored<T> {
     pub entry_id: i64,
     pub entry: T,
 }
 
 /// A new record: its details and the entries recorded with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewRecord {
     pub details: RecordDetails,
     pub entries: Vec<Entry>,
@@ -323,4 +323,56 @@ pub struct SearchMatch {
     pub postcode: Option<String>,
     pub responsible_authority: ResponsibleAuthority,
     pub score: u32,
+}
+
+/// A record as it moves from one node to another in a transfer: every
+/// paragraph and entry as stored at the old node. The new node gives the
+/// entries its own ids; the identifier and version travel unchanged. Only
+/// nodes read it (the gateway carries it as opaque bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u64,
+    pub details: RecordDetails,
+    pub entries: Vec<Entry>,
+}
+
+impl From<&ChildRecord> for Snapshot {
+    fn from(record: &ChildRecord) -> Self {
+        let mut entries = Vec::new();
+        entries.extend(
+            record
+                .contacts
+                .iter()
+                .map(|s| Entry::Contact(s.entry.clone())),
+        );
+        entries.extend(
+            record
+                .education
+                .iter()
+                .map(|s| Entry::Education(s.entry.clone())),
+        );
+        entries.extend(
+            record
+                .services
+                .iter()
+                .map(|s| Entry::Service(s.entry.clone())),
+        );
+        entries.extend(
+            record
+                .caf_assessments
+                .iter()
+                .map(|s| Entry::CafAssessment(s.entry.clone())),
+        );
+        entries.extend(
+            record
+                .lead_professionals
+                .iter()
+                .map(|s| Entry::LeadProfessional(s.entry.clone())),
+        );
+        Self {
+            version: record.version,
+            details: record.details.clone(),
+            entries,
+        }
+    }
 }

@@ -12,7 +12,8 @@ use crate::access::Caller;
 use crate::clock::Clock;
 use crate::error::NodeError;
 use crate::identifier::RecordId;
-use crate::store::{AuditEvent, Store};
+use crate::model::Snapshot;
+use crate::store::{AuditEvent, Holding, Store};
 use crate::wire::{self, Context};
 
 /// The node's service.
@@ -92,6 +93,12 @@ enum Method {
     EndEntry,
     SearchRecords,
     ReadRoutingFeed,
+    ExportRecord,
+    StageTransferIn,
+    HandOverRecord,
+    ActivateTransferIn,
+    ReleaseRecord,
+    CancelTransferIn,
 }
 
 impl Method {
@@ -104,6 +111,12 @@ impl Method {
             Self::EndEntry => "EndEntry",
             Self::SearchRecords => "SearchRecords",
             Self::ReadRoutingFeed => "ReadRoutingFeed",
+            Self::ExportRecord => "ExportRecord",
+            Self::StageTransferIn => "StageTransferIn",
+            Self::HandOverRecord => "HandOverRecord",
+            Self::ActivateTransferIn => "ActivateTransferIn",
+            Self::ReleaseRecord => "ReleaseRecord",
+            Self::CancelTransferIn => "CancelTransferIn",
         }
     }
 
@@ -112,7 +125,7 @@ impl Method {
     fn audits_in_transaction(self) -> bool {
         !matches!(
             self,
-            Self::GetRecord | Self::SearchRecords | Self::ReadRoutingFeed
+            Self::GetRecord | Self::SearchRecords | Self::ReadRoutingFeed | Self::ExportRecord
         )
     }
 }
@@ -131,6 +144,38 @@ fn audited_change(caller: &Caller, method: Method) -> AuditEvent<'_> {
     }
 }
 
+fn encode_snapshot(
+    id: &crate::identifier::RecordId,
+    snapshot: &Snapshot,
+) -> Result<pb::RecordSnapshot, NodeError> {
+    let bytes =
+        serde_json::to_vec(snapshot).map_err(|error| NodeError::Corrupt(error.to_string()))?;
+    Ok(pb::RecordSnapshot {
+        id: id.to_string(),
+        version: snapshot.version,
+        snapshot: bytes,
+    })
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, NodeError> {
+    serde_json::from_slice(bytes).map_err(|error| NodeError::BadSnapshot(error.to_string()))
+}
+
+/// A transfer id as the gateway makes them: letters, digits and hyphens.
+fn transfer_id(value: &str) -> Result<&str, NodeError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(value)
+    } else {
+        Err(
+            crate::error::Invalid::new("transfer_id", "is 1 to 64 letters, digits or hyphens")
+                .into(),
+        )
+    }
+}
+
 /// The identifier to audit: canonical when it parses; nothing when it does
 /// not (what was typed may be anything, even a name).
 fn audited_id(typed: &str) -> Vec<String> {
@@ -145,7 +190,10 @@ fn error_kind(error: &NodeError) -> &'static str {
         NodeError::Invalid(_) => "invalid_argument",
         NodeError::RecordNotFound(_)
         | NodeError::EntryNotFound { .. }
-        | NodeError::Moved { .. } => "not_found",
+        | NodeError::Moved { .. }
+        | NodeError::Arriving { .. } => "not_found",
+        NodeError::TransferConflict(_) => "failed_precondition",
+        NodeError::BadSnapshot(_) => "invalid_argument",
         NodeError::Forbidden(_) => "permission_denied",
         NodeError::AlreadyEnded { .. } | NodeError::StaleVersion { .. } => "failed_precondition",
         NodeError::Unauthenticated => "unauthenticated",
@@ -190,16 +238,18 @@ impl AuthorityNode for NodeService {
         let result = async {
             self.require(&caller, Right::ReadRecord)?;
             let id = wire::decode_id(&request.get_ref().id, "id")?;
-            if let Some(record) = self.store.get(&id).await? {
-                return Ok(record);
-            }
-            Err(match self.store.moved_to(&id).await? {
-                Some(to) => NodeError::Moved {
+            match self.store.lookup(&id).await? {
+                Holding::Live(record) => Ok(record),
+                Holding::Arriving { transfer_id } => Err(NodeError::Arriving {
+                    id: id.to_string(),
+                    transfer_id,
+                }),
+                Holding::Moved { to } => Err(NodeError::Moved {
                     id: id.to_string(),
                     to,
-                },
-                None => NodeError::RecordNotFound(id.to_string()),
-            })
+                }),
+                Holding::Absent => Err(NodeError::RecordNotFound(id.to_string())),
+            }
         }
         .await;
         let ids = audited_id(&request.get_ref().id);
@@ -366,5 +416,159 @@ impl AuthorityNode for NodeService {
         });
         self.finish(&caller, Method::ReadRoutingFeed, ids, response)
             .await
+    }
+
+    async fn export_record(
+        &self,
+        request: Request<pb::ExportRecordRequest>,
+    ) -> Result<Response<pb::RecordSnapshot>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::MoveRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            encode_snapshot(&id, &self.store.export(&id).await?)
+        }
+        .await;
+        self.finish(&caller, Method::ExportRecord, audited_id(&body.id), result)
+            .await
+    }
+
+    async fn stage_transfer_in(
+        &self,
+        request: Request<pb::TransferInRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::MoveRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let snapshot = decode_snapshot(&body.snapshot)?;
+            let audit = audited_change(&caller, Method::StageTransferIn);
+            self.store
+                .stage_in(transfer_id(&body.transfer_id)?, &id, &snapshot, &audit)
+                .await?;
+            Ok(pb::TransferStepResponse {})
+        }
+        .await;
+        self.finish(
+            &caller,
+            Method::StageTransferIn,
+            audited_id(&body.id),
+            result,
+        )
+        .await
+    }
+
+    async fn hand_over_record(
+        &self,
+        request: Request<pb::HandOverRequest>,
+    ) -> Result<Response<pb::RecordSnapshot>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::MoveRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let to = body
+                .to
+                .as_ref()
+                .ok_or_else(|| crate::error::Invalid::new("to", "is required"))?;
+            let to = crate::model::ResponsibleAuthority {
+                code: to.code.clone(),
+                name: to.name.clone(),
+            };
+            if to.code == self.store.authority().code {
+                return Err(crate::error::Invalid::new(
+                    "to.code",
+                    "is this authority: a record is handed over to another",
+                )
+                .into());
+            }
+            let audit = audited_change(&caller, Method::HandOverRecord);
+            let snapshot = self
+                .store
+                .hand_over(transfer_id(&body.transfer_id)?, &id, &to, &audit)
+                .await?;
+            encode_snapshot(&id, &snapshot)
+        }
+        .await;
+        self.finish(
+            &caller,
+            Method::HandOverRecord,
+            audited_id(&body.id),
+            result,
+        )
+        .await
+    }
+
+    async fn activate_transfer_in(
+        &self,
+        request: Request<pb::TransferInRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::MoveRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let snapshot = decode_snapshot(&body.snapshot)?;
+            let audit = audited_change(&caller, Method::ActivateTransferIn);
+            self.store
+                .activate_in(transfer_id(&body.transfer_id)?, &id, &snapshot, &audit)
+                .await?;
+            Ok(pb::TransferStepResponse {})
+        }
+        .await;
+        self.finish(
+            &caller,
+            Method::ActivateTransferIn,
+            audited_id(&body.id),
+            result,
+        )
+        .await
+    }
+
+    async fn release_record(
+        &self,
+        request: Request<pb::TransferRecordRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::MoveRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let audit = audited_change(&caller, Method::ReleaseRecord);
+            self.store
+                .release(transfer_id(&body.transfer_id)?, &id, &audit)
+                .await?;
+            Ok(pb::TransferStepResponse {})
+        }
+        .await;
+        self.finish(&caller, Method::ReleaseRecord, audited_id(&body.id), result)
+            .await
+    }
+
+    async fn cancel_transfer_in(
+        &self,
+        request: Request<pb::TransferRecordRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::MoveRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let audit = audited_change(&caller, Method::CancelTransferIn);
+            self.store
+                .cancel_in(transfer_id(&body.transfer_id)?, &id, &audit)
+                .await?;
+            Ok(pb::TransferStepResponse {})
+        }
+        .await;
+        self.finish(
+            &caller,
+            Method::CancelTransferIn,
+            audited_id(&body.id),
+            result,
+        )
+        .await
     }
 }

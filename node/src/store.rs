@@ -19,6 +19,19 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// What a node holds for an identifier.
+#[derive(Debug)]
+pub enum Holding {
+    /// This node is responsible and serves the record.
+    Live(ChildRecord),
+    /// A transfer in has staged it here, not yet activated.
+    Arriving { transfer_id: String },
+    /// It moved to this authority (handed over, or released).
+    Moved { to: String },
+    /// Never here.
+    Absent,
+}
+
 /// Who did what, for the audit table.
 #[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {
@@ -110,12 +123,61 @@ impl Store {
             .await?
             .get(0);
         let id = RecordId::mint(&self.authority.code, serial as u64);
-        let details = &record.details;
+        let placed = Placement {
+            status: "live",
+            transfer_id: None,
+            version: 1,
+        };
+        self.insert_record(&tx, &id, &record.details, &record.entries, &placed)
+            .await?;
+        self.announce(&tx, &id).await?;
+        insert_audit(&tx, audit, &id).await?;
+        let stored = load(&tx, &id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// What this node holds for `id`: the live record, a staged copy, or
+    /// where the record went.
+    pub async fn lookup(&self, id: &RecordId) -> Result<Holding> {
+        let mut client = self.pool.get().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let holding = match record_status(&tx, id).await? {
+            Some((status, transfer_id, responsible)) => match status.as_str() {
+                "live" => Holding::Live(load(&tx, id).await?),
+                "arriving" => Holding::Arriving {
+                    transfer_id: transfer_id.unwrap_or_default(),
+                },
+                _ => Holding::Moved { to: responsible },
+            },
+            None => match forwarding(&tx, id).await? {
+                Some(to) => Holding::Moved { to },
+                None => Holding::Absent,
+            },
+        };
+        tx.commit().await?;
+        Ok(holding)
+    }
+
+    /// Writes a record's rows: the record at `placed`, its lists and entries.
+    async fn insert_record(
+        &self,
+        tx: &Transaction<'_>,
+        id: &RecordId,
+        details: &RecordDetails,
+        entries: &[Entry],
+        placed: &Placement<'_>,
+    ) -> Result<()> {
         tx.execute(
             "INSERT INTO child_record (id, category, given_names, family_name, given_names_key, family_name_key,
                  whereabouts, postcode, gender, date_of_birth, date_of_death,
-                 responsible_authority_code, responsible_authority_name)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 responsible_authority_code, responsible_authority_name, status, transfer_id, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             &[
                 &id.as_str(),
                 &details.category.as_db(),
@@ -130,26 +192,31 @@ impl Store {
                 &details.date_of_death,
                 &self.authority.code,
                 &self.authority.name,
+                &placed.status,
+                &placed.transfer_id,
+                &(placed.version as i64),
             ],
         )
         .await?;
-        write_lists(&tx, &id, details).await?;
-        for entry in &record.entries {
-            insert_entry(&tx, &id, entry).await?;
+        write_lists(tx, id, details).await?;
+        for entry in entries {
+            insert_entry(tx, id, entry).await?;
         }
+        Ok(())
+    }
+
+    /// Tells the routing feed this node is now responsible for `id`.
+    async fn announce(&self, tx: &Transaction<'_>, id: &RecordId) -> Result<()> {
         tx.execute(
             "INSERT INTO routing_outbox (record_id, authority_code) VALUES ($1, $2)",
             &[&id.as_str(), &self.authority.code],
         )
         .await?;
-        insert_audit(&tx, audit, &id).await?;
-        let stored = load(&tx, &id).await?;
-        tx.commit().await?;
-        Ok(stored)
+        Ok(())
     }
 
-    /// The whole record, or `None` if this node holds no record with that id.
-    pub async fn get(&self, id: &RecordId) -> Result<Option<ChildRecord>> {
+    /// The record as it would travel in a transfer: live or handed over.
+    pub async fn export(&self, id: &RecordId) -> Result<Snapshot> {
         let mut client = self.pool.get().await?;
         let tx = client
             .build_transaction()
@@ -157,9 +224,185 @@ impl Store {
             .read_only(true)
             .start()
             .await?;
-        let record = load_optional(&tx, id).await?;
+        let status = record_status(&tx, id).await?;
+        let snapshot = match status.as_ref().map(|(status, _, _)| status.as_str()) {
+            Some("live" | "handed_over") => Snapshot::from(&load(&tx, id).await?),
+            _ => return Err(absent(&tx, id).await?),
+        };
         tx.commit().await?;
-        Ok(record)
+        Ok(snapshot)
+    }
+
+    /// Transfer in, first step: a staged copy, served to no one. Repeating it
+    /// replaces the staged copy; once the transfer has activated the record
+    /// it changes nothing.
+    pub async fn stage_in(
+        &self,
+        transfer_id: &str,
+        id: &RecordId,
+        snapshot: &Snapshot,
+        audit: &AuditEvent<'_>,
+    ) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        match locked_status(&tx, id).await? {
+            Some((status, transfer))
+                if transfer.as_deref() == Some(transfer_id) && status == "live" =>
+            {
+                return Ok(());
+            }
+            Some((status, transfer))
+                if transfer.as_deref() == Some(transfer_id) && status == "arriving" =>
+            {
+                tx.execute("DELETE FROM child_record WHERE id = $1", &[&id.as_str()])
+                    .await?;
+            }
+            Some(_) => return Err(conflict(id, transfer_id)),
+            None => {}
+        }
+        let placed = Placement {
+            status: "arriving",
+            transfer_id: Some(transfer_id),
+            version: snapshot.version,
+        };
+        self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
+            .await?;
+        insert_audit(&tx, audit, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Transfer in, last step: the record goes live here with its final
+    /// content, any forwarding this node kept for it (a record coming back)
+    /// is removed, and the routing feed announces it. Idempotent.
+    pub async fn activate_in(
+        &self,
+        transfer_id: &str,
+        id: &RecordId,
+        snapshot: &Snapshot,
+        audit: &AuditEvent<'_>,
+    ) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        match locked_status(&tx, id).await? {
+            Some((status, transfer))
+                if transfer.as_deref() == Some(transfer_id) && status == "live" =>
+            {
+                return Ok(());
+            }
+            Some((status, transfer))
+                if transfer.as_deref() == Some(transfer_id) && status == "arriving" =>
+            {
+                tx.execute("DELETE FROM child_record WHERE id = $1", &[&id.as_str()])
+                    .await?;
+            }
+            Some(_) => return Err(conflict(id, transfer_id)),
+            None => {}
+        }
+        let placed = Placement {
+            status: "live",
+            transfer_id: Some(transfer_id),
+            version: snapshot.version,
+        };
+        self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
+            .await?;
+        tx.execute(
+            "DELETE FROM record_forwarding WHERE record_id = $1",
+            &[&id.as_str()],
+        )
+        .await?;
+        self.announce(&tx, id).await?;
+        insert_audit(&tx, audit, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Transfer in, cancelled before hand-over: the staged copy goes. Idempotent.
+    pub async fn cancel_in(
+        &self,
+        transfer_id: &str,
+        id: &RecordId,
+        audit: &AuditEvent<'_>,
+    ) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM child_record WHERE id = $1 AND status = 'arriving' AND transfer_id = $2",
+                &[&id.as_str(), &transfer_id],
+            )
+            .await?;
+        if deleted > 0 {
+            insert_audit(&tx, audit, id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Transfer out, the cutover: from this commit the node is no longer
+    /// responsible. It answers with where the record went, refuses changes,
+    /// and still shows the record in searches (naming the new authority)
+    /// until it is released. Returns the final content. Idempotent.
+    pub async fn hand_over(
+        &self,
+        transfer_id: &str,
+        id: &RecordId,
+        to: &ResponsibleAuthority,
+        audit: &AuditEvent<'_>,
+    ) -> Result<Snapshot> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        match locked_status(&tx, id).await? {
+            Some((status, _)) if status == "live" => {
+                tx.execute(
+                    "UPDATE child_record SET status = 'handed_over', transfer_id = $2,
+                         responsible_authority_code = $3, responsible_authority_name = $4, updated_at = now()
+                     WHERE id = $1",
+                    &[&id.as_str(), &transfer_id, &to.code, &to.name],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO record_forwarding (record_id, moved_to_code) VALUES ($1, $2)
+                     ON CONFLICT (record_id) DO UPDATE SET moved_to_code = EXCLUDED.moved_to_code, moved_at = now()",
+                    &[&id.as_str(), &to.code],
+                )
+                .await?;
+                insert_audit(&tx, audit, id).await?;
+            }
+            Some((status, transfer))
+                if transfer.as_deref() == Some(transfer_id) && status == "handed_over" => {}
+            Some(_) => return Err(conflict(id, transfer_id)),
+            None => return Err(absent(&tx, id).await?),
+        }
+        let snapshot = Snapshot::from(&load(&tx, id).await?);
+        tx.commit().await?;
+        Ok(snapshot)
+    }
+
+    /// Transfer out, last step: the handed-over copy is deleted; the
+    /// forwarding and this node's audit of the record stay. Idempotent.
+    pub async fn release(
+        &self,
+        transfer_id: &str,
+        id: &RecordId,
+        audit: &AuditEvent<'_>,
+    ) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        match locked_status(&tx, id).await? {
+            Some((status, transfer))
+                if transfer.as_deref() == Some(transfer_id) && status == "handed_over" =>
+            {
+                tx.execute("DELETE FROM child_record WHERE id = $1", &[&id.as_str()])
+                    .await?;
+                insert_audit(&tx, audit, id).await?;
+            }
+            Some(_) => return Err(conflict(id, transfer_id)),
+            None if forwarding(&tx, id).await?.is_some() => {}
+            None => return Err(NodeError::RecordNotFound(id.to_string())),
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Replaces the record's details if it is still at `expected_version`.
@@ -313,6 +556,7 @@ impl Store {
                    AND ($3::text IS NULL OR r.postcode = $3)
                    AND ($4::text IS NULL OR (' ' || r.given_names_key) LIKE ('% ' || $4 || '%'))
                    AND ($5::text IS NULL OR r.gender = $5 OR r.gender = 'not_specified')
+                   AND r.status <> 'arriving'
                  ORDER BY r.id
                  LIMIT 1000",
                 &[
@@ -335,18 +579,6 @@ impl Store {
         });
         matches.truncate(query.limit as usize);
         Ok(matches)
-    }
-
-    /// Where a record this node no longer holds has gone, if it moved away.
-    pub async fn moved_to(&self, id: &RecordId) -> Result<Option<String>> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT moved_to_code FROM record_forwarding WHERE record_id = $1",
-                &[&id.as_str()],
-            )
-            .await?;
-        Ok(row.map(|row| row.get(0)))
     }
 
     /// The routing outbox after `after`, oldest first: (event id, record id, authority).
@@ -414,21 +646,98 @@ fn entry_columns(kind: EntryKind) -> (&'static str, &'static str, &'static str) 
     }
 }
 
-/// Locks the record's row for the rest of the transaction; returns what
-/// entry rules need and the version.
+/// Locks a live record's row for the rest of the transaction; returns what
+/// entry rules need and the version. A record handed over, staged or never
+/// here is refused, saying where it went if known.
 async fn lock_record(tx: &Transaction<'_>, id: &RecordId) -> Result<(RecordFacts, u64)> {
     let row = tx
         .query_opt(
-            "SELECT category, date_of_birth, version FROM child_record WHERE id = $1 FOR UPDATE",
+            "SELECT category, date_of_birth, version, status, responsible_authority_code
+             FROM child_record WHERE id = $1 FOR UPDATE",
             &[&id.as_str()],
         )
-        .await?
-        .ok_or_else(|| NodeError::RecordNotFound(id.to_string()))?;
+        .await?;
+    let Some(row) = row else {
+        return Err(absent(tx, id).await?);
+    };
+    match row.get::<_, &str>(3) {
+        "live" => {}
+        "arriving" => return Err(NodeError::RecordNotFound(id.to_string())),
+        _ => {
+            return Err(NodeError::Moved {
+                id: id.to_string(),
+                to: row.get(4),
+            })
+        }
+    }
     let facts = RecordFacts {
         category: from_db(PersonCategory::from_db, row.get(0))?,
         date_of_birth: row.get(1),
     };
     Ok((facts, row.get::<_, i64>(2) as u64))
+}
+
+/// How a record is placed when its rows are written.
+struct Placement<'a> {
+    status: &'static str,
+    transfer_id: Option<&'a str>,
+    version: u64,
+}
+
+/// Status, transfer and responsible authority of a record's row, if any.
+async fn record_status(
+    tx: &Transaction<'_>,
+    id: &RecordId,
+) -> Result<Option<(String, Option<String>, String)>> {
+    let row = tx
+        .query_opt(
+            "SELECT status, transfer_id, responsible_authority_code FROM child_record WHERE id = $1",
+            &[&id.as_str()],
+        )
+        .await?;
+    Ok(row.map(|row| (row.get(0), row.get(1), row.get(2))))
+}
+
+/// Status and transfer of a record's row, locking it.
+async fn locked_status(
+    tx: &Transaction<'_>,
+    id: &RecordId,
+) -> Result<Option<(String, Option<String>)>> {
+    let row = tx
+        .query_opt(
+            "SELECT status, transfer_id FROM child_record WHERE id = $1 FOR UPDATE",
+            &[&id.as_str()],
+        )
+        .await?;
+    Ok(row.map(|row| (row.get(0), row.get(1))))
+}
+
+/// Where a record that left this node went.
+async fn forwarding(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<String>> {
+    let row = tx
+        .query_opt(
+            "SELECT moved_to_code FROM record_forwarding WHERE record_id = $1",
+            &[&id.as_str()],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// The error for a record that is not here to act on: moved, or unknown.
+async fn absent(tx: &Transaction<'_>, id: &RecordId) -> Result<NodeError> {
+    Ok(match forwarding(tx, id).await? {
+        Some(to) => NodeError::Moved {
+            id: id.to_string(),
+            to,
+        },
+        None => NodeError::RecordNotFound(id.to_string()),
+    })
+}
+
+fn conflict(id: &RecordId, transfer_id: &str) -> NodeError {
+    NodeError::TransferConflict(format!(
+        "record {id} is not in the state transfer {transfer_id} expects here"
+    ))
 }
 
 async fn bump_version(tx: &Transaction<'_>, id: &RecordId) -> Result<()> {

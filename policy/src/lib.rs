@@ -30,6 +30,9 @@ pub mod forwarded {
     /// On a NotFound from a node: the GSS code of the authority the record
     /// moved to, which the gateway follows and writes into its index.
     pub const MOVED_TO_HEADER: &str = "x-contactpoint-moved-to";
+    /// On a NotFound from a node: a transfer has staged the record here but
+    /// not activated it yet; the value is the transfer's id.
+    pub const ARRIVING_HEADER: &str = "x-contactpoint-arriving";
 
     pub fn encode_identity(who: &PeerIdentity) -> Vec<u8> {
         format!(

@@ -116,6 +116,8 @@ pub enum Right {
     StartTransfer,
     /// Read the audit of who looked at a record (a subject access request).
     ReadAudit,
+    /// Carry out the steps of a transfer at the nodes.
+    MoveRecord,
     /// Reload the policy, read health and metrics.
     Operate,
 }
@@ -131,6 +133,7 @@ impl Right {
             Self::ForwardOnBehalf => "call on behalf of another caller",
             Self::StartTransfer => "start a transfer to another authority",
             Self::ReadAudit => "read the audit of a record",
+            Self::MoveRecord => "carry out the steps of a transfer",
             Self::Operate => "operate the service",
         }
     }
@@ -228,6 +231,9 @@ pub fn decide(role: &Role, right: Right, at_authority: Option<&str>) -> Decision
         }
         (Role::Operator, ReadAudit) => {
             Decision::allow("audits are reviewed for unusual patterns (RULES.md, audit); they hold identifiers, not details")
+        }
+        (Role::Gateway, MoveRecord) => {
+            Decision::allow("Schedule 1 para 19: the gateway moves a record to the node of the authority now responsible")
         }
         (Role::Gateway, ReadRoutingFeed | ForwardOnBehalf) => {
             Decision::allow("Schedule 1 para 19: the gateway routes each lookup to the responsible authority")
