@@ -35,6 +35,10 @@ pub struct GatewayConfig {
     /// How often each node's outbox is read. Default: 1000.
     #[serde(default = "default_feed_poll")]
     pub feed_poll_ms: u64,
+    /// First pause before a waiting transfer step is retried, in
+    /// milliseconds; it doubles up to five seconds. Default: 500.
+    #[serde(default = "default_transfer_retry")]
+    pub transfer_retry_ms: u64,
     /// Limits that keep one caller from starving the others.
     #[serde(default)]
     pub limits: Limits,
@@ -109,6 +113,9 @@ fn default_lookup_timeout() -> u64 {
 fn default_feed_poll() -> u64 {
     1000
 }
+fn default_transfer_retry() -> u64 {
+    500
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -170,7 +177,11 @@ impl GatewayConfig {
                 "every limit must be positive (burst at least 1)",
             );
         }
-        if self.search_deadline_ms == 0 || self.lookup_timeout_ms == 0 || self.feed_poll_ms == 0 {
+        if self.search_deadline_ms == 0
+            || self.lookup_timeout_ms == 0
+            || self.feed_poll_ms == 0
+            || self.transfer_retry_ms == 0
+        {
             return invalid(
                 "search_deadline_ms".into(),
                 "deadlines and intervals must be positive",

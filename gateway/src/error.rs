@@ -15,6 +15,8 @@ pub enum GatewayError {
     Invalid { field: &'static str, reason: String },
     #[error("no authority holds a record with identifier {0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the node of {name} ({code}) did not answer; try again shortly")]
     NodeUnavailable { code: String, name: String },
     #[error("no node is configured for authority {0}; the operator has been told")]
@@ -34,6 +36,7 @@ impl GatewayError {
             Self::Forbidden(_) => "permission_denied",
             Self::Invalid { .. } => "invalid_argument",
             Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "failed_precondition",
             Self::NodeUnavailable { .. } | Self::Store(_) => "unavailable",
             Self::UnknownAuthority(_) => "internal",
             Self::Node(_) => "node_refused",
@@ -46,6 +49,7 @@ impl GatewayError {
             Self::Forbidden(refusal) => Status::permission_denied(refusal.to_string()),
             error @ Self::Invalid { .. } => Status::invalid_argument(error.to_string()),
             error @ Self::NotFound(_) => Status::not_found(error.to_string()),
+            error @ Self::Conflict(_) => Status::failed_precondition(error.to_string()),
             error @ Self::NodeUnavailable { .. } => Status::unavailable(error.to_string()),
             error @ Self::UnknownAuthority(_) => {
                 tracing::error!(%error, "routing names an authority with no configured node");

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod nodes;
 mod service;
 pub mod store;
+pub mod transfer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -65,6 +66,15 @@ pub async fn serve(
     let store = store::Store::open(&config.database_url, config.pool_size).await?;
     let directory = nodes::Directory::new(&config.nodes, &config.tls)?;
 
+    let transfers = Arc::new(transfer::Transfers::new(
+        store.clone(),
+        directory.clone(),
+        Duration::from_millis(config.transfer_retry_ms),
+    ));
+    let resumed = transfers.clone().resume_all().await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resuming interrupted transfers");
+    }
     let mut background = tokio::task::JoinSet::new();
     background.spawn(feed::follow_all(
         directory.clone(),
@@ -86,6 +96,7 @@ pub async fn serve(
         policy,
         Duration::from_millis(config.search_deadline_ms),
         Duration::from_millis(config.lookup_timeout_ms),
+        transfers,
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);

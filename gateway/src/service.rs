@@ -14,7 +14,8 @@ use tracing::Instrument;
 
 use crate::error::GatewayError;
 use crate::nodes::{on_behalf, Directory};
-use crate::store::{AuditEntry, Store};
+use crate::store::{AuditEntry, Store, TransferRow};
+use crate::transfer::{requester_name, Transfers};
 
 /// Most authorities a lookup follows when records have moved on.
 const MAX_HOPS: usize = 4;
@@ -29,6 +30,7 @@ pub struct GatewayService {
     policy: Arc<PolicyHandle>,
     search_deadline: Duration,
     lookup_timeout: Duration,
+    transfers: Arc<Transfers>,
 }
 
 /// A caller with a verified certificate and the role the policy gives it.
@@ -57,6 +59,7 @@ impl GatewayService {
         policy: Arc<PolicyHandle>,
         search_deadline: Duration,
         lookup_timeout: Duration,
+        transfers: Arc<Transfers>,
     ) -> Self {
         Self {
             store,
@@ -64,6 +67,7 @@ impl GatewayService {
             policy,
             search_deadline,
             lookup_timeout,
+            transfers,
         }
     }
 
@@ -130,6 +134,7 @@ impl GatewayService {
         let minted = id.minting_authority().to_owned();
         let mut target = indexed.clone().unwrap_or_else(|| minted.clone());
         let mut asked_minting = indexed.is_none();
+        let mut settled = false;
         loop {
             if outcome.authorities.contains(&target) || outcome.authorities.len() >= MAX_HOPS {
                 return Err(GatewayError::NotFound(id.to_string()));
@@ -154,6 +159,26 @@ impl GatewayService {
                         tracing::info!(authority = %target, "routing index updated from the node's answer");
                     }
                     return Ok(record.into_inner());
+                }
+                Ok(Err(status))
+                    if status.code() == Code::NotFound
+                        && !settled
+                        && status.metadata().get(forwarded::ARRIVING_HEADER).is_some() =>
+                {
+                    // Mid-transfer: finish the activation, then ask whoever is responsible.
+                    settled = true;
+                    let responsible = self.transfers.settle(id).await.map_err(|error| {
+                        tracing::warn!(%error, "could not settle a transfer for a lookup");
+                        GatewayError::NodeUnavailable {
+                            code: node.code.clone(),
+                            name: node.name.clone(),
+                        }
+                    })?;
+                    let Some(code) = responsible else {
+                        return Err(GatewayError::NotFound(id.to_string()));
+                    };
+                    outcome.authorities.retain(|asked| *asked != code);
+                    target = code;
                 }
                 Ok(Err(status)) if status.code() == Code::NotFound => {
                     let moved_to = status
@@ -246,9 +271,140 @@ impl GatewayService {
         response
             .matches
             .sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        // A record mid-transfer is shown by the old node (naming the new
+        // authority) until it is released, and by the new one: show it once.
+        let mut seen = std::collections::HashSet::new();
+        response.matches.retain(|m| seen.insert(m.id.clone()));
         response.matches.truncate(limit as usize);
         response.unanswered.sort_by(|a, b| a.code.cmp(&b.code));
         Ok(response)
+    }
+}
+
+impl GatewayService {
+    fn authority(&self, code: &str) -> pb::ResponsibleAuthority {
+        let name = self
+            .directory
+            .get(code)
+            .map(|node| node.name.clone())
+            .unwrap_or_default();
+        pb::ResponsibleAuthority {
+            code: code.to_owned(),
+            name,
+        }
+    }
+
+    fn encode_transfer(&self, row: &TransferRow) -> pb::Transfer {
+        let state = match row.state.as_str() {
+            "requested" => pb::TransferState::Requested,
+            "staged" => pb::TransferState::Staged,
+            "handed_over" => pb::TransferState::HandedOver,
+            "activated" => pb::TransferState::Activated,
+            "completed" => pb::TransferState::Completed,
+            "cancelled" => pb::TransferState::Cancelled,
+            _ => pb::TransferState::Unspecified,
+        };
+        pb::Transfer {
+            transfer_id: row.transfer_id.clone(),
+            record_id: row.record_id.clone(),
+            from: Some(self.authority(&row.from_code)),
+            to: Some(self.authority(&row.to_code)),
+            state: state as i32,
+            cancel_requested: row.cancel_requested,
+            waiting_reason: row.waiting_reason.clone().unwrap_or_default(),
+            attempts: u32::try_from(row.attempts).unwrap_or_default(),
+            requested_by: row.requested_by.clone(),
+            requested_role: row.requested_role.clone(),
+            created_at: row.created_at.clone(),
+            updated_at: row.updated_at.clone(),
+        }
+    }
+
+    /// The authority responsible for a record now: asks the node the index
+    /// (or the identifier) names, following where the record went.
+    async fn locate(&self, id: &RecordId, outcome: &mut Outcome) -> Result<String, GatewayError> {
+        let minted = id.minting_authority().to_owned();
+        let mut target = self
+            .store
+            .route(id.as_str())
+            .await?
+            .unwrap_or_else(|| minted.clone());
+        loop {
+            if outcome.authorities.contains(&target) || outcome.authorities.len() >= MAX_HOPS {
+                return Err(GatewayError::NotFound(id.to_string()));
+            }
+            outcome.authorities.push(target.clone());
+            let node = self
+                .directory
+                .get(&target)
+                .ok_or_else(|| GatewayError::UnknownAuthority(target.clone()))?;
+            let mut request = tonic::Request::new(pb::ExportRecordRequest { id: id.to_string() });
+            request.set_timeout(self.lookup_timeout);
+            match node.client().export_record(request).await {
+                Ok(_) => return Ok(target),
+                Err(status) if status.code() == Code::NotFound => {
+                    let moved_to = status
+                        .metadata()
+                        .get(forwarded::MOVED_TO_HEADER)
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
+                    match moved_to {
+                        Some(next) => target = next,
+                        None if target != minted => target = minted.clone(),
+                        None => return Err(GatewayError::NotFound(id.to_string())),
+                    }
+                }
+                Err(status) if !is_unavailable(&status) => return Err(GatewayError::Node(status)),
+                Err(_) => {
+                    return Err(GatewayError::NodeUnavailable {
+                        code: node.code.clone(),
+                        name: node.name.clone(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// A transfer the caller may see: their authority is one of its two, or
+    /// they operate the service.
+    async fn visible_transfer(
+        &self,
+        caller: &Caller,
+        transfer_id: &str,
+    ) -> Result<TransferRow, GatewayError> {
+        let row = self
+            .store
+            .transfer(transfer_id)
+            .await?
+            .ok_or_else(|| GatewayError::Invalid {
+                field: "transfer_id",
+                reason: format!("names no transfer ({transfer_id})"),
+            })?;
+        may_transfer(caller, &row.from_code, &row.to_code)?;
+        Ok(row)
+    }
+}
+
+/// Either authority's own staff, or an operator, may start, see and cancel
+/// a transfer between them.
+fn may_transfer<'a>(caller: &'a Caller, from: &str, to: &str) -> Result<&'a Role, GatewayError> {
+    let role = caller.role.as_ref();
+    Ok(
+        authorize(role, &caller.identity, Right::StartTransfer, Some(from))
+            .or_else(|_| authorize(role, &caller.identity, Right::StartTransfer, Some(to)))?,
+    )
+}
+
+fn gss_code(value: &str, field: &'static str) -> Result<String, GatewayError> {
+    let code = value.trim();
+    let bytes = code.as_bytes();
+    if bytes.len() == 9 && bytes[0] == b'E' && bytes[1..].iter().all(u8::is_ascii_digit) {
+        Ok(code.to_owned())
+    } else {
+        Err(GatewayError::Invalid {
+            field,
+            reason: "is not an English GSS code such as E06000001".into(),
+        })
     }
 }
 
@@ -321,5 +477,133 @@ impl Gateway for GatewayService {
         }
         .instrument(span)
         .await
+    }
+
+    async fn start_transfer(
+        &self,
+        request: Request<pb::StartTransferRequest>,
+    ) -> Result<Response<pb::Transfer>, Status> {
+        let caller = self.caller(&request)?;
+        let span = tracing::info_span!("StartTransfer", role = %caller.role_name(), authorities = tracing::field::Empty);
+        async {
+            let mut outcome = Outcome::default();
+            let result = async {
+                let body = request.get_ref();
+                let id = RecordId::parse(&body.id).map_err(|error| GatewayError::Invalid {
+                    field: "id",
+                    reason: error.to_string(),
+                })?;
+                outcome.record_ids.push(id.to_string());
+                let to = gss_code(&body.to_authority, "to_authority")?;
+                let from = self.locate(&id, &mut outcome).await?;
+                let role = may_transfer(&caller, &from, &to)?;
+                if from == to {
+                    return Err(GatewayError::Conflict(format!(
+                        "authority {to} is already responsible for record {id}"
+                    )));
+                }
+                outcome.authorities = vec![from.clone(), to.clone()];
+                let journaled = self
+                    .store
+                    .insert_transfer(
+                        id.as_str(),
+                        &from,
+                        &to,
+                        &requester_name(&caller.identity),
+                        &role.to_wire(),
+                    )
+                    .await?;
+                let row = journaled.map_err(|open| {
+                    GatewayError::Conflict(format!(
+                        "record {id} is already in transfer {} ({})",
+                        open.transfer_id, open.state
+                    ))
+                })?;
+                let transfers = self.transfers.clone();
+                let transfer_id = row.transfer_id.clone();
+                tokio::spawn(async move { transfers.drive(transfer_id).await });
+                Ok(self.encode_transfer(&row))
+            }
+            .await;
+            self.finish(&caller, "StartTransfer", outcome, result).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_transfer(
+        &self,
+        request: Request<pb::GetTransferRequest>,
+    ) -> Result<Response<pb::Transfer>, Status> {
+        let caller = self.caller(&request)?;
+        let mut outcome = Outcome::default();
+        let result = async {
+            let row = self
+                .visible_transfer(&caller, &request.get_ref().transfer_id)
+                .await?;
+            outcome.record_ids.push(row.record_id.clone());
+            Ok(self.encode_transfer(&row))
+        }
+        .await;
+        self.finish(&caller, "GetTransfer", outcome, result).await
+    }
+
+    async fn list_transfers(
+        &self,
+        request: Request<pb::ListTransfersRequest>,
+    ) -> Result<Response<pb::ListTransfersResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let mut outcome = Outcome::default();
+        let result = async {
+            let authority = gss_code(&request.get_ref().authority, "authority")?;
+            authorize(
+                caller.role.as_ref(),
+                &caller.identity,
+                Right::StartTransfer,
+                Some(&authority),
+            )?;
+            outcome.authorities.push(authority.clone());
+            let (incoming, outgoing) = self.store.transfers_of(&authority).await?;
+            Ok(pb::ListTransfersResponse {
+                incoming: incoming
+                    .iter()
+                    .map(|row| self.encode_transfer(row))
+                    .collect(),
+                outgoing: outgoing
+                    .iter()
+                    .map(|row| self.encode_transfer(row))
+                    .collect(),
+            })
+        }
+        .await;
+        self.finish(&caller, "ListTransfers", outcome, result).await
+    }
+
+    async fn cancel_transfer(
+        &self,
+        request: Request<pb::GetTransferRequest>,
+    ) -> Result<Response<pb::Transfer>, Status> {
+        let caller = self.caller(&request)?;
+        let mut outcome = Outcome::default();
+        let result = async {
+            let row = self
+                .visible_transfer(&caller, &request.get_ref().transfer_id)
+                .await?;
+            outcome.record_ids.push(row.record_id.clone());
+            if !self.store.request_cancel(&row.transfer_id).await? {
+                return Err(GatewayError::Conflict(format!(
+                    "transfer {} is past its cutover ({}) and cannot be cancelled",
+                    row.transfer_id, row.state
+                )));
+            }
+            let transfers = self.transfers.clone();
+            let transfer_id = row.transfer_id.clone();
+            tokio::spawn(async move { transfers.drive(transfer_id).await });
+            let row = self.store.transfer(&row.transfer_id).await?.unwrap_or(row);
+            Ok(self.encode_transfer(&row))
+        }
+        .await;
+        self.finish(&caller, "CancelTransfer", outcome, result)
+            .await
     }
 }

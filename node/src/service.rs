@@ -99,6 +99,7 @@ enum Method {
     ActivateTransferIn,
     ReleaseRecord,
     CancelTransferIn,
+    AbortTransferOut,
 }
 
 impl Method {
@@ -117,6 +118,7 @@ impl Method {
             Self::ActivateTransferIn => "ActivateTransferIn",
             Self::ReleaseRecord => "ReleaseRecord",
             Self::CancelTransferIn => "CancelTransferIn",
+            Self::AbortTransferOut => "AbortTransferOut",
         }
     }
 
@@ -154,6 +156,7 @@ fn encode_snapshot(
         id: id.to_string(),
         version: snapshot.version,
         snapshot: bytes,
+        handed_over_by: String::new(),
     })
 }
 
@@ -239,7 +242,7 @@ impl AuthorityNode for NodeService {
             self.require(&caller, Right::ReadRecord)?;
             let id = wire::decode_id(&request.get_ref().id, "id")?;
             match self.store.lookup(&id).await? {
-                Holding::Live(record) => Ok(record),
+                Holding::Live(record) => Ok(*record),
                 Holding::Arriving { transfer_id } => Err(NodeError::Arriving {
                     id: id.to_string(),
                     transfer_id,
@@ -427,7 +430,10 @@ impl AuthorityNode for NodeService {
         let result = async {
             self.require(&caller, Right::MoveRecord)?;
             let id = wire::decode_id(&body.id, "id")?;
-            encode_snapshot(&id, &self.store.export(&id).await?)
+            let (snapshot, handed_over_by) = self.store.export(&id).await?;
+            let mut exported = encode_snapshot(&id, &snapshot)?;
+            exported.handed_over_by = handed_over_by.unwrap_or_default();
+            Ok(exported)
         }
         .await;
         self.finish(&caller, Method::ExportRecord, audited_id(&body.id), result)
@@ -566,6 +572,31 @@ impl AuthorityNode for NodeService {
         self.finish(
             &caller,
             Method::CancelTransferIn,
+            audited_id(&body.id),
+            result,
+        )
+        .await
+    }
+
+    async fn abort_transfer_out(
+        &self,
+        request: Request<pb::TransferRecordRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::MoveRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let audit = audited_change(&caller, Method::AbortTransferOut);
+            self.store
+                .abort_out(transfer_id(&body.transfer_id)?, &id, &audit)
+                .await?;
+            Ok(pb::TransferStepResponse {})
+        }
+        .await;
+        self.finish(
+            &caller,
+            Method::AbortTransferOut,
             audited_id(&body.id),
             result,
         )

@@ -23,7 +23,7 @@ mod embedded {
 #[derive(Debug)]
 pub enum Holding {
     /// This node is responsible and serves the record.
-    Live(ChildRecord),
+    Live(Box<ChildRecord>),
     /// A transfer in has staged it here, not yet activated.
     Arriving { transfer_id: String },
     /// It moved to this authority (handed over, or released).
@@ -149,7 +149,7 @@ impl Store {
             .await?;
         let holding = match record_status(&tx, id).await? {
             Some((status, transfer_id, responsible)) => match status.as_str() {
-                "live" => Holding::Live(load(&tx, id).await?),
+                "live" => Holding::Live(Box::new(load(&tx, id).await?)),
                 "arriving" => Holding::Arriving {
                     transfer_id: transfer_id.unwrap_or_default(),
                 },
@@ -215,8 +215,9 @@ impl Store {
         Ok(())
     }
 
-    /// The record as it would travel in a transfer: live or handed over.
-    pub async fn export(&self, id: &RecordId) -> Result<Snapshot> {
+    /// The record as it would travel in a transfer: live or handed over,
+    /// with the transfer that handed it over, if one has.
+    pub async fn export(&self, id: &RecordId) -> Result<(Snapshot, Option<String>)> {
         let mut client = self.pool.get().await?;
         let tx = client
             .build_transaction()
@@ -225,12 +226,15 @@ impl Store {
             .start()
             .await?;
         let status = record_status(&tx, id).await?;
-        let snapshot = match status.as_ref().map(|(status, _, _)| status.as_str()) {
-            Some("live" | "handed_over") => Snapshot::from(&load(&tx, id).await?),
+        let exported = match status {
+            Some((status, transfer, _)) if status == "live" || status == "handed_over" => {
+                let handed_over_by = transfer.filter(|_| status == "handed_over");
+                (Snapshot::from(&load(&tx, id).await?), handed_over_by)
+            }
             _ => return Err(absent(&tx, id).await?),
         };
         tx.commit().await?;
-        Ok(snapshot)
+        Ok(exported)
     }
 
     /// Transfer in, first step: a staged copy, served to no one. Repeating it
@@ -352,6 +356,17 @@ impl Store {
     ) -> Result<Snapshot> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let aborted = tx
+            .query_opt(
+                "SELECT 1 FROM transfer_out_abort WHERE transfer_id = $1",
+                &[&transfer_id],
+            )
+            .await?;
+        if aborted.is_some() {
+            return Err(NodeError::TransferConflict(format!(
+                "transfer {transfer_id} was cancelled here before its cutover"
+            )));
+        }
         match locked_status(&tx, id).await? {
             Some((status, _)) if status == "live" => {
                 tx.execute(
@@ -377,6 +392,36 @@ impl Store {
         let snapshot = Snapshot::from(&load(&tx, id).await?);
         tx.commit().await?;
         Ok(snapshot)
+    }
+
+    /// Transfer out, cancelled before its cutover: records that `transfer_id`
+    /// may never hand the record over. Refused once it has. Idempotent.
+    pub async fn abort_out(
+        &self,
+        transfer_id: &str,
+        id: &RecordId,
+        audit: &AuditEvent<'_>,
+    ) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if let Some((status, transfer)) = locked_status(&tx, id).await? {
+            if status == "handed_over" && transfer.as_deref() == Some(transfer_id) {
+                return Err(NodeError::TransferConflict(format!(
+                    "record {id} was already handed over by transfer {transfer_id}; the cutover has happened"
+                )));
+            }
+        }
+        let inserted = tx
+            .execute(
+                "INSERT INTO transfer_out_abort (transfer_id, record_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&transfer_id, &id.as_str()],
+            )
+            .await?;
+        if inserted > 0 {
+            insert_audit(&tx, audit, id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Transfer out, last step: the handed-over copy is deleted; the

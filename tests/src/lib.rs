@@ -462,6 +462,7 @@ impl TestGateway {
             search_deadline_ms: 1000,
             lookup_timeout_ms: 3000,
             feed_poll_ms: 100,
+            transfer_retry_ms: 100,
             limits: contactpoint_gateway::config::Limits::default(),
             nodes: node_entries(nodes),
         })
@@ -649,5 +650,89 @@ impl Federation {
             Ok(row.filter(|row| row.get::<_, &str>(0) == code).map(|_| ()))
         })
         .await
+    }
+}
+
+impl Federation {
+    /// A transfer worker of our own on the gateway's journal, to take steps
+    /// one at a time (and stop between them, as a crash would).
+    pub async fn transfer_worker(&self) -> Result<contactpoint_gateway::transfer::Transfers> {
+        let store = contactpoint_gateway::store::Store::open(&self.gateway_db.url, 2).await?;
+        let directory = contactpoint_gateway::nodes::Directory::new(
+            &self.gateway.config.nodes,
+            &self.gateway.config.tls,
+        )?;
+        Ok(contactpoint_gateway::transfer::Transfers::new(
+            store,
+            directory,
+            Duration::from_millis(50),
+        ))
+    }
+
+    /// Journals a transfer without starting it (no worker drives it until
+    /// the gateway restarts or a test advances it).
+    pub async fn journal_transfer(&self, record_id: &str, from: &str, to: &str) -> Result<String> {
+        let store = contactpoint_gateway::store::Store::open(&self.gateway_db.url, 1).await?;
+        let row = store
+            .insert_transfer(
+                record_id,
+                from,
+                to,
+                &format!("{from}//Social worker"),
+                &format!("schedule3:1(2)(a)@{from}"),
+            )
+            .await?
+            .map_err(|open| anyhow::anyhow!("already in {}", open.transfer_id))?;
+        Ok(row.transfer_id)
+    }
+
+    /// Restarts the gateway on its database (a crash and recovery).
+    pub async fn restart_gateway(&mut self) -> Result<()> {
+        let mut config = self.gateway.config.clone();
+        config.listen = "127.0.0.1:0".parse()?;
+        let fresh = TestGateway::start(config).await?;
+        let old = std::mem::replace(&mut self.gateway, fresh);
+        drop(old);
+        Ok(())
+    }
+
+    /// The journaled state of a transfer.
+    pub async fn transfer_state(&self, transfer_id: &str) -> Result<String> {
+        let db = self.gateway_db.connect().await?;
+        Ok(db
+            .query_one(
+                "SELECT state FROM transfer WHERE transfer_id = $1",
+                &[&transfer_id],
+            )
+            .await?
+            .get(0))
+    }
+
+    /// Waits until a transfer reaches `state`.
+    pub async fn wait_for_transfer(&self, transfer_id: &str, state: &str) -> Result<()> {
+        eventually(&format!("transfer {transfer_id} to be {state}"), || async {
+            Ok((self.transfer_state(transfer_id).await? == state).then_some(()))
+        })
+        .await
+    }
+
+    /// How many nodes serve `record_id` live, and which.
+    pub async fn live_copies(&self, record_id: &str) -> Result<Vec<String>> {
+        let mut live = Vec::new();
+        for (db, node) in self.node_dbs.iter().zip(&self.nodes) {
+            let rows: i64 = db
+                .connect()
+                .await?
+                .query_one(
+                    "SELECT count(*) FROM child_record WHERE id = $1 AND status = 'live'",
+                    &[&record_id],
+                )
+                .await?
+                .get(0);
+            if rows > 0 {
+                live.push(node.config.authority_code.clone());
+            }
+        }
+        Ok(live)
     }
 }
