@@ -77,6 +77,25 @@ enum Command {
         #[arg(long, default_value = "")]
         postcode: String,
     },
+    /// Starts a transfer through the gateway and waits for it to end.
+    Transfer {
+        #[command(flatten)]
+        gateway: NodeArgs,
+        /// The record's identifier.
+        #[arg(long)]
+        id: String,
+        /// GSS code of the authority becoming responsible.
+        #[arg(long)]
+        to: String,
+    },
+    /// Lists an authority's transfers in and out, through the gateway.
+    Transfers {
+        #[command(flatten)]
+        gateway: NodeArgs,
+        /// GSS code of the authority.
+        #[arg(long)]
+        authority: String,
+    },
     /// Records a set of sample children at a node (0, 1 or 2).
     Seed {
         #[command(flatten)]
@@ -187,6 +206,39 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Seed { node, set } => seed(&node, set).await,
+        Command::Transfer { gateway, id, to } => {
+            let mut client = GatewayClient::new(gateway.channel().await?);
+            let started = client
+                .start_transfer(pb::StartTransferRequest {
+                    id,
+                    to_authority: to,
+                })
+                .await?
+                .into_inner();
+            print!(
+                "{}",
+                render::transfer(&wait_for_transfer(&mut client, &started.transfer_id).await?)
+            );
+            Ok(())
+        }
+        Command::Transfers { gateway, authority } => {
+            let mut client = GatewayClient::new(gateway.channel().await?);
+            let listed = client
+                .list_transfers(pb::ListTransfersRequest { authority })
+                .await?
+                .into_inner();
+            println!("out:");
+            listed
+                .outgoing
+                .iter()
+                .for_each(|t| print!("{}", render::transfer(t)));
+            println!("in:");
+            listed
+                .incoming
+                .iter()
+                .for_each(|t| print!("{}", render::transfer(t)));
+            Ok(())
+        }
         Command::FederationDemo { endpoint, pki } => federation_demo(&endpoint, &pki).await,
     }
 }
@@ -420,6 +472,46 @@ async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
         Err(status) => println!("  refused: {:?}: {}", status.code(), status.message()),
     }
 
+    let mut hartlepool = GatewayClient::new(as_client("e06000001").channel().await?);
+    println!(
+        "\n== Hartlepool's social worker: the child moves to Redcar and Cleveland; transfer {}",
+        first.id
+    );
+    let transfer = hartlepool
+        .start_transfer(pb::StartTransferRequest {
+            id: first.id.clone(),
+            to_authority: "E06000003".into(),
+        })
+        .await?
+        .into_inner();
+    let done = wait_for_transfer(&mut hartlepool, &transfer.transfer_id).await?;
+    print!("{}", render::transfer(&done));
+    let record = nspcc
+        .get_record(pb::GetRecordRequest {
+            id: first.id.clone(),
+        })
+        .await?
+        .into_inner();
+    let authority = record
+        .responsible_authority
+        .as_ref()
+        .map_or("", |a| a.name.as_str());
+    println!(
+        "  the NSPCC's lookup of {} now reaches {authority}",
+        record.id
+    );
+    let listed = hartlepool
+        .list_transfers(pb::ListTransfersRequest {
+            authority: "E06000001".into(),
+        })
+        .await?
+        .into_inner();
+    println!(
+        "  Hartlepool's transfers: {} out, {} in",
+        listed.outgoing.len(),
+        listed.incoming.len()
+    );
+
     let typo = mistype(&first.id);
     println!("\n== As the NSPCC: lookup with a mistyped identifier {typo}");
     match nspcc.get_record(pb::GetRecordRequest { id: typo }).await {
@@ -427,6 +519,30 @@ async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
         Err(status) => println!("  refused: {:?}: {}", status.code(), status.message()),
     }
     Ok(())
+}
+
+/// Polls a transfer until it ends (or 30 seconds pass).
+async fn wait_for_transfer(
+    client: &mut GatewayClient<Channel>,
+    transfer_id: &str,
+) -> Result<pb::Transfer> {
+    let ended = [
+        pb::TransferState::Completed as i32,
+        pb::TransferState::Cancelled as i32,
+    ];
+    for _ in 0..300 {
+        let transfer = client
+            .get_transfer(pb::GetTransferRequest {
+                transfer_id: transfer_id.to_owned(),
+            })
+            .await?
+            .into_inner();
+        if ended.contains(&transfer.state) {
+            return Ok(transfer);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("transfer {transfer_id} did not end within 30 seconds")
 }
 
 /// The identifier with two neighbouring serial digits swapped (or one changed).

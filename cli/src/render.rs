@@ -217,3 +217,29 @@ pub fn record(r: &pb::ChildRecord) -> String {
     }
     out
 }
+
+pub fn transfer(t: &pb::Transfer) -> String {
+    let state = enum_name(
+        pb::TransferState::try_from(t.state)
+            .ok()
+            .map(|s| s.as_str_name()),
+    );
+    let place = |a: &Option<pb::ResponsibleAuthority>| {
+        a.as_ref()
+            .map_or(String::new(), |a| format!("{} ({})", a.name, a.code))
+    };
+    let mut out = format!(
+        "  {}  {}  {} -> {}  {}  asked by {} at {}\n",
+        t.transfer_id,
+        t.record_id,
+        place(&t.from),
+        place(&t.to),
+        state.trim_start_matches("transfer state "),
+        t.requested_by,
+        t.created_at
+    );
+    if !t.waiting_reason.is_empty() {
+        out.push_str(&format!("      waiting: {}\n", t.waiting_reason));
+    }
+    out
+}
