@@ -11,7 +11,7 @@ use std::time::Duration;
 use contactpoint_proto::v1 as pb;
 
 use crate::nodes::{Directory, Node};
-use crate::store::Store;
+use crate::store::{FeedEvent, Store};
 
 /// Events asked for in one read.
 const BATCH: u32 = 500;
@@ -73,7 +73,12 @@ pub async fn read_once(node: &Node, store: &Store) -> Result<usize, FeedError> {
         .into_iter()
         // A node only speaks for records it is responsible for.
         .filter(|event| event.authority_code == node.code)
-        .map(|event| (event.event_id, event.record_id, event.authority_code))
+        .map(|event| FeedEvent {
+            event_id: event.event_id,
+            record_id: event.record_id,
+            authority_code: event.authority_code,
+            moves: i32::try_from(event.moves).unwrap_or(i32::MAX),
+        })
         .collect();
     store.apply_feed(&node.code, &batch).await?;
     Ok(batch.len())

@@ -62,6 +62,16 @@ fn transfer_row(row: &tokio_postgres::Row) -> TransferRow {
     }
 }
 
+/// A node's announcement that it is responsible for a record.
+#[derive(Debug, Clone)]
+pub struct FeedEvent {
+    pub event_id: i64,
+    pub record_id: String,
+    pub authority_code: String,
+    /// Transfers behind it; a route is only replaced by one with as many or more.
+    pub moves: i32,
+}
+
 /// One gateway audit entry.
 #[derive(Debug, Clone)]
 pub struct AuditEntry<'a> {
@@ -154,18 +164,23 @@ impl Store {
     pub async fn apply_feed(
         &self,
         authority_code: &str,
-        events: &[(i64, String, String)],
+        events: &[FeedEvent],
     ) -> Result<(), StoreError> {
-        let Some(last) = events.iter().map(|(id, _, _)| *id).max() else {
+        let Some(last) = events.iter().map(|event| event.event_id).max() else {
             return Ok(());
         };
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        for (_, record_id, code) in events {
+        for event in events {
+            // Only a route of as many transfers or more replaces one: events
+            // read out of order across nodes never point back to an
+            // authority the record has left.
             tx.execute(
-                "INSERT INTO routing_index (record_id, authority_code) VALUES ($1, $2)
-                 ON CONFLICT (record_id) DO UPDATE SET authority_code = EXCLUDED.authority_code, updated_at = now()",
-                &[record_id, code],
+                "INSERT INTO routing_index (record_id, authority_code, moves) VALUES ($1, $2, $3)
+                 ON CONFLICT (record_id) DO UPDATE
+                     SET authority_code = EXCLUDED.authority_code, moves = EXCLUDED.moves, updated_at = now()
+                     WHERE routing_index.moves <= EXCLUDED.moves",
+                &[&event.record_id, &event.authority_code, &event.moves],
             )
             .await?;
         }
@@ -303,7 +318,7 @@ impl Store {
         &self,
         transfer: &TransferRow,
         to_state: &str,
-        route: bool,
+        route: Option<i32>,
     ) -> Result<bool, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -322,11 +337,13 @@ impl Store {
             &[&transfer.transfer_id, &transfer.state, &to_state],
         )
         .await?;
-        if route {
+        if let Some(moves) = route {
             tx.execute(
-                "INSERT INTO routing_index (record_id, authority_code) VALUES ($1, $2)
-                 ON CONFLICT (record_id) DO UPDATE SET authority_code = EXCLUDED.authority_code, updated_at = now()",
-                &[&transfer.record_id, &transfer.to_code],
+                "INSERT INTO routing_index (record_id, authority_code, moves) VALUES ($1, $2, $3)
+                 ON CONFLICT (record_id) DO UPDATE
+                     SET authority_code = EXCLUDED.authority_code, moves = EXCLUDED.moves, updated_at = now()
+                     WHERE routing_index.moves <= EXCLUDED.moves",
+                &[&transfer.record_id, &transfer.to_code, &moves],
             )
             .await?;
         }

@@ -166,13 +166,13 @@ impl Transfers {
     }
 
     /// Calls the node(s) for the step after `transfer.state` without
-    /// journaling it: returns the next state and whether the routing index
-    /// moves with it. Public so tests can stop a transfer between a node's
+    /// journaling it: returns the next state and, at activation, the route's
+    /// count of transfers for the routing index. Public so tests can stop a transfer between a node's
     /// work and the journal, as a crash would.
     pub async fn perform_step(
         &self,
         transfer: &TransferRow,
-    ) -> Result<(&'static str, bool), StepError> {
+    ) -> Result<(&'static str, Option<i32>), StepError> {
         let id = || transfer.record_id.clone();
         let transfer_id = || transfer.transfer_id.clone();
         match (transfer.state.as_str(), transfer.cancel_requested) {
@@ -195,7 +195,7 @@ impl Transfers {
                         ..
                     }) if transfer.state == "staged" => {
                         // Handed over already: the cancellation came too late.
-                        return Ok(("handed_over", false));
+                        return Ok(("handed_over", None));
                     }
                     Err(error) => return Err(error),
                 }
@@ -207,7 +207,7 @@ impl Transfers {
                     },
                 );
                 Self::call(to, to.client().cancel_transfer_in(request)).await?;
-                Ok(("cancelled", false))
+                Ok(("cancelled", None))
             }
             ("requested", false) => {
                 let (from, to) = (
@@ -233,7 +233,7 @@ impl Transfers {
                         .stage_transfer_in(Self::step_request(transfer, stage)),
                 )
                 .await?;
-                Ok(("staged", false))
+                Ok(("staged", None))
             }
             ("staged", false) => {
                 let from = self.node(&transfer.from_code)?;
@@ -252,7 +252,7 @@ impl Transfers {
                         .hand_over_record(Self::step_request(transfer, hand_over)),
                 )
                 .await?;
-                Ok(("handed_over", false))
+                Ok(("handed_over", None))
             }
             ("handed_over", _) => {
                 let from = self.node(&transfer.from_code)?;
@@ -277,13 +277,16 @@ impl Transfers {
                     id: id(),
                     snapshot: last.snapshot,
                 };
-                Self::call(
+                let activated = Self::call(
                     to,
                     to.client()
                         .activate_transfer_in(Self::step_request(transfer, activate)),
                 )
                 .await?;
-                Ok(("activated", true))
+                Ok((
+                    "activated",
+                    Some(i32::try_from(activated.moves).unwrap_or(i32::MAX)),
+                ))
             }
             ("activated", _) => {
                 let from = self.node(&transfer.from_code)?;
@@ -297,7 +300,7 @@ impl Transfers {
                         .release_record(Self::step_request(transfer, release)),
                 )
                 .await?;
-                Ok(("completed", false))
+                Ok(("completed", None))
             }
             (state, _) => Ok((
                 if state == "completed" {
@@ -305,7 +308,7 @@ impl Transfers {
                 } else {
                     "cancelled"
                 },
-                false,
+                None,
             )),
         }
     }

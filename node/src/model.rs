@@ -289,6 +289,8 @@ pub struct NewRecord {
 pub struct ChildRecord {
     pub id: RecordId,
     pub version: u64,
+    /// Transfers the record has been through.
+    pub moves: u32,
     pub details: RecordDetails,
     pub contacts: Vec<Stored<Contact>>,
     pub education: Vec<Stored<Education>>,
@@ -332,6 +334,9 @@ pub struct SearchMatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: u64,
+    /// Transfers the record has been through before this one.
+    #[serde(default)]
+    pub moves: u32,
     pub details: RecordDetails,
     pub entries: Vec<Entry>,
 }
@@ -371,6 +376,7 @@ impl From<&ChildRecord> for Snapshot {
         );
         Self {
             version: record.version,
+            moves: record.moves,
             details: record.details.clone(),
             entries,
         }

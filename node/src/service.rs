@@ -405,15 +405,16 @@ impl AuthorityNode for NodeService {
         };
         let ids = events
             .as_ref()
-            .map(|events| events.iter().map(|(_, id, _)| id.clone()).collect())
+            .map(|events| events.iter().map(|event| event.record_id.clone()).collect())
             .unwrap_or_default();
         let response = events.map(|events| pb::ReadRoutingFeedResponse {
             events: events
                 .into_iter()
-                .map(|(event_id, record_id, authority_code)| pb::RoutingEvent {
-                    event_id,
-                    record_id,
-                    authority_code,
+                .map(|event| pb::RoutingEvent {
+                    event_id: event.event_id,
+                    record_id: event.record_id,
+                    authority_code: event.authority_code,
+                    moves: event.moves,
                 })
                 .collect(),
         });
@@ -454,7 +455,7 @@ impl AuthorityNode for NodeService {
             self.store
                 .stage_in(transfer_id(&body.transfer_id)?, &id, &snapshot, &audit)
                 .await?;
-            Ok(pb::TransferStepResponse {})
+            Ok(pb::TransferStepResponse::default())
         }
         .await;
         self.finish(
@@ -518,10 +519,11 @@ impl AuthorityNode for NodeService {
             let id = wire::decode_id(&body.id, "id")?;
             let snapshot = decode_snapshot(&body.snapshot)?;
             let audit = audited_change(&caller, Method::ActivateTransferIn);
-            self.store
+            let moves = self
+                .store
                 .activate_in(transfer_id(&body.transfer_id)?, &id, &snapshot, &audit)
                 .await?;
-            Ok(pb::TransferStepResponse {})
+            Ok(pb::TransferStepResponse { moves })
         }
         .await;
         self.finish(
@@ -546,7 +548,7 @@ impl AuthorityNode for NodeService {
             self.store
                 .release(transfer_id(&body.transfer_id)?, &id, &audit)
                 .await?;
-            Ok(pb::TransferStepResponse {})
+            Ok(pb::TransferStepResponse::default())
         }
         .await;
         self.finish(&caller, Method::ReleaseRecord, audited_id(&body.id), result)
@@ -566,7 +568,7 @@ impl AuthorityNode for NodeService {
             self.store
                 .cancel_in(transfer_id(&body.transfer_id)?, &id, &audit)
                 .await?;
-            Ok(pb::TransferStepResponse {})
+            Ok(pb::TransferStepResponse::default())
         }
         .await;
         self.finish(
@@ -591,7 +593,7 @@ impl AuthorityNode for NodeService {
             self.store
                 .abort_out(transfer_id(&body.transfer_id)?, &id, &audit)
                 .await?;
-            Ok(pb::TransferStepResponse {})
+            Ok(pb::TransferStepResponse::default())
         }
         .await;
         self.finish(

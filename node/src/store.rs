@@ -32,6 +32,16 @@ pub enum Holding {
     Absent,
 }
 
+/// An outbox event: this node became responsible for a record.
+#[derive(Debug, Clone)]
+pub struct RoutingEvent {
+    pub event_id: i64,
+    pub record_id: String,
+    pub authority_code: String,
+    /// Transfers the record had been through when it came here.
+    pub moves: u32,
+}
+
 /// Who did what, for the audit table.
 #[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {
@@ -127,10 +137,11 @@ impl Store {
             status: "live",
             transfer_id: None,
             version: 1,
+            moves: 0,
         };
         self.insert_record(&tx, &id, &record.details, &record.entries, &placed)
             .await?;
-        self.announce(&tx, &id).await?;
+        self.announce(&tx, &id, 0).await?;
         insert_audit(&tx, audit, &id).await?;
         let stored = load(&tx, &id).await?;
         tx.commit().await?;
@@ -176,8 +187,8 @@ impl Store {
         tx.execute(
             "INSERT INTO child_record (id, category, given_names, family_name, given_names_key, family_name_key,
                  whereabouts, postcode, gender, date_of_birth, date_of_death,
-                 responsible_authority_code, responsible_authority_name, status, transfer_id, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 responsible_authority_code, responsible_authority_name, status, transfer_id, version, moves)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             &[
                 &id.as_str(),
                 &details.category.as_db(),
@@ -195,6 +206,7 @@ impl Store {
                 &placed.status,
                 &placed.transfer_id,
                 &(placed.version as i64),
+                &i32::try_from(placed.moves).unwrap_or(i32::MAX),
             ],
         )
         .await?;
@@ -206,10 +218,14 @@ impl Store {
     }
 
     /// Tells the routing feed this node is now responsible for `id`.
-    async fn announce(&self, tx: &Transaction<'_>, id: &RecordId) -> Result<()> {
+    async fn announce(&self, tx: &Transaction<'_>, id: &RecordId, moves: u32) -> Result<()> {
         tx.execute(
-            "INSERT INTO routing_outbox (record_id, authority_code) VALUES ($1, $2)",
-            &[&id.as_str(), &self.authority.code],
+            "INSERT INTO routing_outbox (record_id, authority_code, moves) VALUES ($1, $2, $3)",
+            &[
+                &id.as_str(),
+                &self.authority.code,
+                &i32::try_from(moves).unwrap_or(i32::MAX),
+            ],
         )
         .await?;
         Ok(())
@@ -268,6 +284,7 @@ impl Store {
             status: "arriving",
             transfer_id: Some(transfer_id),
             version: snapshot.version,
+            moves: snapshot.moves + 1,
         };
         self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
             .await?;
@@ -285,14 +302,14 @@ impl Store {
         id: &RecordId,
         snapshot: &Snapshot,
         audit: &AuditEvent<'_>,
-    ) -> Result<()> {
+    ) -> Result<u32> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         match locked_status(&tx, id).await? {
             Some((status, transfer))
                 if transfer.as_deref() == Some(transfer_id) && status == "live" =>
             {
-                return Ok(());
+                return current_moves(&tx, id).await;
             }
             Some((status, transfer))
                 if transfer.as_deref() == Some(transfer_id) && status == "arriving" =>
@@ -307,6 +324,7 @@ impl Store {
             status: "live",
             transfer_id: Some(transfer_id),
             version: snapshot.version,
+            moves: snapshot.moves + 1,
         };
         self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
             .await?;
@@ -315,10 +333,10 @@ impl Store {
             &[&id.as_str()],
         )
         .await?;
-        self.announce(&tx, id).await?;
+        self.announce(&tx, id, placed.moves).await?;
         insert_audit(&tx, audit, id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(placed.moves)
     }
 
     /// Transfer in, cancelled before hand-over: the staged copy goes. Idempotent.
@@ -627,18 +645,23 @@ impl Store {
     }
 
     /// The routing outbox after `after`, oldest first: (event id, record id, authority).
-    pub async fn routing_feed(&self, after: i64, limit: u32) -> Result<Vec<(i64, String, String)>> {
+    pub async fn routing_feed(&self, after: i64, limit: u32) -> Result<Vec<RoutingEvent>> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT event_id, record_id, authority_code FROM routing_outbox
+                "SELECT event_id, record_id, authority_code, moves FROM routing_outbox
                  WHERE event_id > $1 ORDER BY event_id LIMIT $2",
                 &[&after, &i64::from(limit)],
             )
             .await?;
         Ok(rows
             .iter()
-            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .map(|row| RoutingEvent {
+                event_id: row.get(0),
+                record_id: row.get(1),
+                authority_code: row.get(2),
+                moves: u32::try_from(row.get::<_, i32>(3)).unwrap_or_default(),
+            })
             .collect())
     }
 
@@ -727,6 +750,8 @@ struct Placement<'a> {
     status: &'static str,
     transfer_id: Option<&'a str>,
     version: u64,
+    /// Transfers the record has been through.
+    moves: u32,
 }
 
 /// Status, transfer and responsible authority of a record's row, if any.
@@ -755,6 +780,17 @@ async fn locked_status(
         )
         .await?;
     Ok(row.map(|row| (row.get(0), row.get(1))))
+}
+
+/// Transfers a record held here has been through.
+async fn current_moves(tx: &Transaction<'_>, id: &RecordId) -> Result<u32> {
+    let row = tx
+        .query_one(
+            "SELECT moves FROM child_record WHERE id = $1",
+            &[&id.as_str()],
+        )
+        .await?;
+    Ok(u32::try_from(row.get::<_, i32>(0)).unwrap_or_default())
 }
 
 /// Where a record that left this node went.
@@ -907,7 +943,7 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
     let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
     let (record, former, ids, metadata, contacts, education, services, cafs, leads) = tokio::try_join!(
         tx.query_opt(
-            "SELECT version, category, given_names, family_name, whereabouts, gender, date_of_birth,
+            "SELECT version, moves, category, given_names, family_name, whereabouts, gender, date_of_birth,
                     date_of_death, responsible_authority_code, responsible_authority_name
              FROM child_record WHERE id = $1",
             params
@@ -985,6 +1021,7 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
     Ok(Some(ChildRecord {
         id: id.clone(),
         version: record.get::<_, i64>("version") as u64,
+        moves: u32::try_from(record.get::<_, i32>("moves")).unwrap_or_default(),
         details,
         contacts: contacts
             .iter()

@@ -207,6 +207,39 @@ async fn a_normal_transfer_moves_the_whole_record() -> anyhow::Result<()> {
         .await?
         .get(0);
     assert_eq!(routed, B);
+    // The gateway reads A's outbox again from the start (its creation of the
+    // record, the oldest announcement): the route stays with B.
+    gateway_db
+        .execute(
+            "UPDATE feed_cursor SET last_event_id = 0 WHERE authority_code = $1",
+            &[&A],
+        )
+        .await?;
+    eventually("A's outbox to be read again", || {
+        let db = &gateway_db;
+        async move {
+            let cursor: Option<i64> = db
+                .query_opt(
+                    "SELECT last_event_id FROM feed_cursor WHERE authority_code = $1",
+                    &[&A],
+                )
+                .await?
+                .map(|row| row.get(0));
+            Ok(cursor.filter(|c| *c > 0).map(|_| ()))
+        }
+    })
+    .await?;
+    let routed: String = gateway_db
+        .query_one(
+            "SELECT authority_code FROM routing_index WHERE record_id = $1",
+            &[&created.id],
+        )
+        .await?
+        .get(0);
+    assert_eq!(
+        routed, B,
+        "an older announcement does not move the route back"
+    );
     let asked: i64 = gateway_db.query_one("SELECT count(*) FROM gateway_audit WHERE method = 'StartTransfer' AND caller_organisation = $1", &[&A]).await?.get(0);
     assert_eq!(asked, 1);
 
