@@ -176,7 +176,10 @@ async fn main() -> Result<()> {
             let record = node
                 .client()
                 .await?
-                .get_record(pb::GetRecordRequest { id })
+                .get_record(pb::GetRecordRequest {
+                    id,
+                    ..Default::default()
+                })
                 .await?
                 .into_inner();
             print!("{}", render::record(&record));
@@ -453,6 +456,7 @@ async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
     let record = nspcc
         .get_record(pb::GetRecordRequest {
             id: first.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -489,6 +493,7 @@ async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
     let record = nspcc
         .get_record(pb::GetRecordRequest {
             id: first.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -514,7 +519,13 @@ async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
 
     let typo = mistype(&first.id);
     println!("\n== As the NSPCC: lookup with a mistyped identifier {typo}");
-    match nspcc.get_record(pb::GetRecordRequest { id: typo }).await {
+    match nspcc
+        .get_record(pb::GetRecordRequest {
+            id: typo,
+            ..Default::default()
+        })
+        .await
+    {
         Ok(_) => bail!("a mistyped identifier was accepted"),
         Err(status) => println!("  refused: {:?}: {}", status.code(), status.message()),
     }

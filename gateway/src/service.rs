@@ -128,6 +128,7 @@ impl GatewayService {
         caller: &PeerIdentity,
         role: &Role,
         id: &RecordId,
+        asked: &pb::GetRecordRequest,
         outcome: &mut Outcome,
     ) -> Result<pb::ChildRecord, GatewayError> {
         let indexed = self.store.route(id.as_str()).await?;
@@ -145,7 +146,10 @@ impl GatewayService {
                 .get(&target)
                 .ok_or_else(|| GatewayError::UnknownAuthority(target.clone()))?;
             let request = on_behalf(
-                pb::GetRecordRequest { id: id.to_string() },
+                pb::GetRecordRequest {
+                    id: id.to_string(),
+                    ..asked.clone()
+                },
                 caller,
                 role,
                 self.lookup_timeout,
@@ -435,7 +439,18 @@ impl Gateway for GatewayService {
                     }
                 })?;
                 outcome.record_ids.push(id.to_string());
-                self.lookup(&caller.identity, role, &id, &mut outcome).await
+                let asked = request.get_ref();
+                if asked.override_shielding {
+                    // Checked here too, so a refused override reaches no node.
+                    if asked.reason.trim().is_empty() {
+                        return Err(GatewayError::Invalid {
+                            field: "reason",
+                            reason: "is required to override shielding: name the child protection enquiry".into(),
+                        });
+                    }
+                    Self::require(&caller, Right::OverrideShielding)?;
+                }
+                self.lookup(&caller.identity, role, &id, asked, &mut outcome).await
             }
             .await;
             self.finish(&caller, "GetRecord", outcome, result).await

@@ -21,6 +21,8 @@ pub struct Caller {
     pub role: Option<Role>,
     /// The gateway's identity when it forwarded the call.
     pub via: Option<PeerIdentity>,
+    /// The reason the caller stated for this access, if any.
+    pub reason: Option<String>,
 }
 
 impl Caller {
@@ -35,6 +37,7 @@ impl Caller {
                 identity: peer,
                 role,
                 via: None,
+                reason: None,
             });
         }
         let metadata = request.metadata();
@@ -53,12 +56,14 @@ impl Caller {
                 identity,
                 role: Some(role),
                 via: Some(peer),
+                reason: None,
             }),
             // The gateway acting for itself (reading the routing feed).
             _ if !named => Ok(Self {
                 identity: peer,
                 role: Some(Role::Gateway),
                 via: None,
+                reason: None,
             }),
             _ => Err(NodeError::Forbidden(Refusal {
                 role: Role::Gateway.to_string(),
@@ -72,9 +77,13 @@ impl Caller {
     }
 
     /// Refuses the call unless the caller's role holds `right` at `authority`.
-    pub fn require(&self, right: Right, authority: &str) -> Result<(), NodeError> {
-        authorize(self.role.as_ref(), &self.identity, right, Some(authority))?;
-        Ok(())
+    pub fn require(&self, right: Right, authority: &str) -> Result<&Role, NodeError> {
+        Ok(authorize(
+            self.role.as_ref(),
+            &self.identity,
+            right,
+            Some(authority),
+        )?)
     }
 
     /// The role as the audit records it.

@@ -13,6 +13,7 @@ pub mod error;
 /// Para 5 identifiers: their shape is part of the contract.
 pub use contactpoint_proto::identifier;
 pub mod model;
+pub mod redact;
 mod service;
 pub mod store;
 pub mod wire;

@@ -291,6 +291,8 @@ pub struct ChildRecord {
     pub version: u64,
     /// Transfers the record has been through.
     pub moves: u32,
+    /// Why the responsible authority shielded the record, if it has.
+    pub shield_reason: Option<String>,
     pub details: RecordDetails,
     pub contacts: Vec<Stored<Contact>>,
     pub education: Vec<Stored<Education>>,
@@ -313,6 +315,9 @@ pub struct SearchQuery {
     /// Canonical postcode.
     pub postcode: Option<String>,
     pub limit: u32,
+    /// The reader may see shielded records' hidden fields (the responsible
+    /// authority's management team): only then may a postcode match one.
+    pub reveal_shielded: bool,
 }
 
 /// One search result.
@@ -324,6 +329,8 @@ pub struct SearchMatch {
     pub date_of_birth: NaiveDate,
     pub postcode: Option<String>,
     pub responsible_authority: ResponsibleAuthority,
+    /// Shielded: the postcode is withheld from this reader.
+    pub shielded: bool,
     pub score: u32,
 }
 
@@ -337,6 +344,9 @@ pub struct Snapshot {
     /// Transfers the record has been through before this one.
     #[serde(default)]
     pub moves: u32,
+    /// Shielding travels with the record.
+    #[serde(default)]
+    pub shield_reason: Option<String>,
     pub details: RecordDetails,
     pub entries: Vec<Entry>,
 }
@@ -377,6 +387,7 @@ impl From<&ChildRecord> for Snapshot {
         Self {
             version: record.version,
             moves: record.moves,
+            shield_reason: record.shield_reason.clone(),
             details: record.details.clone(),
             entries,
         }

@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::error::NodeError;
 use crate::identifier::RecordId;
 use crate::model::Snapshot;
+use crate::redact::{redact, Reader};
 use crate::store::{AuditEvent, Holding, Store};
 use crate::wire::{self, Context};
 
@@ -40,8 +41,26 @@ impl NodeService {
         Caller::of(request, &self.policy.current()).map_err(NodeError::into_status)
     }
 
+    /// A record as the caller may see it: every record a node returns to a
+    /// user, after a read or a change, passes through `redact`.
+    fn view(&self, caller: &Caller, record: &crate::model::ChildRecord) -> pb::ChildRecord {
+        let reader = Reader {
+            role: caller
+                .role
+                .as_ref()
+                .unwrap_or(&contactpoint_policy::Role::Operator),
+            organisation: &caller.identity.organisation,
+            override_shielding: false,
+        };
+        redact(wire::encode_record(record), &reader)
+    }
+
     /// Refuses unless the caller may exercise `right` at this authority.
-    fn require(&self, caller: &Caller, right: Right) -> Result<(), NodeError> {
+    fn require<'c>(
+        &self,
+        caller: &'c Caller,
+        right: Right,
+    ) -> Result<&'c contactpoint_policy::Role, NodeError> {
         caller.require(right, &self.store.authority().code)
     }
 
@@ -100,6 +119,7 @@ enum Method {
     ReleaseRecord,
     CancelTransferIn,
     AbortTransferOut,
+    ShieldRecord,
 }
 
 impl Method {
@@ -119,6 +139,7 @@ impl Method {
             Self::ReleaseRecord => "ReleaseRecord",
             Self::CancelTransferIn => "CancelTransferIn",
             Self::AbortTransferOut => "AbortTransferOut",
+            Self::ShieldRecord => "ShieldRecord",
         }
     }
 
@@ -141,6 +162,7 @@ fn audited_change(caller: &Caller, method: Method) -> AuditEvent<'_> {
         method: method.name(),
         record_ids: vec![],
         outcome: "ok",
+        reason: caller.reason.as_deref(),
         role: caller.role_name(),
         via: caller.via.as_ref().map(ToString::to_string),
     }
@@ -228,7 +250,7 @@ impl AuthorityNode for NodeService {
             &caller,
             Method::CreateRecord,
             ids,
-            result.map(|record| wire::encode_record(&record)),
+            result.map(|record| self.view(&caller, &record)),
         )
         .await
     }
@@ -237,12 +259,32 @@ impl AuthorityNode for NodeService {
         &self,
         request: Request<pb::GetRecordRequest>,
     ) -> Result<Response<pb::ChildRecord>, Status> {
-        let caller = self.caller(&request)?;
+        let mut caller = self.caller(&request)?;
+        let body = request.get_ref();
+        caller.reason = Some(body.reason.trim().to_owned()).filter(|reason| !reason.is_empty());
         let result = async {
-            self.require(&caller, Right::ReadRecord)?;
-            let id = wire::decode_id(&request.get_ref().id, "id")?;
+            let role = self.require(&caller, Right::ReadRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            if body.override_shielding {
+                if caller.reason.is_none() {
+                    return Err(crate::error::Invalid::new(
+                        "reason",
+                        "is required to override shielding: name the child protection enquiry",
+                    )
+                    .into());
+                }
+                self.require(&caller, Right::OverrideShielding)?;
+            }
             match self.store.lookup(&id).await? {
-                Holding::Live(record) => Ok(*record),
+                Holding::Live(record) => {
+                    let overridden = body.override_shielding && record.shield_reason.is_some();
+                    if overridden {
+                        self.store.alert_override(&id, &audited_change(&caller, Method::GetRecord)).await?;
+                        tracing::warn!(authority = %self.store.authority().code, role = %caller.role_name(), "shielding overridden; the responsible authority is alerted");
+                    }
+                    let reader = Reader { role, organisation: &caller.identity.organisation, override_shielding: overridden };
+                    Ok(redact(wire::encode_record(&record), &reader))
+                }
                 Holding::Arriving { transfer_id } => Err(NodeError::Arriving {
                     id: id.to_string(),
                     transfer_id,
@@ -255,14 +297,8 @@ impl AuthorityNode for NodeService {
             }
         }
         .await;
-        let ids = audited_id(&request.get_ref().id);
-        self.finish(
-            &caller,
-            Method::GetRecord,
-            ids,
-            result.map(|record| wire::encode_record(&record)),
-        )
-        .await
+        self.finish(&caller, Method::GetRecord, audited_id(&body.id), result)
+            .await
     }
 
     async fn update_record(
@@ -291,7 +327,7 @@ impl AuthorityNode for NodeService {
             &caller,
             Method::UpdateRecord,
             audited_id(&body.id),
-            result.map(|record| wire::encode_record(&record)),
+            result.map(|record| self.view(&caller, &record)),
         )
         .await
     }
@@ -321,7 +357,7 @@ impl AuthorityNode for NodeService {
             &caller,
             Method::AddEntry,
             audited_id(&body.id),
-            result.map(|record| wire::encode_record(&record)),
+            result.map(|record| self.view(&caller, &record)),
         )
         .await
     }
@@ -352,7 +388,7 @@ impl AuthorityNode for NodeService {
             &caller,
             Method::EndEntry,
             audited_id(&body.id),
-            result.map(|record| wire::encode_record(&record)),
+            result.map(|record| self.view(&caller, &record)),
         )
         .await
     }
@@ -363,8 +399,9 @@ impl AuthorityNode for NodeService {
     ) -> Result<Response<pb::SearchRecordsResponse>, Status> {
         let caller = self.caller(&request)?;
         let result = async {
-            self.require(&caller, Right::Search)?;
-            let query = wire::decode_search(request.get_ref())?;
+            let role = self.require(&caller, Right::Search)?;
+            let mut query = wire::decode_search(request.get_ref())?;
+            query.reveal_shielded = role.is_management_of(&self.store.authority().code);
             self.store.search(&query).await
         }
         .await;
@@ -603,5 +640,39 @@ impl AuthorityNode for NodeService {
             result,
         )
         .await
+    }
+
+    async fn shield_record(
+        &self,
+        request: Request<pb::ShieldRecordRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
+        let mut caller = self.caller(&request)?;
+        let body = request.get_ref();
+        caller.reason = Some(body.reason.trim().to_owned()).filter(|reason| !reason.is_empty());
+        let result = async {
+            let role = self.require(&caller, Right::Shield)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let Some(reason) = caller.reason.as_deref() else {
+                return Err(crate::error::Invalid::new(
+                    "reason",
+                    "is required: say why the record is shielded or no longer shielded",
+                )
+                .into());
+            };
+            let audit = audited_change(&caller, Method::ShieldRecord);
+            let record = self
+                .store
+                .shield(&id, body.shielded.then_some(reason), &audit)
+                .await?;
+            let reader = Reader {
+                role,
+                organisation: &caller.identity.organisation,
+                override_shielding: false,
+            };
+            Ok(redact(wire::encode_record(&record), &reader))
+        }
+        .await;
+        self.finish(&caller, Method::ShieldRecord, audited_id(&body.id), result)
+            .await
     }
 }

@@ -51,6 +51,8 @@ pub struct AuditEvent<'a> {
     pub method: &'a str,
     pub record_ids: Vec<String>,
     pub outcome: &'a str,
+    /// The reason the caller stated, if any.
+    pub reason: Option<&'a str>,
     /// The caller's role, in `Role::to_wire` form.
     pub role: String,
     /// The gateway's identity, when it called on the caller's behalf.
@@ -138,6 +140,7 @@ impl Store {
             transfer_id: None,
             version: 1,
             moves: 0,
+            shield_reason: None,
         };
         self.insert_record(&tx, &id, &record.details, &record.entries, &placed)
             .await?;
@@ -187,8 +190,9 @@ impl Store {
         tx.execute(
             "INSERT INTO child_record (id, category, given_names, family_name, given_names_key, family_name_key,
                  whereabouts, postcode, gender, date_of_birth, date_of_death,
-                 responsible_authority_code, responsible_authority_name, status, transfer_id, version, moves)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 responsible_authority_code, responsible_authority_name, status, transfer_id, version, moves,
+                 shield_reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             &[
                 &id.as_str(),
                 &details.category.as_db(),
@@ -207,6 +211,7 @@ impl Store {
                 &placed.transfer_id,
                 &(placed.version as i64),
                 &i32::try_from(placed.moves).unwrap_or(i32::MAX),
+                &placed.shield_reason,
             ],
         )
         .await?;
@@ -285,6 +290,7 @@ impl Store {
             transfer_id: Some(transfer_id),
             version: snapshot.version,
             moves: snapshot.moves + 1,
+            shield_reason: snapshot.shield_reason.as_deref(),
         };
         self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
             .await?;
@@ -325,6 +331,7 @@ impl Store {
             transfer_id: Some(transfer_id),
             version: snapshot.version,
             moves: snapshot.moves + 1,
+            shield_reason: snapshot.shield_reason.as_deref(),
         };
         self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
             .await?;
@@ -610,13 +617,13 @@ impl Store {
         let rows = client
             .query(
                 "SELECT r.id, r.given_names, r.family_name, r.given_names_key, r.family_name_key,
-                        r.gender, r.date_of_birth, r.postcode,
+                        r.gender, r.date_of_birth, r.postcode, r.shield_reason,
                         r.responsible_authority_code, r.responsible_authority_name
                  FROM child_record r
                  WHERE (r.family_name_key = $1
                         OR r.id IN (SELECT f.record_id FROM former_name f WHERE f.family_name_key = $1))
                    AND ($2::date IS NULL OR r.date_of_birth = $2)
-                   AND ($3::text IS NULL OR r.postcode = $3)
+                   AND ($3::text IS NULL OR (r.postcode = $3 AND (r.shield_reason IS NULL OR $6)))
                    AND ($4::text IS NULL OR (' ' || r.given_names_key) LIKE ('% ' || $4 || '%'))
                    AND ($5::text IS NULL OR r.gender = $5 OR r.gender = 'not_specified')
                    AND r.status <> 'arriving'
@@ -628,6 +635,7 @@ impl Store {
                     &query.postcode,
                     &query.forename_key,
                     &query.gender.map(Gender::as_db),
+                    &query.reveal_shielded,
                 ],
             )
             .await?;
@@ -665,6 +673,40 @@ impl Store {
             .collect())
     }
 
+    /// Shields a live record (with the reason) or lifts shielding (`None`).
+    pub async fn shield(
+        &self,
+        id: &RecordId,
+        reason: Option<&str>,
+        audit: &AuditEvent<'_>,
+    ) -> Result<ChildRecord> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        lock_record(&tx, id).await?;
+        tx.execute(
+            "UPDATE child_record SET shield_reason = $2, version = version + 1, updated_at = now() WHERE id = $1",
+            &[&id.as_str(), &reason],
+        )
+        .await?;
+        insert_audit(&tx, audit, id).await?;
+        let stored = load(&tx, id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Tells the responsible authority that shielding was overridden.
+    pub async fn alert_override(&self, id: &RecordId, event: &AuditEvent<'_>) -> Result<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO shield_alert (record_id, caller_organisation, caller_name, role, reason)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&id.as_str(), &event.organisation, &event.name, &event.role, &event.reason.unwrap_or_default()],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Appends to the audit table a call that changed nothing (reads, and
     /// refused calls). Changes are audited inside their own transaction.
     pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
@@ -677,13 +719,13 @@ impl Store {
 }
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_event
-        (caller_organisation, caller_unit, caller_name, method, record_ids, outcome, role, via)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        (caller_organisation, caller_unit, caller_name, method, record_ids, outcome, role, via, reason)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 fn audit_params<'a>(
     event: &'a AuditEvent<'_>,
     record_ids: &'a Vec<String>,
-) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 8] {
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 9] {
     [
         &event.organisation,
         &event.unit,
@@ -693,6 +735,7 @@ fn audit_params<'a>(
         &event.outcome,
         &event.role,
         &event.via,
+        &event.reason,
     ]
 }
 
@@ -752,6 +795,8 @@ struct Placement<'a> {
     version: u64,
     /// Transfers the record has been through.
     moves: u32,
+    /// Shielding, which travels with the record.
+    shield_reason: Option<&'a str>,
 }
 
 /// Status, transfer and responsible authority of a record's row, if any.
@@ -943,7 +988,7 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
     let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
     let (record, former, ids, metadata, contacts, education, services, cafs, leads) = tokio::try_join!(
         tx.query_opt(
-            "SELECT version, moves, category, given_names, family_name, whereabouts, gender, date_of_birth,
+            "SELECT version, moves, shield_reason, category, given_names, family_name, whereabouts, gender, date_of_birth,
                     date_of_death, responsible_authority_code, responsible_authority_name
              FROM child_record WHERE id = $1",
             params
@@ -1022,6 +1067,7 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
         id: id.clone(),
         version: record.get::<_, i64>("version") as u64,
         moves: u32::try_from(record.get::<_, i32>("moves")).unwrap_or_default(),
+        shield_reason: record.get("shield_reason"),
         details,
         contacts: contacts
             .iter()
@@ -1129,7 +1175,12 @@ fn search_match(row: &Row, query: &SearchQuery) -> Result<SearchMatch> {
     let given_key: &str = row.get("given_names_key");
     let family_key: &str = row.get("family_name_key");
     let date_of_birth: NaiveDate = row.get("date_of_birth");
-    let postcode: Option<String> = row.get("postcode");
+    let shielded = row.get::<_, Option<&str>>("shield_reason").is_some();
+    // A shielded record's address is hidden: its postcode neither matches
+    // (see the query) nor is shown, but to the responsible authority's managers.
+    let postcode: Option<String> = row
+        .get::<_, Option<String>>("postcode")
+        .filter(|_| !shielded || query.reveal_shielded);
     // Current surname outranks a former one; each further field that agrees adds.
     let mut score = if family_key == query.surname_key {
         50
@@ -1166,6 +1217,7 @@ fn search_match(row: &Row, query: &SearchQuery) -> Result<SearchMatch> {
             code: row.get("responsible_authority_code"),
             name: row.get("responsible_authority_name"),
         },
+        shielded,
         score,
     })
 }

@@ -893,6 +893,7 @@ pub fn decode_search(request: &pb::SearchRecordsRequest) -> Result<SearchQuery, 
         date_of_birth,
         postcode,
         limit,
+        reveal_shielded: false,
     })
 }
 
@@ -1056,6 +1057,8 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
                 value: entry.value.clone(),
             })
             .collect(),
+        shielded: record.shield_reason.is_some(),
+        withheld: vec![],
     }
 }
 
@@ -1068,6 +1071,7 @@ pub fn encode_match(found: &SearchMatch) -> pb::SearchMatch {
         postcode: found.postcode.clone().unwrap_or_default(),
         responsible_authority: Some(encode_authority(&found.responsible_authority)),
         score: found.score,
+        shielded: found.shielded,
     }
 }
 

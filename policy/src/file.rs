@@ -51,6 +51,7 @@ enum RoleKind {
     NationalPartner,
     Practitioner,
     Contributor,
+    Management,
     Node,
     Gateway,
     Operator,
@@ -218,6 +219,9 @@ impl IdentityEntry {
             },
             RoleKind::Gateway => Role::Gateway,
             RoleKind::Operator => Role::Operator,
+            RoleKind::Management => Role::Management {
+                authority: authority()?,
+            },
         };
         Ok(role)
     }

@@ -89,6 +89,10 @@ pub enum Role {
     },
     /// A Schedule 4 or 5 body contributing information.
     Contributor(Contributor),
+    /// The responsible authority's management team acting for the database
+    /// itself: exempt from the limits of regulation 6, and the only role
+    /// that shields and unshields its records.
+    Management { authority: String },
     /// An authority's node, for node-to-node work (transfers).
     Node { authority: String },
     /// The national gateway, which forwards calls on behalf of others.
@@ -118,6 +122,10 @@ pub enum Right {
     ReadAudit,
     /// Carry out the steps of a transfer at the nodes.
     MoveRecord,
+    /// Shield or unshield a record (RULES.md, shielding).
+    Shield,
+    /// See a shielded record for one stated child protection reason.
+    OverrideShielding,
     /// Reload the policy, read health and metrics.
     Operate,
 }
@@ -134,6 +142,8 @@ impl Right {
             Self::StartTransfer => "start a transfer to another authority",
             Self::ReadAudit => "read the audit of a record",
             Self::MoveRecord => "carry out the steps of a transfer",
+            Self::Shield => "shield or unshield a record",
+            Self::OverrideShielding => "override shielding",
             Self::Operate => "operate the service",
         }
     }
@@ -232,6 +242,17 @@ pub fn decide(role: &Role, right: Right, at_authority: Option<&str>) -> Decision
         (Role::Operator, ReadAudit) => {
             Decision::allow("audits are reviewed for unusual patterns (RULES.md, audit); they hold identifiers, not details")
         }
+        (Role::Management { authority }, ReadRecord | Search | MaintainRecord | Contribute | StartTransfer | ReadAudit | Shield)
+            if at_authority.is_none_or(|here| here == authority) =>
+        {
+            Decision::allow("regulation 6: the responsible authority's management team, acting for the database itself")
+        }
+        (Role::Management { .. }, ReadRecord | Search) => {
+            Decision::allow("regulation 9(2) and Schedule 3 para 1: a local authority's own staff")
+        }
+        (role, OverrideShielding) if role.has_child_protection_functions() => Decision::allow(format!(
+            "{role} has child protection functions: it may see a shielded record for a stated reason, which is audited and reported to the responsible authority"
+        )),
         (Role::Gateway, MoveRecord) => {
             Decision::allow("Schedule 1 para 19: the gateway moves a record to the node of the authority now responsible")
         }
@@ -264,6 +285,7 @@ impl fmt::Display for Role {
             Self::Contributor(Contributor::MayDisclose(p)) => {
                 write!(f, "a contributing body (Schedule 5 para {p})")
             }
+            Self::Management { authority } => write!(f, "the management team of {authority}"),
             Self::Node { authority } => write!(f, "the node of {authority}"),
             Self::Gateway => write!(f, "the gateway"),
             Self::Operator => write!(f, "an operator"),
@@ -272,6 +294,29 @@ impl fmt::Display for Role {
 }
 
 impl Role {
+    /// Roles whose functions include child protection, who may override
+    /// shielding for one record: children's social care and safeguarding
+    /// staff, police, registered social workers, CAFCASS, CEOP, and the NSPCC.
+    pub fn has_child_protection_functions(&self) -> bool {
+        match self {
+            Self::Practitioner { category, .. } => {
+                matches!(
+                    category.citation(),
+                    "1(2)(a)" | "1(2)(d)" | "3" | "4" | "12" | "13" | "15"
+                )
+            }
+            Self::NationalPartner(paragraph) => matches!(paragraph, 3 | 6 | 7),
+            Self::Management { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The responsible authority's management team for `authority`: exempt
+    /// from regulation 6's limits on what users see.
+    pub fn is_management_of(&self, authority: &str) -> bool {
+        matches!(self, Self::Management { authority: own } if own == authority)
+    }
+
     /// The compact form the gateway sends to nodes with a forwarded call,
     /// for example `schedule2:3` or `schedule3:9(1)(d)@E06000001`.
     pub fn to_wire(&self) -> String {
@@ -283,6 +328,7 @@ impl Role {
             } => format!("schedule3:{}@{authority}", category.citation()),
             Self::Contributor(Contributor::MustDisclose(p)) => format!("schedule4:{p}"),
             Self::Contributor(Contributor::MayDisclose(p)) => format!("schedule5:{p}"),
+            Self::Management { authority } => format!("management@{authority}"),
             Self::Node { authority } => format!("node@{authority}"),
             Self::Gateway => "gateway".into(),
             Self::Operator => "operator".into(),
@@ -308,8 +354,14 @@ impl Role {
             "schedule5" => Self::Contributor(Contributor::MayDisclose(number(1..=4)?)),
             "gateway" => Self::Gateway,
             "operator" => Self::Operator,
-            _ => Self::Node {
-                authority: text.strip_prefix("node@")?.to_owned(),
+            _ => match text.split_once('@')? {
+                ("node", authority) => Self::Node {
+                    authority: authority.to_owned(),
+                },
+                ("management", authority) => Self::Management {
+                    authority: authority.to_owned(),
+                },
+                _ => return None,
             },
         })
     }
@@ -386,6 +438,9 @@ mod tests {
             Role::Contributor(Contributor::MustDisclose(3)),
             Role::Contributor(Contributor::MayDisclose(4)),
             Role::Node {
+                authority: "E06000001".into(),
+            },
+            Role::Management {
                 authority: "E06000001".into(),
             },
             Role::Gateway,

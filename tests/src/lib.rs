@@ -135,7 +135,7 @@ impl TestPki {
     }
 
     /// Writes the test policy with `extra` entries appended: each test
-    /// authority's own staff and node, the NSPCC (Schedule 2 para 3), a police
+    /// authority's own staff, management team (unit "management") and node, the NSPCC (Schedule 2 para 3), a police
     /// force (Schedule 3 para 3), an operator, and the gateway.
     pub fn write_policy(&self, extra: &str) -> Result<()> {
         let mut text = String::new();
@@ -152,6 +152,12 @@ authority = "{code}"
 organisation = "{code}"
 unit = "node"
 role = "node"
+authority = "{code}"
+
+[[identity]]
+organisation = "{code}"
+unit = "management"
+role = "management"
 authority = "{code}"
 "#
             ));
@@ -172,6 +178,18 @@ authority = "E06000001"
 [[identity]]
 organisation = "ContactPoint operations"
 role = "operator"
+
+[[identity]]
+organisation = "NHS England"
+role = "practitioner"
+schedule3 = "2"
+authority = "E06000001"
+
+[[identity]]
+organisation = "Hartlepool Primary School"
+role = "practitioner"
+schedule3 = "9(1)(a)"
+authority = "E06000001"
 
 [[identity]]
 organisation = "{GATEWAY_ORGANISATION}"
@@ -226,6 +244,20 @@ role = "gateway"
                 unit: Some("node"),
                 common_name: "node",
                 server_names: &["localhost", "127.0.0.1"],
+                validity: Validity::Current,
+            },
+        )
+    }
+
+    /// A certificate for a member of an authority's management team.
+    pub fn management_files(&self, code: &str, person: &str) -> Result<TlsFiles> {
+        self.issue(
+            &format!("management-{code}-{person}").replace(' ', "_"),
+            Subject {
+                organisation: code,
+                unit: Some("management"),
+                common_name: person,
+                server_names: &[],
                 validity: Validity::Current,
             },
         )

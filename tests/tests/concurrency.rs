@@ -42,6 +42,7 @@ async fn concurrent_updates_one_wins_the_other_is_stale() -> anyhow::Result<()> 
         let stored = client
             .get_record(pb::GetRecordRequest {
                 id: record.id.clone(),
+                ..Default::default()
             })
             .await?
             .into_inner();
@@ -78,7 +79,10 @@ async fn a_stale_update_changes_nothing() -> anyhow::Result<()> {
     assert_eq!(status.code(), Code::FailedPrecondition);
     let now = f
         .client
-        .get_record(pb::GetRecordRequest { id: record.id })
+        .get_record(pb::GetRecordRequest {
+            id: record.id,
+            ..Default::default()
+        })
         .await?
         .into_inner();
     assert_eq!(now.name.unwrap().family_name, "Hale-Ross");

@@ -286,11 +286,15 @@ async fn every_access_is_audited_with_the_certificate_identity() -> anyhow::Resu
     f.client
         .get_record(pb::GetRecordRequest {
             id: record.id.clone(),
+            ..Default::default()
         })
         .await?;
     let _ = f
         .client
-        .get_record(pb::GetRecordRequest { id: "bad".into() })
+        .get_record(pb::GetRecordRequest {
+            id: "bad".into(),
+            ..Default::default()
+        })
         .await;
     let db = f.db.connect().await?;
     let rows = db.query("SELECT caller_organisation, caller_name, method, record_ids, outcome FROM audit_event ORDER BY event_id", &[]).await?;

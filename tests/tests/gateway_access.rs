@@ -56,6 +56,7 @@ async fn a_role_without_the_right_is_refused_before_any_node() -> anyhow::Result
     let status = client
         .get_record(pb::GetRecordRequest {
             id: contactpoint_node::identifier::RecordId::mint("E06000001", 1).to_string(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

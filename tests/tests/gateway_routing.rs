@@ -133,6 +133,7 @@ async fn a_lookup_reaches_only_the_responsible_node() -> anyhow::Result<()> {
         .await?
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -220,6 +221,7 @@ async fn a_record_created_while_the_gateway_is_down_is_routable_when_it_returns(
         .await?
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -270,6 +272,7 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
     let record = gateway
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -293,6 +296,7 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
     let record = gateway
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -311,7 +315,8 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
     assert_eq!(
         gateway
             .get_record(pb::GetRecordRequest {
-                id: unknown.to_string()
+                id: unknown.to_string(),
+                ..Default::default()
             })
             .await
             .unwrap_err()
@@ -321,7 +326,8 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
     assert_eq!(
         gateway
             .get_record(pb::GetRecordRequest {
-                id: "E06000003-00424242-00".into()
+                id: "E06000003-00424242-00".into(),
+                ..Default::default()
             })
             .await
             .unwrap_err()

@@ -25,7 +25,10 @@ async fn a_mistyped_identifier_is_rejected_by_its_check_digits() -> anyhow::Resu
     let typo: String = chars.into_iter().collect();
     let status = f
         .client
-        .get_record(pb::GetRecordRequest { id: typo })
+        .get_record(pb::GetRecordRequest {
+            id: typo,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -39,7 +42,10 @@ async fn a_mistyped_identifier_is_rejected_by_its_check_digits() -> anyhow::Resu
     let typed = record.id.replace('-', "").to_lowercase();
     let found = f
         .client
-        .get_record(pb::GetRecordRequest { id: typed })
+        .get_record(pb::GetRecordRequest {
+            id: typed,
+            ..Default::default()
+        })
         .await?
         .into_inner();
     assert_eq!(found.id, record.id);
@@ -50,6 +56,7 @@ async fn a_mistyped_identifier_is_rejected_by_its_check_digits() -> anyhow::Resu
         .client
         .get_record(pb::GetRecordRequest {
             id: other.to_string(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

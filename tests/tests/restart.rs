@@ -21,6 +21,7 @@ async fn a_restarted_node_serves_the_same_records() -> anyhow::Result<()> {
     let fetched = client
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -40,6 +40,7 @@ async fn assert_findable(
     let found = client
         .get_record(pb::GetRecordRequest {
             id: record.id.clone(),
+            ..Default::default()
         })
         .await;
     let found = found
@@ -92,6 +93,7 @@ async fn a_normal_transfer_moves_the_whole_record() -> anyhow::Result<()> {
         .await?
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -143,6 +145,7 @@ async fn a_normal_transfer_moves_the_whole_record() -> anyhow::Result<()> {
         .await?
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -386,6 +389,7 @@ async fn updates_at_the_old_node_during_the_move_are_not_lost() -> anyhow::Resul
         .await?
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -509,6 +513,7 @@ async fn a_transfer_to_a_node_that_is_down_waits_and_completes() -> anyhow::Resu
         .await?
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -613,6 +618,7 @@ async fn a_chain_of_transfers_is_followed_from_a_stale_index() -> anyhow::Result
         .await?
         .get_record(pb::GetRecordRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();

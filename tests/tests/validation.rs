@@ -432,6 +432,7 @@ async fn updates_are_checked_against_the_recorded_entries() -> anyhow::Result<()
         .client
         .get_record(pb::GetRecordRequest {
             id: record.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -498,6 +499,7 @@ async fn refused_updates_and_entries_leave_the_record_unchanged() -> anyhow::Res
 
     let bad_id = pb::GetRecordRequest {
         id: "not-an-id".into(),
+        ..Default::default()
     };
     let status = f.client.get_record(bad_id).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -507,6 +509,7 @@ async fn refused_updates_and_entries_leave_the_record_unchanged() -> anyhow::Res
         .client
         .get_record(pb::GetRecordRequest {
             id: record.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
