@@ -144,13 +144,17 @@ pub fn record(r: &pb::ChildRecord) -> String {
             Ok(pb::ServiceKind::Midwife) => "para 13",
             _ => "para 9",
         };
-        let mut text = format!(
-            "{}: {}, {}",
-            kind.trim_start_matches("service kind "),
-            provider(&s.provider_name, &s.provider_contact),
-            span(&s.started_on, &s.ended_on)
-        );
-        if s.sensitive {
+        let kind = kind.trim_start_matches("service kind ");
+        let mut text = if s.sensitive && s.provider_name.is_empty() {
+            format!("{kind}: a sensitive service is being or has been provided")
+        } else {
+            format!(
+                "{kind}: {}, {}",
+                provider(&s.provider_name, &s.provider_contact),
+                span(&s.started_on, &s.ended_on)
+            )
+        };
+        if s.sensitive && !s.provider_name.is_empty() {
             text.push_str(", a sensitive service");
         }
         if s.archive_after_years > 0 {
@@ -214,6 +218,12 @@ pub fn record(r: &pb::ChildRecord) -> String {
             "para 20",
             format!("on para {}: {} = {}", m.paragraph, m.key, m.value),
         );
+    }
+    if r.shielded {
+        line(&mut out, "", "shielded by the responsible authority".into());
+    }
+    for withheld in &r.withheld {
+        line(&mut out, "withheld", withheld.clone());
     }
     out
 }
