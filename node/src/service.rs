@@ -55,6 +55,32 @@ impl NodeService {
         redact(wire::encode_record(record), &reader)
     }
 
+    /// The transfer steps that name only a transfer and a record: releasing a
+    /// handed-over copy, dropping a staged one, aborting a transfer out.
+    async fn record_step(
+        &self,
+        request: Request<pb::TransferRecordRequest>,
+        method: Method,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::MoveRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let transfer = transfer_id(&body.transfer_id)?;
+            let audit = audited_change(&caller, method);
+            match method {
+                Method::ReleaseRecord => self.store.release(transfer, &id, &audit).await?,
+                Method::CancelTransferIn => self.store.cancel_in(transfer, &id, &audit).await?,
+                _ => self.store.abort_out(transfer, &id, &audit).await?,
+            }
+            Ok(pb::TransferStepResponse::default())
+        }
+        .await;
+        self.finish(&caller, method, audited_id(&body.id), result)
+            .await
+    }
+
     /// Refuses unless the caller may exercise `right` at this authority.
     fn require<'c>(
         &self,
@@ -572,76 +598,6 @@ impl AuthorityNode for NodeService {
         .await
     }
 
-    async fn release_record(
-        &self,
-        request: Request<pb::TransferRecordRequest>,
-    ) -> Result<Response<pb::TransferStepResponse>, Status> {
-        let caller = self.caller(&request)?;
-        let body = request.get_ref();
-        let result = async {
-            self.require(&caller, Right::MoveRecord)?;
-            let id = wire::decode_id(&body.id, "id")?;
-            let audit = audited_change(&caller, Method::ReleaseRecord);
-            self.store
-                .release(transfer_id(&body.transfer_id)?, &id, &audit)
-                .await?;
-            Ok(pb::TransferStepResponse::default())
-        }
-        .await;
-        self.finish(&caller, Method::ReleaseRecord, audited_id(&body.id), result)
-            .await
-    }
-
-    async fn cancel_transfer_in(
-        &self,
-        request: Request<pb::TransferRecordRequest>,
-    ) -> Result<Response<pb::TransferStepResponse>, Status> {
-        let caller = self.caller(&request)?;
-        let body = request.get_ref();
-        let result = async {
-            self.require(&caller, Right::MoveRecord)?;
-            let id = wire::decode_id(&body.id, "id")?;
-            let audit = audited_change(&caller, Method::CancelTransferIn);
-            self.store
-                .cancel_in(transfer_id(&body.transfer_id)?, &id, &audit)
-                .await?;
-            Ok(pb::TransferStepResponse::default())
-        }
-        .await;
-        self.finish(
-            &caller,
-            Method::CancelTransferIn,
-            audited_id(&body.id),
-            result,
-        )
-        .await
-    }
-
-    async fn abort_transfer_out(
-        &self,
-        request: Request<pb::TransferRecordRequest>,
-    ) -> Result<Response<pb::TransferStepResponse>, Status> {
-        let caller = self.caller(&request)?;
-        let body = request.get_ref();
-        let result = async {
-            self.require(&caller, Right::MoveRecord)?;
-            let id = wire::decode_id(&body.id, "id")?;
-            let audit = audited_change(&caller, Method::AbortTransferOut);
-            self.store
-                .abort_out(transfer_id(&body.transfer_id)?, &id, &audit)
-                .await?;
-            Ok(pb::TransferStepResponse::default())
-        }
-        .await;
-        self.finish(
-            &caller,
-            Method::AbortTransferOut,
-            audited_id(&body.id),
-            result,
-        )
-        .await
-    }
-
     async fn shield_record(
         &self,
         request: Request<pb::ShieldRecordRequest>,
@@ -674,5 +630,26 @@ impl AuthorityNode for NodeService {
         .await;
         self.finish(&caller, Method::ShieldRecord, audited_id(&body.id), result)
             .await
+    }
+
+    async fn release_record(
+        &self,
+        request: Request<pb::TransferRecordRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        self.record_step(request, Method::ReleaseRecord).await
+    }
+
+    async fn cancel_transfer_in(
+        &self,
+        request: Request<pb::TransferRecordRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        self.record_step(request, Method::CancelTransferIn).await
+    }
+
+    async fn abort_transfer_out(
+        &self,
+        request: Request<pb::TransferRecordRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        self.record_step(request, Method::AbortTransferOut).await
     }
 }

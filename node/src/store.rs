@@ -268,40 +268,15 @@ impl Store {
         snapshot: &Snapshot,
         audit: &AuditEvent<'_>,
     ) -> Result<()> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        match locked_status(&tx, id).await? {
-            Some((status, transfer))
-                if transfer.as_deref() == Some(transfer_id) && status == "live" =>
-            {
-                return Ok(());
-            }
-            Some((status, transfer))
-                if transfer.as_deref() == Some(transfer_id) && status == "arriving" =>
-            {
-                tx.execute("DELETE FROM child_record WHERE id = $1", &[&id.as_str()])
-                    .await?;
-            }
-            Some(_) => return Err(conflict(id, transfer_id)),
-            None => {}
-        }
-        let placed = Placement {
-            status: "arriving",
-            transfer_id: Some(transfer_id),
-            version: snapshot.version,
-            moves: snapshot.moves + 1,
-            shield_reason: snapshot.shield_reason.as_deref(),
-        };
-        self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
-            .await?;
-        insert_audit(&tx, audit, id).await?;
-        tx.commit().await?;
-        Ok(())
+        self.transfer_in(transfer_id, id, snapshot, audit, "arriving")
+            .await
+            .map(|_| ())
     }
 
     /// Transfer in, last step: the record goes live here with its final
     /// content, any forwarding this node kept for it (a record coming back)
-    /// is removed, and the routing feed announces it. Idempotent.
+    /// is removed, and the routing feed announces it. Idempotent. Returns the
+    /// transfers the record has now been through.
     pub async fn activate_in(
         &self,
         transfer_id: &str,
@@ -309,16 +284,31 @@ impl Store {
         snapshot: &Snapshot,
         audit: &AuditEvent<'_>,
     ) -> Result<u32> {
+        self.transfer_in(transfer_id, id, snapshot, audit, "live")
+            .await
+    }
+
+    /// Writes a transferred record at `status` ("arriving" or "live"),
+    /// replacing a copy this transfer staged; a record already live for this
+    /// transfer is left as it is.
+    async fn transfer_in(
+        &self,
+        transfer_id: &str,
+        id: &RecordId,
+        snapshot: &Snapshot,
+        audit: &AuditEvent<'_>,
+        status: &'static str,
+    ) -> Result<u32> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         match locked_status(&tx, id).await? {
-            Some((status, transfer))
-                if transfer.as_deref() == Some(transfer_id) && status == "live" =>
+            Some((current, transfer))
+                if transfer.as_deref() == Some(transfer_id) && current == "live" =>
             {
                 return current_moves(&tx, id).await;
             }
-            Some((status, transfer))
-                if transfer.as_deref() == Some(transfer_id) && status == "arriving" =>
+            Some((current, transfer))
+                if transfer.as_deref() == Some(transfer_id) && current == "arriving" =>
             {
                 tx.execute("DELETE FROM child_record WHERE id = $1", &[&id.as_str()])
                     .await?;
@@ -327,7 +317,7 @@ impl Store {
             None => {}
         }
         let placed = Placement {
-            status: "live",
+            status,
             transfer_id: Some(transfer_id),
             version: snapshot.version,
             moves: snapshot.moves + 1,
@@ -335,12 +325,14 @@ impl Store {
         };
         self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
             .await?;
-        tx.execute(
-            "DELETE FROM record_forwarding WHERE record_id = $1",
-            &[&id.as_str()],
-        )
-        .await?;
-        self.announce(&tx, id, placed.moves).await?;
+        if status == "live" {
+            tx.execute(
+                "DELETE FROM record_forwarding WHERE record_id = $1",
+                &[&id.as_str()],
+            )
+            .await?;
+            self.announce(&tx, id, placed.moves).await?;
+        }
         insert_audit(&tx, audit, id).await?;
         tx.commit().await?;
         Ok(placed.moves)
