@@ -97,6 +97,29 @@ fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'stat
     Ok(crls)
 }
 
+/// The PKCS#8 DER form of the private key in `path` (for signing with it).
+pub fn private_key_pkcs8(path: &Path) -> Result<Vec<u8>, TlsError> {
+    match read_key(path)? {
+        PrivateKeyDer::Pkcs8(key) => Ok(key.secret_pkcs8_der().to_vec()),
+        _ => Err(TlsError::Empty {
+            what: "PKCS#8 private key",
+            path: path.into(),
+        }),
+    }
+}
+
+/// The public key of the first certificate in `path` (the SubjectPublicKeyInfo
+/// key bytes), for checking what its holder signed.
+pub fn public_key(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let cert = read_certs(path)?.remove(0);
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| TlsError::Empty {
+            what: "parsable certificate",
+            path: path.into(),
+        })?;
+    Ok(parsed.public_key().subject_public_key.data.to_vec())
+}
+
 /// The server side: requires every client to present a certificate issued by
 /// `files.ca` and not revoked by `files.crls`; offers only HTTP/2.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {

@@ -17,6 +17,9 @@ pub mod devca;
 mod identity;
 mod incoming;
 
-pub use config::{client_tls, install_crypto_provider, server_config, TlsError, TlsFiles};
+pub use config::{
+    client_tls, install_crypto_provider, private_key_pkcs8, public_key, server_config, TlsError,
+    TlsFiles,
+};
 pub use identity::PeerIdentity;
 pub use incoming::accept_tls;

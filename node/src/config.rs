@@ -29,6 +29,9 @@ pub struct NodeConfig {
     /// Seconds a request may take before it is cancelled. Default: 30.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_seconds: u64,
+    /// Seconds between signed checkpoints of the audit chain. Default: 60.
+    #[serde(default = "default_checkpoint")]
+    pub audit_checkpoint_seconds: u64,
     /// Requests served at once on one connection. Default: 64.
     #[serde(default = "default_concurrency")]
     pub concurrency_per_connection: usize,
@@ -47,6 +50,9 @@ fn default_pool_size() -> usize {
 }
 fn default_request_timeout() -> u64 {
     30
+}
+fn default_checkpoint() -> u64 {
+    60
 }
 fn default_concurrency() -> usize {
     64
@@ -96,6 +102,7 @@ impl NodeConfig {
         if self.pool_size == 0
             || self.concurrency_per_connection == 0
             || self.request_timeout_seconds == 0
+            || self.audit_checkpoint_seconds == 0
         {
             return Err(ConfigError::Invalid {
                 field: "pool_size",

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -49,6 +50,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Policy(#[from] contactpoint_policy::PolicyError),
+    #[error("{0}")]
+    Signer(String),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
@@ -82,6 +85,15 @@ pub async fn serve_with_clock(
     let (health, health_service) = tonic_health::server::health_reporter();
     let health_task = tokio::spawn(report_health(health, store.clone()));
     let policy_task = tokio::spawn(policy.clone().watch(POLICY_CHECK_INTERVAL));
+    let signer = audit::CheckpointSigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
+        &config.tls.key,
+    )?)
+    .map_err(StartError::Signer)?;
+    let checkpoint_task = tokio::spawn(checkpoint_audit(
+        store.clone(),
+        signer,
+        Duration::from_secs(config.audit_checkpoint_seconds),
+    ));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -108,8 +120,19 @@ pub async fn serve_with_clock(
         .await;
     health_task.abort();
     policy_task.abort();
+    checkpoint_task.abort();
     tracing::info!(authority = %config.authority_code, "node stopped");
     Ok(served?)
+}
+
+/// Signs a checkpoint of the audit chain every `every`.
+async fn checkpoint_audit(store: Store, signer: audit::CheckpointSigner, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(error) = store.checkpoint_audit(&signer).await {
+            tracing::warn!(%error, "audit checkpoint not written; will try again");
+        }
+    }
 }
 
 /// Keeps the health service true: NOT_SERVING while the database does not answer.

@@ -15,6 +15,10 @@ struct Args {
     /// Check the configuration and exit without serving.
     #[arg(long)]
     check: bool,
+    /// Verify the node's audit log end to end (every hash, link and signed
+    /// checkpoint) and exit: 0 if intact, 1 naming each break.
+    #[arg(long)]
+    verify_audit: bool,
 }
 
 #[tokio::main]
@@ -27,6 +31,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = contactpoint_node::NodeConfig::load(args.config.as_deref())?;
+    if args.verify_audit {
+        return verify_audit(&config).await;
+    }
     if args.check {
         println!(
             "configuration of {} ({}) is valid",
@@ -51,4 +58,25 @@ async fn shutdown_signal() {
         _ = terminate.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+async fn verify_audit(config: &contactpoint_node::NodeConfig) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(&config.database_url, tokio_postgres::NoTls)
+        .await
+        .context("cannot connect to the node's database")?;
+    tokio::spawn(connection);
+    let public_key = contactpoint_mtls::public_key(&config.tls.cert)?;
+    let report = contactpoint_node::audit::verify(&client, &public_key).await?;
+    println!(
+        "{} audit entries, {} signed checkpoints",
+        report.entries, report.checkpoints
+    );
+    if report.is_intact() {
+        println!("the audit log is intact");
+        return Ok(());
+    }
+    for problem in &report.problems {
+        println!("BROKEN: {problem}");
+    }
+    std::process::exit(1);
 }

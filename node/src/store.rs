@@ -702,41 +702,26 @@ impl Store {
     /// Appends to the audit table a call that changed nothing (reads, and
     /// refused calls). Changes are audited inside their own transaction.
     pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
-        let client = self.pool.get().await?;
-        client
-            .execute(INSERT_AUDIT, &audit_params(event, &event.record_ids))
-            .await?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        crate::audit::append(&tx, event, &event.record_ids).await?;
+        tx.commit().await?;
         Ok(())
     }
-}
 
-const INSERT_AUDIT: &str = "INSERT INTO audit_event
-        (caller_organisation, caller_unit, caller_name, method, record_ids, outcome, role, via, reason)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
-fn audit_params<'a>(
-    event: &'a AuditEvent<'_>,
-    record_ids: &'a Vec<String>,
-) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 9] {
-    [
-        &event.organisation,
-        &event.unit,
-        &event.name,
-        &event.method,
-        record_ids,
-        &event.outcome,
-        &event.role,
-        &event.via,
-        &event.reason,
-    ]
+    /// Signs a checkpoint of the audit chain's head (see `audit`).
+    pub async fn checkpoint_audit(
+        &self,
+        signer: &crate::audit::CheckpointSigner,
+    ) -> Result<Option<i64>> {
+        let client = self.pool.get().await?;
+        signer.checkpoint(&**client).await
+    }
 }
 
 /// Audits a change in the transaction that makes it: committed together or not at all.
 async fn insert_audit(tx: &Transaction<'_>, event: &AuditEvent<'_>, id: &RecordId) -> Result<()> {
-    let record_ids = vec![id.to_string()];
-    tx.execute(INSERT_AUDIT, &audit_params(event, &record_ids))
-        .await?;
-    Ok(())
+    crate::audit::append(tx, event, &[id.to_string()]).await
 }
 
 fn entry_columns(kind: EntryKind) -> (&'static str, &'static str, &'static str) {

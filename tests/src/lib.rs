@@ -316,6 +316,7 @@ impl TestNode {
             pool_size: 8,
             request_timeout_seconds: 30,
             concurrency_per_connection: 64,
+            audit_checkpoint_seconds: 3600,
             tls: pki.node_files(code)?,
             policy: pki.policy_path(),
         };

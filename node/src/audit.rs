@@ -1,0 +1,283 @@
+//! The node's audit as a hash chain, with signed checkpoints, and the
+//! verifier that checks it end to end.
+//!
+//! Each entry's hash is SHA-256 over the previous entry's hash and the
+//! entry's canonical form (its id, time, caller, role, method, records,
+//! outcome, route and reason). Altering an entry changes its hash; deleting
+//! or reordering entries breaks the link the next entry holds. A checkpoint
+//! signs the head (last id and hash) with the node's key, so cutting the log
+//! back below a checkpoint is detected too.
+use chrono::{DateTime, SubsecRound, Utc};
+use ring::digest::{digest, SHA256};
+use ring::rand::SystemRandom;
+use ring::signature::{
+    EcdsaKeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING,
+};
+use tokio_postgres::{GenericClient, Transaction};
+
+use crate::error::NodeError;
+use crate::store::AuditEvent;
+
+/// The advisory lock that serialises appends, so ids and links agree.
+const APPEND_LOCK: i64 = 0x0043_5041_5544_4954; // "CPAUDIT"
+
+/// The fields of an entry its hash covers, besides its id and time.
+struct Fields<'a> {
+    organisation: &'a str,
+    unit: Option<&'a str>,
+    name: &'a str,
+    method: &'a str,
+    record_ids: &'a [String],
+    outcome: &'a str,
+    role: &'a str,
+    via: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+/// An entry's canonical form: the bytes its hash covers.
+fn canonical(event_id: i64, at: &DateTime<Utc>, f: &Fields<'_>) -> Vec<u8> {
+    serde_json::to_vec(&(
+        event_id,
+        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        f.organisation,
+        f.unit,
+        f.name,
+        f.method,
+        f.record_ids,
+        f.outcome,
+        f.role,
+        f.via,
+        f.reason,
+    ))
+    .expect("serialising strings and numbers cannot fail")
+}
+
+fn chain(prev: &[u8], canonical: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(prev.len() + canonical.len());
+    input.extend_from_slice(prev);
+    input.extend_from_slice(canonical);
+    digest(&SHA256, &input).as_ref().to_vec()
+}
+
+/// Appends one entry to the chain inside `tx`.
+pub async fn append(
+    tx: &Transaction<'_>,
+    event: &AuditEvent<'_>,
+    record_ids: &[String],
+) -> Result<(), NodeError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+        .await?;
+    let prev: Vec<u8> = tx
+        .query_opt(
+            "SELECT entry_hash FROM audit_event ORDER BY event_id DESC LIMIT 1",
+            &[],
+        )
+        .await?
+        .and_then(|row| row.get::<_, Option<Vec<u8>>>(0))
+        .unwrap_or_default();
+    let event_id: i64 = tx
+        .query_one("SELECT nextval('audit_event_event_id_seq')", &[])
+        .await?
+        .get(0);
+    let at = Utc::now().trunc_subsecs(6);
+    let fields = Fields {
+        organisation: event.organisation,
+        unit: event.unit,
+        name: event.name,
+        method: event.method,
+        record_ids,
+        outcome: event.outcome,
+        role: &event.role,
+        via: event.via.as_deref(),
+        reason: event.reason,
+    };
+    let hash = chain(&prev, &canonical(event_id, &at, &fields));
+    tx.execute(
+        "INSERT INTO audit_event (event_id, at, caller_organisation, caller_unit, caller_name, method,
+             record_ids, outcome, role, via, reason, prev_hash, entry_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        &[
+            &event_id,
+            &at,
+            &event.organisation,
+            &event.unit,
+            &event.name,
+            &event.method,
+            &record_ids,
+            &event.outcome,
+            &event.role,
+            &event.via,
+            &event.reason,
+            &prev,
+            &hash,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Signs checkpoints with the node's own private key (ECDSA P-256, PKCS#8).
+pub struct CheckpointSigner {
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for CheckpointSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckpointSigner")
+    }
+}
+
+/// The bytes a checkpoint signature covers.
+fn checkpoint_message(last_event_id: i64, head: &[u8]) -> Vec<u8> {
+    let mut message = b"contactpoint audit checkpoint v1\n".to_vec();
+    message.extend_from_slice(&last_event_id.to_be_bytes());
+    message.extend_from_slice(head);
+    message
+}
+
+impl CheckpointSigner {
+    /// From a PKCS#8 DER private key; only ECDSA P-256 keys are supported.
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
+        let rng = SystemRandom::new();
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der, &rng).map_err(|_| {
+                "the node's key must be an ECDSA P-256 key in PKCS#8 form to sign audit checkpoints"
+                    .to_owned()
+            })?;
+        Ok(Self { key, rng })
+    }
+
+    /// Records a signed checkpoint of the chain's head, if the chain has
+    /// grown since the last one. Returns the id of the head it signed.
+    pub async fn checkpoint(&self, client: &impl GenericClient) -> Result<Option<i64>, NodeError> {
+        let head = client
+            .query_opt(
+                "SELECT event_id, entry_hash FROM audit_event WHERE entry_hash IS NOT NULL ORDER BY event_id DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        let Some(head) = head else { return Ok(None) };
+        let (last_event_id, hash): (i64, Vec<u8>) = (head.get(0), head.get(1));
+        let signed: Option<i64> = client
+            .query_one("SELECT max(last_event_id) FROM audit_checkpoint", &[])
+            .await?
+            .get(0);
+        if signed == Some(last_event_id) {
+            return Ok(Some(last_event_id));
+        }
+        let signature = self
+            .key
+            .sign(&self.rng, &checkpoint_message(last_event_id, &hash))
+            .map_err(|_| NodeError::Corrupt("signing an audit checkpoint failed".into()))?;
+        client
+            .execute(
+                "INSERT INTO audit_checkpoint (last_event_id, head_hash, signature) VALUES ($1, $2, $3)",
+                &[&last_event_id, &hash, &signature.as_ref()],
+            )
+            .await?;
+        Ok(Some(last_event_id))
+    }
+}
+
+/// What the verifier found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub entries: u64,
+    pub checkpoints: u64,
+    /// Every break found, each naming the entry or checkpoint.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks the whole log: every entry's hash, every link, and every
+/// checkpoint's signature (with `public_key`, the SubjectPublicKeyInfo key
+/// bytes of the node's certificate) and head.
+pub async fn verify(client: &impl GenericClient, public_key: &[u8]) -> Result<Report, NodeError> {
+    let mut report = Report::default();
+    let rows = client
+        .query(
+            "SELECT event_id, at, caller_organisation, caller_unit, caller_name, method, record_ids, outcome,
+                    role, via, reason, prev_hash, entry_hash
+             FROM audit_event ORDER BY event_id",
+            &[],
+        )
+        .await?;
+    let mut previous: Option<(i64, Vec<u8>)> = None;
+    let mut hashes = std::collections::HashMap::new();
+    for row in &rows {
+        report.entries += 1;
+        let event_id: i64 = row.get(0);
+        let prev: Option<Vec<u8>> = row.get(11);
+        let stored: Option<Vec<u8>> = row.get(12);
+        let (Some(prev), Some(stored)) = (prev, stored) else {
+            report
+                .problems
+                .push(format!("entry {event_id} is not chained"));
+            continue;
+        };
+        let expected_prev = previous
+            .as_ref()
+            .map(|(_, hash)| hash.clone())
+            .unwrap_or_default();
+        if prev != expected_prev {
+            let after = previous
+                .as_ref()
+                .map_or("the start".to_owned(), |(id, _)| format!("entry {id}"));
+            report.problems.push(format!("entry {event_id} does not follow {after}: an entry was deleted, inserted or reordered"));
+        }
+        let record_ids: Vec<String> = row.get(6);
+        let role: String = row.get(8);
+        let fields = Fields {
+            organisation: row.get(2),
+            unit: row.get(3),
+            name: row.get(4),
+            method: row.get(5),
+            record_ids: &record_ids,
+            outcome: row.get(7),
+            role: &role,
+            via: row.get(9),
+            reason: row.get(10),
+        };
+        let at: DateTime<Utc> = row.get(1);
+        if chain(&prev, &canonical(event_id, &at, &fields)) != stored {
+            report.problems.push(format!(
+                "entry {event_id} was altered: its content does not match its hash"
+            ));
+        }
+        hashes.insert(event_id, stored.clone());
+        previous = Some((event_id, stored));
+    }
+    let checkpoints = client
+        .query("SELECT checkpoint_id, last_event_id, head_hash, signature FROM audit_checkpoint ORDER BY checkpoint_id", &[])
+        .await?;
+    let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_key);
+    for row in &checkpoints {
+        report.checkpoints += 1;
+        let (id, last, head, signature): (i64, i64, Vec<u8>, Vec<u8>) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if key
+            .verify(&checkpoint_message(last, &head), &signature)
+            .is_err()
+        {
+            report
+                .problems
+                .push(format!("checkpoint {id} is not signed by this node's key"));
+        }
+        match hashes.get(&last) {
+            Some(hash) if *hash == head => {}
+            Some(_) => report.problems.push(format!(
+                "checkpoint {id}: entry {last} no longer has the hash it signed"
+            )),
+            None => report.problems.push(format!(
+                "checkpoint {id}: entry {last} is missing: the log was truncated or cut"
+            )),
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,131 @@
+//! The node's audit is a hash chain with signed checkpoints: the verifier
+//! passes an untouched log and names each kind of tampering.
+use contactpoint_node::audit::{verify, CheckpointSigner};
+use contactpoint_tests::*;
+
+/// A node with some audited calls and a signed checkpoint; returns the
+/// fixture, a direct database client and the node's public key.
+async fn audited_node() -> anyhow::Result<(Fixture, tokio_postgres::Client, Vec<u8>)> {
+    let mut f = Fixture::start().await?;
+    let born = date(today() - chrono::Duration::days(1000));
+    for surname in ["Ames", "Bell", "Cole"] {
+        let record = f
+            .client
+            .create_record(sample::child_request("Sam", surname, born, "TS24 8AH"))
+            .await?
+            .into_inner();
+        f.client
+            .get_record(pb::GetRecordRequest {
+                id: record.id,
+                reason: "case review".into(),
+                ..Default::default()
+            })
+            .await?;
+    }
+    let db = f.db.connect().await?;
+    let signer = CheckpointSigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
+        &f.node.config.tls.key,
+    )?)
+    .map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        signer.checkpoint(&db).await?,
+        Some(6),
+        "the checkpoint signs the sixth entry"
+    );
+    let public_key = contactpoint_mtls::public_key(&f.node.config.tls.cert)?;
+    Ok((f, db, public_key))
+}
+
+async fn problems(db: &tokio_postgres::Client, key: &[u8]) -> anyhow::Result<Vec<String>> {
+    let report = verify(db, key).await?;
+    assert_eq!(report.checkpoints, 1);
+    Ok(report.problems)
+}
+
+/// An untouched log verifies, checkpoint included.
+#[tokio::test]
+async fn an_untouched_log_is_intact() -> anyhow::Result<()> {
+    let (_f, db, key) = audited_node().await?;
+    let report = verify(&db, &key).await?;
+    assert_eq!(report.entries, 6);
+    assert!(report.is_intact(), "{:?}", report.problems);
+    Ok(())
+}
+
+/// Altering an entry's content is caught at that entry.
+#[tokio::test]
+async fn an_altered_entry_is_caught() -> anyhow::Result<()> {
+    let (_f, db, key) = audited_node().await?;
+    db.execute(
+        "UPDATE audit_event SET caller_name = 'Someone else' WHERE event_id = 2",
+        &[],
+    )
+    .await?;
+    let found = problems(&db, &key).await?;
+    assert!(
+        found
+            .iter()
+            .any(|p| p == "entry 2 was altered: its content does not match its hash"),
+        "{found:?}"
+    );
+    Ok(())
+}
+
+/// Deleting an entry breaks the next entry's link.
+#[tokio::test]
+async fn a_deleted_entry_is_caught() -> anyhow::Result<()> {
+    let (_f, db, key) = audited_node().await?;
+    db.execute("DELETE FROM audit_event WHERE event_id = 3", &[])
+        .await?;
+    let found = problems(&db, &key).await?;
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("entry 4 does not follow entry 2")),
+        "{found:?}"
+    );
+    Ok(())
+}
+
+/// Swapping two entries' places breaks their links.
+#[tokio::test]
+async fn reordered_entries_are_caught() -> anyhow::Result<()> {
+    let (_f, db, key) = audited_node().await?;
+    db.batch_execute(
+        "UPDATE audit_event SET event_id = -1 WHERE event_id = 2;
+         UPDATE audit_event SET event_id = 2 WHERE event_id = 3;
+         UPDATE audit_event SET event_id = 3 WHERE event_id = -1;",
+    )
+    .await?;
+    let found = problems(&db, &key).await?;
+    assert!(
+        found.iter().any(|p| p.contains("does not follow")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("was altered")),
+        "the id is part of each hash: {found:?}"
+    );
+    Ok(())
+}
+
+/// Cutting the log back below a checkpoint is caught by the checkpoint, and
+/// a checkpoint not signed by the node's key is caught too.
+#[tokio::test]
+async fn a_truncated_log_and_a_forged_checkpoint_are_caught() -> anyhow::Result<()> {
+    let (_f, db, key) = audited_node().await?;
+    db.execute("DELETE FROM audit_event WHERE event_id >= 5", &[])
+        .await?;
+    let found = problems(&db, &key).await?;
+    assert_eq!(
+        found,
+        vec!["checkpoint 1: entry 6 is missing: the log was truncated or cut".to_string()]
+    );
+    db.execute("UPDATE audit_checkpoint SET last_event_id = 4, head_hash = (SELECT entry_hash FROM audit_event WHERE event_id = 4)", &[]).await?;
+    let found = problems(&db, &key).await?;
+    assert_eq!(
+        found,
+        vec!["checkpoint 1 is not signed by this node's key".to_string()]
+    );
+    Ok(())
+}
