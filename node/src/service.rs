@@ -55,6 +55,38 @@ impl NodeService {
         redact(wire::encode_record(record), &reader)
     }
 
+    /// The steps of a transfer in, which carry the record: staging it, and
+    /// activating it with its final content.
+    async fn transfer_in_step(
+        &self,
+        request: Request<pb::TransferInRequest>,
+        method: Method,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::MoveRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let snapshot = decode_snapshot(&body.snapshot)?;
+            let transfer = transfer_id(&body.transfer_id)?;
+            let audit = audited_change(&caller, method);
+            let moves = if method == Method::ActivateTransferIn {
+                self.store
+                    .activate_in(transfer, &id, &snapshot, &audit)
+                    .await?
+            } else {
+                self.store
+                    .stage_in(transfer, &id, &snapshot, &audit)
+                    .await?;
+                0
+            };
+            Ok(pb::TransferStepResponse { moves })
+        }
+        .await;
+        self.finish(&caller, method, audited_id(&body.id), result)
+            .await
+    }
+
     /// The transfer steps that name only a transfer and a record: releasing a
     /// handed-over copy, dropping a staged one, aborting a transfer out.
     async fn record_step(
@@ -504,32 +536,6 @@ impl AuthorityNode for NodeService {
             .await
     }
 
-    async fn stage_transfer_in(
-        &self,
-        request: Request<pb::TransferInRequest>,
-    ) -> Result<Response<pb::TransferStepResponse>, Status> {
-        let caller = self.caller(&request)?;
-        let body = request.get_ref();
-        let result = async {
-            self.require(&caller, Right::MoveRecord)?;
-            let id = wire::decode_id(&body.id, "id")?;
-            let snapshot = decode_snapshot(&body.snapshot)?;
-            let audit = audited_change(&caller, Method::StageTransferIn);
-            self.store
-                .stage_in(transfer_id(&body.transfer_id)?, &id, &snapshot, &audit)
-                .await?;
-            Ok(pb::TransferStepResponse::default())
-        }
-        .await;
-        self.finish(
-            &caller,
-            Method::StageTransferIn,
-            audited_id(&body.id),
-            result,
-        )
-        .await
-    }
-
     async fn hand_over_record(
         &self,
         request: Request<pb::HandOverRequest>,
@@ -565,33 +571,6 @@ impl AuthorityNode for NodeService {
         self.finish(
             &caller,
             Method::HandOverRecord,
-            audited_id(&body.id),
-            result,
-        )
-        .await
-    }
-
-    async fn activate_transfer_in(
-        &self,
-        request: Request<pb::TransferInRequest>,
-    ) -> Result<Response<pb::TransferStepResponse>, Status> {
-        let caller = self.caller(&request)?;
-        let body = request.get_ref();
-        let result = async {
-            self.require(&caller, Right::MoveRecord)?;
-            let id = wire::decode_id(&body.id, "id")?;
-            let snapshot = decode_snapshot(&body.snapshot)?;
-            let audit = audited_change(&caller, Method::ActivateTransferIn);
-            let moves = self
-                .store
-                .activate_in(transfer_id(&body.transfer_id)?, &id, &snapshot, &audit)
-                .await?;
-            Ok(pb::TransferStepResponse { moves })
-        }
-        .await;
-        self.finish(
-            &caller,
-            Method::ActivateTransferIn,
             audited_id(&body.id),
             result,
         )
@@ -651,5 +630,21 @@ impl AuthorityNode for NodeService {
         request: Request<pb::TransferRecordRequest>,
     ) -> Result<Response<pb::TransferStepResponse>, Status> {
         self.record_step(request, Method::AbortTransferOut).await
+    }
+
+    async fn stage_transfer_in(
+        &self,
+        request: Request<pb::TransferInRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        self.transfer_in_step(request, Method::StageTransferIn)
+            .await
+    }
+
+    async fn activate_transfer_in(
+        &self,
+        request: Request<pb::TransferInRequest>,
+    ) -> Result<Response<pb::TransferStepResponse>, Status> {
+        self.transfer_in_step(request, Method::ActivateTransferIn)
+            .await
     }
 }
