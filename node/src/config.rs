@@ -29,6 +29,9 @@ pub struct NodeConfig {
     /// Seconds a request may take before it is cancelled. Default: 30.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_seconds: u64,
+    /// Seconds between runs of archiving and destruction. Default: 3600.
+    #[serde(default = "default_archive_interval")]
+    pub archive_interval_seconds: u64,
     /// Seconds between signed checkpoints of the audit chain. Default: 60.
     #[serde(default = "default_checkpoint")]
     pub audit_checkpoint_seconds: u64,
@@ -50,6 +53,9 @@ fn default_pool_size() -> usize {
 }
 fn default_request_timeout() -> u64 {
     30
+}
+fn default_archive_interval() -> u64 {
+    3600
 }
 fn default_checkpoint() -> u64 {
     60
@@ -103,6 +109,7 @@ impl NodeConfig {
             || self.concurrency_per_connection == 0
             || self.request_timeout_seconds == 0
             || self.audit_checkpoint_seconds == 0
+            || self.archive_interval_seconds == 0
         {
             return Err(ConfigError::Invalid {
                 field: "pool_size",

@@ -58,6 +58,8 @@ pub enum NodeError {
     Moved { id: String, to: String },
     #[error("record {id} is arriving here in transfer {transfer_id} and is not yet served")]
     Arriving { id: String, transfer_id: String },
+    #[error("record {0} is archived information: only the responsible authority's data managers see it (after its first year, for a stated child protection enquiry, serious case review or child death review)")]
+    Archived(String),
     #[error("transfer step refused: {0}")]
     TransferConflict(String),
     #[error("the transfer snapshot does not read: {0}")]
@@ -98,6 +100,7 @@ impl NodeError {
                 }
                 status
             }
+            error @ Self::Archived(_) => Status::not_found(error.to_string()),
             error @ Self::TransferConflict(_) => Status::failed_precondition(error.to_string()),
             error @ Self::BadSnapshot(_) => Status::invalid_argument(error.to_string()),
             Self::Moved { id, to } => {

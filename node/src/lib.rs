@@ -89,6 +89,11 @@ pub async fn serve_with_clock(
         &config.tls.key,
     )?)
     .map_err(StartError::Signer)?;
+    let archive_task = tokio::spawn(archive_and_destroy(
+        store.clone(),
+        clock.clone(),
+        Duration::from_secs(config.archive_interval_seconds),
+    ));
     let checkpoint_task = tokio::spawn(checkpoint_audit(
         store.clone(),
         signer,
@@ -121,8 +126,25 @@ pub async fn serve_with_clock(
     health_task.abort();
     policy_task.abort();
     checkpoint_task.abort();
+    archive_task.abort();
     tracing::info!(authority = %config.authority_code, "node stopped");
     Ok(served?)
+}
+
+/// Runs archiving and destruction every `every`, as of the node's clock.
+async fn archive_and_destroy(store: Store, clock: Arc<dyn Clock>, every: Duration) {
+    loop {
+        match store.archive_and_destroy(clock.today()).await {
+            Ok(report) if report != store::ArchiveReport::default() => {
+                tracing::info!(?report, "archiving and destruction")
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "archiving and destruction did not run; will try again")
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Signs a checkpoint of the audit chain every `every`.

@@ -191,6 +191,9 @@ pub struct Service {
     pub ended_on: Option<NaiveDate>,
     /// Para 15: 1 to 5 years; `None` exactly for para 8 services.
     pub archive_after_years: Option<u8>,
+    /// When this entry became archived information, if it has.
+    #[serde(default)]
+    pub archived_on: Option<NaiveDate>,
 }
 
 /// Para 10.
@@ -293,6 +296,8 @@ pub struct ChildRecord {
     pub moves: u32,
     /// Why the responsible authority shielded the record, if it has.
     pub shield_reason: Option<String>,
+    /// When the record became archived information, if it has.
+    pub archived_on: Option<NaiveDate>,
     pub details: RecordDetails,
     pub contacts: Vec<Stored<Contact>>,
     pub education: Vec<Stored<Education>>,
@@ -318,6 +323,8 @@ pub struct SearchQuery {
     /// The reader may see shielded records' hidden fields (the responsible
     /// authority's management team): only then may a postcode match one.
     pub reveal_shielded: bool,
+    /// The reader may find archived records (data managers in their first year).
+    pub include_archived: bool,
 }
 
 /// One search result.
@@ -347,6 +354,9 @@ pub struct Snapshot {
     /// Shielding travels with the record.
     #[serde(default)]
     pub shield_reason: Option<String>,
+    /// So does archiving.
+    #[serde(default)]
+    pub archived_on: Option<NaiveDate>,
     pub details: RecordDetails,
     pub entries: Vec<Entry>,
 }
@@ -388,6 +398,7 @@ impl From<&ChildRecord> for Snapshot {
             version: record.version,
             moves: record.moves,
             shield_reason: record.shield_reason.clone(),
+            archived_on: record.archived_on,
             details: record.details.clone(),
             entries,
         }

@@ -20,6 +20,30 @@ pub struct Reader<'a> {
     pub organisation: &'a str,
     /// Shielding overridden for this read (already authorised and audited).
     pub override_shielding: bool,
+    /// Today, for archived information's first year.
+    pub today: chrono::NaiveDate,
+    /// The reader stated a child protection enquiry, serious case review or
+    /// child death review.
+    pub archive_purpose: bool,
+}
+
+impl Reader<'_> {
+    /// Archived information is hidden from users; the responsible authority's
+    /// management team sees it in its first year, afterwards only for a
+    /// stated child protection enquiry, serious case review or child death review.
+    pub fn may_see_archived(&self, responsible: &str, archived_on: chrono::NaiveDate) -> bool {
+        let first_year = archived_on
+            .checked_add_months(chrono::Months::new(12))
+            .is_some_and(|end| self.today < end);
+        self.role.is_management_of(responsible) && (first_year || self.archive_purpose)
+    }
+}
+
+const ARCHIVED: &str =
+    "archived information (regulation 8): shown only to the responsible authority's data managers";
+
+fn date_of(value: &pb::Date) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_ymd_opt(value.year, value.month, value.day)
 }
 
 const SENSITIVE: &str = "regulation 6(a): the provider of a sensitive service (only that one is or was provided is shown)";
@@ -33,12 +57,24 @@ pub fn redact(mut record: pb::ChildRecord, reader: &Reader<'_>) -> pb::ChildReco
     let responsible = record
         .responsible_authority
         .as_ref()
-        .map(|a| a.code.as_str())
+        .map(|a| a.code.clone())
         .unwrap_or_default();
-    if reader.role.is_management_of(responsible) {
+    let mut withheld = Vec::new();
+    let before = record.services.len();
+    record.services.retain(|service| {
+        service
+            .archived_on
+            .as_ref()
+            .and_then(date_of)
+            .is_none_or(|day| reader.may_see_archived(&responsible, day))
+    });
+    if record.services.len() < before {
+        withheld.push(ARCHIVED.to_owned());
+    }
+    if reader.role.is_management_of(&responsible) {
+        record.withheld = withheld;
         return record;
     }
-    let mut withheld = Vec::new();
     if record.shielded && !reader.override_shielding {
         let is_child = record.category == pb::PersonCategory::Child as i32;
         record.whereabouts = None;

@@ -51,6 +51,8 @@ impl NodeService {
                 .unwrap_or(&contactpoint_policy::Role::Operator),
             organisation: &caller.identity.organisation,
             override_shielding: false,
+            today: self.context().today,
+            archive_purpose: false,
         };
         redact(wire::encode_record(record), &reader)
     }
@@ -274,7 +276,8 @@ fn error_kind(error: &NodeError) -> &'static str {
         NodeError::RecordNotFound(_)
         | NodeError::EntryNotFound { .. }
         | NodeError::Moved { .. }
-        | NodeError::Arriving { .. } => "not_found",
+        | NodeError::Arriving { .. }
+        | NodeError::Archived(_) => "not_found",
         NodeError::TransferConflict(_) => "failed_precondition",
         NodeError::BadSnapshot(_) => "invalid_argument",
         NodeError::Forbidden(_) => "permission_denied",
@@ -340,7 +343,18 @@ impl AuthorityNode for NodeService {
                         self.store.alert_override(&id, &audited_change(&caller, Method::GetRecord)).await?;
                         tracing::warn!(authority = %self.store.authority().code, role = %caller.role_name(), "shielding overridden; the responsible authority is alerted");
                     }
-                    let reader = Reader { role, organisation: &caller.identity.organisation, override_shielding: overridden };
+                    let reader = Reader {
+                        role,
+                        organisation: &caller.identity.organisation,
+                        override_shielding: overridden,
+                        today: self.context().today,
+                        archive_purpose: wire::decode_archive_purpose(body.archive_purpose)?,
+                    };
+                    if let Some(archived_on) = record.archived_on {
+                        if !reader.may_see_archived(&record.responsible_authority.code, archived_on) {
+                            return Err(NodeError::Archived(id.to_string()));
+                        }
+                    }
                     Ok(redact(wire::encode_record(&record), &reader))
                 }
                 Holding::Arriving { transfer_id } => Err(NodeError::Arriving {
@@ -460,6 +474,7 @@ impl AuthorityNode for NodeService {
             let role = self.require(&caller, Right::Search)?;
             let mut query = wire::decode_search(request.get_ref())?;
             query.reveal_shielded = role.is_management_of(&self.store.authority().code);
+            query.include_archived = query.reveal_shielded;
             self.store.search(&query).await
         }
         .await;
@@ -603,6 +618,8 @@ impl AuthorityNode for NodeService {
                 role,
                 organisation: &caller.identity.organisation,
                 override_shielding: false,
+                today: self.context().today,
+                archive_purpose: false,
             };
             Ok(redact(wire::encode_record(&record), &reader))
         }

@@ -32,6 +32,15 @@ pub enum Holding {
     Absent,
 }
 
+/// What one run of archiving and destruction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArchiveReport {
+    pub archived_records: usize,
+    pub archived_services: usize,
+    pub destroyed_records: usize,
+    pub destroyed_services: usize,
+}
+
 /// An outbox event: this node became responsible for a record.
 #[derive(Debug, Clone)]
 pub struct RoutingEvent {
@@ -141,6 +150,7 @@ impl Store {
             version: 1,
             moves: 0,
             shield_reason: None,
+            archived_on: None,
         };
         self.insert_record(&tx, &id, &record.details, &record.entries, &placed)
             .await?;
@@ -191,8 +201,8 @@ impl Store {
             "INSERT INTO child_record (id, category, given_names, family_name, given_names_key, family_name_key,
                  whereabouts, postcode, gender, date_of_birth, date_of_death,
                  responsible_authority_code, responsible_authority_name, status, transfer_id, version, moves,
-                 shield_reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                 shield_reason, archived_on)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
             &[
                 &id.as_str(),
                 &details.category.as_db(),
@@ -212,6 +222,7 @@ impl Store {
                 &(placed.version as i64),
                 &i32::try_from(placed.moves).unwrap_or(i32::MAX),
                 &placed.shield_reason,
+                &placed.archived_on,
             ],
         )
         .await?;
@@ -322,6 +333,7 @@ impl Store {
             version: snapshot.version,
             moves: snapshot.moves + 1,
             shield_reason: snapshot.shield_reason.as_deref(),
+            archived_on: snapshot.archived_on,
         };
         self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
             .await?;
@@ -619,6 +631,7 @@ impl Store {
                    AND ($4::text IS NULL OR (' ' || r.given_names_key) LIKE ('% ' || $4 || '%'))
                    AND ($5::text IS NULL OR r.gender = $5 OR r.gender = 'not_specified')
                    AND r.status <> 'arriving'
+                   AND (r.archived_on IS NULL OR $7)
                  ORDER BY r.id
                  LIMIT 1000",
                 &[
@@ -628,6 +641,7 @@ impl Store {
                     &query.forename_key,
                     &query.gender.map(Gender::as_db),
                     &query.reveal_shielded,
+                    &query.include_archived,
                 ],
             )
             .await?;
@@ -663,6 +677,90 @@ impl Store {
                 moves: u32::try_from(row.get::<_, i32>(3)).unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// The scheduled archiving and destruction (regulation 8), as of `today`,
+    /// in one transaction; idempotent. Archives a child's record at 18 and
+    /// any record one year after a recorded death, and a service entry of
+    /// paras 9 and 11 to 13 its chosen 1 to 5 years after the service ended
+    /// (para 15); destroys archived information six years after archiving:
+    /// the rows are deleted, and each archiving and destruction is audited.
+    pub async fn archive_and_destroy(&self, today: NaiveDate) -> Result<ArchiveReport> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let archived_records: Vec<String> = tx
+            .query(
+                "UPDATE child_record SET archived_on = $1::date
+                 WHERE archived_on IS NULL AND status = 'live'
+                   AND ((category = 'child' AND date_of_birth + interval '18 years' <= $1::date)
+                        OR (date_of_death IS NOT NULL AND date_of_death + interval '1 year' <= $1::date))
+                 RETURNING id",
+                &[&today],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let archived_services: Vec<String> = tx
+            .query(
+                "UPDATE service SET archived_on = $1::date
+                 WHERE archived_on IS NULL AND archive_after_years IS NOT NULL AND ended_on IS NOT NULL
+                   AND ended_on + make_interval(years => archive_after_years) <= $1::date
+                 RETURNING record_id",
+                &[&today],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let destroyed_records: Vec<String> = tx
+            .query(
+                "DELETE FROM child_record WHERE archived_on + interval '6 years' <= $1::date RETURNING id",
+                &[&today],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let destroyed_services: Vec<String> = tx
+            .query(
+                "DELETE FROM service WHERE archived_on + interval '6 years' <= $1::date RETURNING record_id",
+                &[&today],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let code = self.authority.code.clone();
+        for (method, ids) in [
+            ("ArchiveRecord", &archived_records),
+            ("ArchiveService", &archived_services),
+            ("DestroyRecord", &destroyed_records),
+            ("DestroyService", &destroyed_services),
+        ] {
+            if ids.is_empty() {
+                continue;
+            }
+            let event = AuditEvent {
+                organisation: &code,
+                unit: Some("node"),
+                name: "archiving job",
+                method,
+                record_ids: ids.clone(),
+                outcome: "ok",
+                reason: Some("regulation 8: scheduled archiving and destruction"),
+                role: format!("node@{code}"),
+                via: None,
+            };
+            crate::audit::append(&tx, &event, ids).await?;
+        }
+        tx.commit().await?;
+        Ok(ArchiveReport {
+            archived_records: archived_records.len(),
+            archived_services: archived_services.len(),
+            destroyed_records: destroyed_records.len(),
+            destroyed_services: destroyed_services.len(),
+        })
     }
 
     /// Shields a live record (with the reason) or lifts shielding (`None`).
@@ -774,6 +872,8 @@ struct Placement<'a> {
     moves: u32,
     /// Shielding, which travels with the record.
     shield_reason: Option<&'a str>,
+    /// So does archiving.
+    archived_on: Option<NaiveDate>,
 }
 
 /// Status, transfer and responsible authority of a record's row, if any.
@@ -907,8 +1007,9 @@ async fn insert_entry(tx: &Transaction<'_>, id: &RecordId, entry: &Entry) -> Res
         }
         Entry::Service(s) => {
             tx.query_one(
-                "INSERT INTO service (record_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING entry_id",
+                "INSERT INTO service (record_id, kind, provider_name, details, sensitive_ground, started_on, ended_on,
+                     archive_after_years, archived_on)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING entry_id",
                 &[
                     &id,
                     &s.kind.as_db(),
@@ -918,6 +1019,7 @@ async fn insert_entry(tx: &Transaction<'_>, id: &RecordId, entry: &Entry) -> Res
                     &s.started_on,
                     &s.ended_on,
                     &s.archive_after_years.map(i16::from),
+                    &s.archived_on,
                 ],
             )
             .await?
@@ -965,7 +1067,7 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
     let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
     let (record, former, ids, metadata, contacts, education, services, cafs, leads) = tokio::try_join!(
         tx.query_opt(
-            "SELECT version, moves, shield_reason, category, given_names, family_name, whereabouts, gender, date_of_birth,
+            "SELECT version, moves, shield_reason, archived_on, category, given_names, family_name, whereabouts, gender, date_of_birth,
                     date_of_death, responsible_authority_code, responsible_authority_name
              FROM child_record WHERE id = $1",
             params
@@ -984,7 +1086,8 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
             params
         ),
         tx.query(
-            "SELECT entry_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years
+            "SELECT entry_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years,
+                    archived_on
              FROM service WHERE record_id = $1 ORDER BY entry_id",
             params
         ),
@@ -1045,6 +1148,7 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
         version: record.get::<_, i64>("version") as u64,
         moves: u32::try_from(record.get::<_, i32>("moves")).unwrap_or_default(),
         shield_reason: record.get("shield_reason"),
+        archived_on: record.get("archived_on"),
         details,
         contacts: contacts
             .iter()
@@ -1097,6 +1201,7 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
                         archive_after_years: row
                             .get::<_, Option<i16>>("archive_after_years")
                             .map(|years| years as u8),
+                        archived_on: row.get("archived_on"),
                     },
                 ))
             })

@@ -704,6 +704,7 @@ pub fn decode_service(
             context,
         )?,
         archive_after_years,
+        archived_on: None,
     })
 }
 
@@ -855,6 +856,22 @@ pub fn decode_end_date(value: Option<&pb::Date>, context: &Context) -> Result<Na
     not_future(date(required(value, field)?, field)?, field, context)
 }
 
+/// Whether a read states a purpose for which archived information may be
+/// shown after its first year.
+pub fn decode_archive_purpose(value: i32) -> Result<bool, Invalid> {
+    if value == 0 {
+        return Ok(false);
+    }
+    pb::ArchivePurpose::try_from(value)
+        .map(|_| true)
+        .map_err(|_| {
+            Invalid::new(
+                "archive_purpose",
+                format!("has no meaning for the value {value}"),
+            )
+        })
+}
+
 pub fn decode_id(value: &str, field: &str) -> Result<RecordId, Invalid> {
     RecordId::parse(value).map_err(|error| Invalid::new(field, error.to_string()))
 }
@@ -894,6 +911,7 @@ pub fn decode_search(request: &pb::SearchRecordsRequest) -> Result<SearchQuery, 
         postcode,
         limit,
         reveal_shielded: false,
+        include_archived: false,
     })
 }
 
@@ -1011,6 +1029,7 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
                 started_on: Some(encode_date(entry.started_on)),
                 ended_on: entry.ended_on.map(encode_date),
                 archive_after_years: entry.archive_after_years.map_or(0, u32::from),
+                archived_on: entry.archived_on.map(encode_date),
             })
             .collect(),
         caf_assessments: record
@@ -1059,6 +1078,7 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
             .collect(),
         shielded: record.shield_reason.is_some(),
         withheld: vec![],
+        archived_on: record.archived_on.map(encode_date),
     }
 }
 

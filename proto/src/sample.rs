@@ -115,6 +115,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 started_on: Some(born),
                 ended_on: None,
                 archive_after_years: 0,
+                archived_on: None,
             },
             ServiceInvolvement {
                 entry_id: 0,
@@ -131,6 +132,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 started_on: Some(born),
                 ended_on: Some(born),
                 archive_after_years: 3,
+                archived_on: None,
             },
             ServiceInvolvement {
                 entry_id: 0,
@@ -147,6 +149,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 started_on: Some(born),
                 ended_on: None,
                 archive_after_years: 2,
+                archived_on: None,
             },
             ServiceInvolvement {
                 entry_id: 0,
@@ -163,6 +166,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 started_on: Some(born),
                 ended_on: None,
                 archive_after_years: 1,
+                archived_on: None,
             },
             ServiceInvolvement {
                 entry_id: 0,
@@ -179,6 +183,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 started_on: Some(born),
                 ended_on: None,
                 archive_after_years: 5,
+                archived_on: None,
             },
         ],
         caf_assessments: vec![CafAssessment {

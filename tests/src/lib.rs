@@ -317,6 +317,7 @@ impl TestNode {
             request_timeout_seconds: 30,
             concurrency_per_connection: 64,
             audit_checkpoint_seconds: 3600,
+            archive_interval_seconds: 3600,
             tls: pki.node_files(code)?,
             policy: pki.policy_path(),
         };

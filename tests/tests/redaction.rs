@@ -239,6 +239,7 @@ async fn overriding_shielding_is_for_child_protection_audited_and_alerted() -> a
         id: created.id.clone(),
         reason: reason.into(),
         override_shielding: true,
+        ..Default::default()
     };
     let mut police = f
         .gateway
