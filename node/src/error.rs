@@ -60,6 +60,8 @@ pub enum NodeError {
     Arriving { id: String, transfer_id: String },
     #[error("record {0} is archived information: only the responsible authority's data managers see it (after its first year, for a stated child protection enquiry, serious case review or child death review)")]
     Archived(String),
+    #[error("{0}")]
+    NotApplicable(String),
     #[error("transfer step refused: {0}")]
     TransferConflict(String),
     #[error("the transfer snapshot does not read: {0}")]
@@ -101,6 +103,7 @@ impl NodeError {
                 status
             }
             error @ Self::Archived(_) => Status::not_found(error.to_string()),
+            error @ Self::NotApplicable(_) => Status::failed_precondition(error.to_string()),
             error @ Self::TransferConflict(_) => Status::failed_precondition(error.to_string()),
             error @ Self::BadSnapshot(_) => Status::invalid_argument(error.to_string()),
             Self::Moved { id, to } => {

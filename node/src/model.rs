@@ -251,6 +251,16 @@ pub struct RecordDetails {
     pub date_of_death: Option<NaiveDate>,
     pub body_identifiers: Vec<BodyIdentifier>,
     pub metadata: Vec<MetadataEntry>,
+    /// A participating young person's consent; `None` for a child.
+    #[serde(default)]
+    pub consent: Option<Consent>,
+}
+
+/// A participating young person's explicit consent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub given_on: NaiveDate,
+    pub recorded_by: String,
 }
 
 /// Any entry of paragraphs 6 to 16.

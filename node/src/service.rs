@@ -180,6 +180,7 @@ enum Method {
     CancelTransferIn,
     AbortTransferOut,
     ShieldRecord,
+    WithdrawConsent,
 }
 
 impl Method {
@@ -200,6 +201,7 @@ impl Method {
             Self::CancelTransferIn => "CancelTransferIn",
             Self::AbortTransferOut => "AbortTransferOut",
             Self::ShieldRecord => "ShieldRecord",
+            Self::WithdrawConsent => "WithdrawConsent",
         }
     }
 
@@ -278,7 +280,7 @@ fn error_kind(error: &NodeError) -> &'static str {
         | NodeError::Moved { .. }
         | NodeError::Arriving { .. }
         | NodeError::Archived(_) => "not_found",
-        NodeError::TransferConflict(_) => "failed_precondition",
+        NodeError::TransferConflict(_) | NodeError::NotApplicable(_) => "failed_precondition",
         NodeError::BadSnapshot(_) => "invalid_argument",
         NodeError::Forbidden(_) => "permission_denied",
         NodeError::AlreadyEnded { .. } | NodeError::StaleVersion { .. } => "failed_precondition",
@@ -663,5 +665,37 @@ impl AuthorityNode for NodeService {
     ) -> Result<Response<pb::TransferStepResponse>, Status> {
         self.transfer_in_step(request, Method::ActivateTransferIn)
             .await
+    }
+
+    async fn withdraw_consent(
+        &self,
+        request: Request<pb::WithdrawConsentRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
+        let mut caller = self.caller(&request)?;
+        let body = request.get_ref();
+        caller.reason = Some(body.reason.trim().to_owned()).filter(|reason| !reason.is_empty());
+        let result = async {
+            self.require(&caller, Right::MaintainRecord)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            if caller.reason.is_none() {
+                return Err(crate::error::Invalid::new(
+                    "reason",
+                    "is required: record how the young person withdrew consent",
+                )
+                .into());
+            }
+            let audit = audited_change(&caller, Method::WithdrawConsent);
+            self.store
+                .withdraw_consent(&id, self.context().today, &audit)
+                .await
+        }
+        .await;
+        self.finish(
+            &caller,
+            Method::WithdrawConsent,
+            audited_id(&body.id),
+            result.map(|record| self.view(&caller, &record)),
+        )
+        .await
     }
 }

@@ -201,8 +201,8 @@ impl Store {
             "INSERT INTO child_record (id, category, given_names, family_name, given_names_key, family_name_key,
                  whereabouts, postcode, gender, date_of_birth, date_of_death,
                  responsible_authority_code, responsible_authority_name, status, transfer_id, version, moves,
-                 shield_reason, archived_on)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                 shield_reason, archived_on, consent_given_on, consent_recorded_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
             &[
                 &id.as_str(),
                 &details.category.as_db(),
@@ -223,6 +223,8 @@ impl Store {
                 &i32::try_from(placed.moves).unwrap_or(i32::MAX),
                 &placed.shield_reason,
                 &placed.archived_on,
+                &details.consent.as_ref().map(|consent| consent.given_on),
+                &details.consent.as_ref().map(|consent| consent.recorded_by.as_str()),
             ],
         )
         .await?;
@@ -524,6 +526,7 @@ impl Store {
             "UPDATE child_record SET category = $2, given_names = $3, family_name = $4,
                  given_names_key = $5, family_name_key = $6, whereabouts = $7, postcode = $8,
                  gender = $9, date_of_birth = $10, date_of_death = $11,
+                 consent_given_on = $12, consent_recorded_by = $13,
                  version = version + 1, updated_at = now()
              WHERE id = $1",
             &[
@@ -538,6 +541,11 @@ impl Store {
                 &details.gender.as_db(),
                 &details.date_of_birth,
                 &details.date_of_death,
+                &details.consent.as_ref().map(|consent| consent.given_on),
+                &details
+                    .consent
+                    .as_ref()
+                    .map(|consent| consent.recorded_by.as_str()),
             ],
         )
         .await?;
@@ -761,6 +769,35 @@ impl Store {
             destroyed_records: destroyed_records.len(),
             destroyed_services: destroyed_services.len(),
         })
+    }
+
+    /// A participating young person withdraws consent: the record is
+    /// archived at once, and the withdrawal recorded.
+    pub async fn withdraw_consent(
+        &self,
+        id: &RecordId,
+        today: NaiveDate,
+        audit: &AuditEvent<'_>,
+    ) -> Result<ChildRecord> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let (facts, _) = lock_record(&tx, id).await?;
+        if facts.category != PersonCategory::ParticipatingYoungPerson {
+            return Err(NodeError::NotApplicable(format!(
+                "record {id} is a child's: consent applies to participating young persons"
+            )));
+        }
+        tx.execute(
+            "UPDATE child_record SET consent_withdrawn_on = $2, archived_on = COALESCE(archived_on, $2),
+                 version = version + 1, updated_at = now()
+             WHERE id = $1",
+            &[&id.as_str(), &today],
+        )
+        .await?;
+        insert_audit(&tx, audit, id).await?;
+        let stored = load(&tx, id).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     /// Shields a live record (with the reason) or lifts shielding (`None`).
@@ -1067,7 +1104,7 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
     let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
     let (record, former, ids, metadata, contacts, education, services, cafs, leads) = tokio::try_join!(
         tx.query_opt(
-            "SELECT version, moves, shield_reason, archived_on, category, given_names, family_name, whereabouts, gender, date_of_birth,
+            "SELECT version, moves, shield_reason, archived_on, consent_given_on, consent_recorded_by, category, given_names, family_name, whereabouts, gender, date_of_birth,
                     date_of_death, responsible_authority_code, responsible_authority_name
              FROM child_record WHERE id = $1",
             params
@@ -1106,7 +1143,18 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
         return Ok(None);
     };
     let whereabouts: Whereabouts = json(&record, "whereabouts")?;
+    let consent = match (
+        record.get::<_, Option<NaiveDate>>("consent_given_on"),
+        record.get::<_, Option<String>>("consent_recorded_by"),
+    ) {
+        (Some(given_on), Some(recorded_by)) => Some(Consent {
+            given_on,
+            recorded_by,
+        }),
+        _ => None,
+    };
     let details = RecordDetails {
+        consent,
         category: from_db(PersonCategory::from_db, record.get("category"))?,
         name: PersonName {
             given_names: record.get("given_names"),

@@ -535,7 +535,35 @@ pub fn decode_details(
             &join(&whereabouts_field, "left_england.ceased_residence_on"),
         )?;
     }
+    let consent_field = join(field, "consent");
+    let consent = match (category, value.consent.as_ref()) {
+        (PersonCategory::ParticipatingYoungPerson, None) => {
+            return Err(Invalid::new(&consent_field, "is required: a participating young person's record exists only with their explicit consent"));
+        }
+        (PersonCategory::Child, Some(_)) => {
+            return Err(Invalid::new(
+                &consent_field,
+                "applies only to a participating young person",
+            ));
+        }
+        (_, None) => None,
+        (_, Some(consent)) => {
+            let given_field = join(&consent_field, "given_on");
+            Some(Consent {
+                given_on: not_future(
+                    date(
+                        required(consent.given_on.as_ref(), &given_field)?,
+                        &given_field,
+                    )?,
+                    &given_field,
+                    context,
+                )?,
+                recorded_by: text(&consent.recorded_by, &join(&consent_field, "recorded_by"))?,
+            })
+        }
+    };
     Ok(RecordDetails {
+        consent,
         category,
         name: decode_name(value.name.as_ref(), &join(field, "name"))?,
         former_names,
@@ -1079,6 +1107,13 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
         shielded: record.shield_reason.is_some(),
         withheld: vec![],
         archived_on: record.archived_on.map(encode_date),
+        consent: details
+            .consent
+            .as_ref()
+            .map(|consent| pb::YoungPersonConsent {
+                given_on: Some(encode_date(consent.given_on)),
+                recorded_by: consent.recorded_by.clone(),
+            }),
     }
 }
 

@@ -42,6 +42,7 @@ pub fn child(given: &str, family: &str, born: Date, postcode: &str) -> RecordDet
         gender: Gender::NotSpecified as i32,
         date_of_birth: Some(born),
         date_of_death: None,
+        consent: None,
         body_identifiers: vec![],
         metadata: vec![],
     }

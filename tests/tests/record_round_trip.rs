@@ -152,6 +152,10 @@ async fn participating_young_person_with_a_carer() -> anyhow::Result<()> {
         "TS24 8AH",
     );
     details.category = pb::PersonCategory::ParticipatingYoungPerson as i32;
+    details.consent = Some(pb::YoungPersonConsent {
+        given_on: Some(date(today() - chrono::Duration::days(7))),
+        recorded_by: "Leaving care team".into(),
+    });
     let carer = pb::Contact {
         relationship: pb::contact::Relationship::CarerOfYoungPerson as i32,
         name: Some(pb::PersonName {
@@ -172,5 +176,9 @@ async fn participating_young_person_with_a_carer() -> anyhow::Result<()> {
     );
     assert_eq!(record.contacts.len(), 1);
     assert_eq!(record.contacts[0].relationship, carer.relationship);
+    assert_eq!(
+        record.consent.as_ref().map(|c| c.recorded_by.as_str()),
+        Some("Leaving care team")
+    );
     Ok(())
 }

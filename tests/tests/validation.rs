@@ -403,13 +403,23 @@ async fn updates_are_checked_against_the_recorded_entries() -> anyhow::Result<()
         (
             "a baby recorded as a participating young person",
             "details.category",
-            update(&|d| d.category = pb::PersonCategory::ParticipatingYoungPerson as i32),
+            update(&|d| {
+                d.category = pb::PersonCategory::ParticipatingYoungPerson as i32;
+                d.consent = Some(pb::YoungPersonConsent {
+                    given_on: Some(date(today())),
+                    recorded_by: "Team".into(),
+                });
+            }),
         ),
         (
             "a young person's age, but the record holds a parent with parental responsibility",
             "details.category",
             update(&|d| {
                 d.category = pb::PersonCategory::ParticipatingYoungPerson as i32;
+                d.consent = Some(pb::YoungPersonConsent {
+                    given_on: Some(date(today())),
+                    recorded_by: "Team".into(),
+                });
                 d.date_of_birth = Some(date(today() - Duration::days(365 * 20)));
             }),
         ),
