@@ -80,21 +80,23 @@ pub async fn serve_with_clock(
         code: config.authority_code.clone(),
         name: config.authority_name.clone(),
     };
-    let store = Store::open(&config.database_url, config.pool_size, authority).await?;
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    let health_task = tokio::spawn(report_health(health, store.clone()));
-    let policy_task = tokio::spawn(policy.clone().watch(POLICY_CHECK_INTERVAL));
     let signer = audit::CheckpointSigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
         &config.tls.key,
     )?)
     .map_err(StartError::Signer)?;
-    let archive_task = tokio::spawn(archive_and_destroy(
+    let store = Store::open(&config.database_url, config.pool_size, authority).await?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Background work; the set aborts it all when dropped, on any early return too.
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(report_health(health, store.clone()));
+    background.spawn(policy.clone().watch(POLICY_CHECK_INTERVAL));
+    background.spawn(archive_and_destroy(
         store.clone(),
         clock.clone(),
         Duration::from_secs(config.archive_interval_seconds),
     ));
-    let checkpoint_task = tokio::spawn(checkpoint_audit(
+    background.spawn(checkpoint_audit(
         store.clone(),
         signer,
         Duration::from_secs(config.audit_checkpoint_seconds),
@@ -123,10 +125,7 @@ pub async fn serve_with_clock(
         .add_service(node)
         .serve_with_incoming_shutdown(contactpoint_mtls::accept_tls(listener, tls), shutdown)
         .await;
-    health_task.abort();
-    policy_task.abort();
-    checkpoint_task.abort();
-    archive_task.abort();
+    background.abort_all();
     tracing::info!(authority = %config.authority_code, "node stopped");
     Ok(served?)
 }
