@@ -62,6 +62,9 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
         id: String,
+        /// Why you are looking (required; audited).
+        #[arg(long)]
+        reason: String,
     },
     /// Searches the node's records.
     Search {
@@ -76,6 +79,9 @@ enum Command {
         dob: Option<chrono::NaiveDate>,
         #[arg(long, default_value = "")]
         postcode: String,
+        /// Why you are searching (required; audited with the search).
+        #[arg(long)]
+        reason: String,
     },
     /// Starts a transfer through the gateway and waits for it to end.
     Transfer {
@@ -172,12 +178,13 @@ async fn main() -> Result<()> {
             wait,
             service,
         } => health(&node, wait, &service).await,
-        Command::Get { node, id } => {
+        Command::Get { node, id, reason } => {
             let record = node
                 .client()
                 .await?
                 .get_record(pb::GetRecordRequest {
                     id,
+                    reason,
                     ..Default::default()
                 })
                 .await?
@@ -191,12 +198,14 @@ async fn main() -> Result<()> {
             forename,
             dob,
             postcode,
+            reason,
         } => {
             let request = pb::SearchRecordsRequest {
                 surname,
                 forename,
                 date_of_birth: dob.map(wire_date),
                 postcode,
+                reason,
                 ..Default::default()
             };
             let found = node
@@ -424,6 +433,7 @@ async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
     let search = pb::SearchRecordsRequest {
         surname: "hartley".into(),
         date_of_birth: Some(wire_date(shared_birthday())),
+        reason: "referral from a health visitor: finding the child's lead professional".into(),
         ..Default::default()
     };
 
@@ -456,6 +466,7 @@ async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
     let record = nspcc
         .get_record(pb::GetRecordRequest {
             id: first.id.clone(),
+            reason: "referral from a health visitor: finding the child's lead professional".into(),
             ..Default::default()
         })
         .await?
@@ -493,6 +504,7 @@ async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
     let record = nspcc
         .get_record(pb::GetRecordRequest {
             id: first.id.clone(),
+            reason: "referral from a health visitor: finding the child's lead professional".into(),
             ..Default::default()
         })
         .await?
@@ -522,6 +534,7 @@ async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
     match nspcc
         .get_record(pb::GetRecordRequest {
             id: typo,
+            reason: "referral from a health visitor: finding the child's lead professional".into(),
             ..Default::default()
         })
         .await

@@ -39,6 +39,10 @@ pub struct GatewayConfig {
     /// milliseconds; it doubles up to five seconds. Default: 500.
     #[serde(default = "default_transfer_retry")]
     pub transfer_retry_ms: u64,
+    /// How often the gateway fetches and countersigns each node's newest
+    /// signed audit checkpoint, in milliseconds. Default: 60000.
+    #[serde(default = "default_witness_interval")]
+    pub witness_interval_ms: u64,
     /// Limits that keep one caller from starving the others.
     #[serde(default)]
     pub limits: Limits,
@@ -116,6 +120,9 @@ fn default_feed_poll() -> u64 {
 fn default_transfer_retry() -> u64 {
     500
 }
+fn default_witness_interval() -> u64 {
+    60_000
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -181,6 +188,7 @@ impl GatewayConfig {
             || self.lookup_timeout_ms == 0
             || self.feed_poll_ms == 0
             || self.transfer_retry_ms == 0
+            || self.witness_interval_ms == 0
         {
             return invalid(
                 "search_deadline_ms".into(),

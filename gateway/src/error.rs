@@ -19,6 +19,8 @@ pub enum GatewayError {
     Conflict(String),
     #[error("the node of {name} ({code}) did not answer; try again shortly")]
     NodeUnavailable { code: String, name: String },
+    #[error("the nodes of {} did not answer, so the answer would be incomplete; try again shortly", .0.join(", "))]
+    NodesUnavailable(Vec<String>),
     #[error("no node is configured for authority {0}; the operator has been told")]
     UnknownAuthority(String),
     /// A node's own answer, already written for the caller.
@@ -37,7 +39,9 @@ impl GatewayError {
             Self::Invalid { .. } => "invalid_argument",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "failed_precondition",
-            Self::NodeUnavailable { .. } | Self::Store(_) => "unavailable",
+            Self::NodeUnavailable { .. } | Self::NodesUnavailable(_) | Self::Store(_) => {
+                "unavailable"
+            }
             Self::UnknownAuthority(_) => "internal",
             Self::Node(_) => "node_refused",
         }
@@ -50,7 +54,9 @@ impl GatewayError {
             error @ Self::Invalid { .. } => Status::invalid_argument(error.to_string()),
             error @ Self::NotFound(_) => Status::not_found(error.to_string()),
             error @ Self::Conflict(_) => Status::failed_precondition(error.to_string()),
-            error @ Self::NodeUnavailable { .. } => Status::unavailable(error.to_string()),
+            error @ (Self::NodeUnavailable { .. } | Self::NodesUnavailable(_)) => {
+                Status::unavailable(error.to_string())
+            }
             error @ Self::UnknownAuthority(_) => {
                 tracing::error!(%error, "routing names an authority with no configured node");
                 Status::internal(error.to_string())

@@ -18,6 +18,7 @@ pub mod nodes;
 mod service;
 pub mod store;
 pub mod transfer;
+pub mod witness;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("the gateway's key cannot countersign audit checkpoints: {0}")]
+    Signing(String),
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes.
@@ -65,6 +68,10 @@ pub async fn serve(
     let policy = Arc::new(PolicyHandle::open(&config.policy)?);
     let store = store::Store::open(&config.database_url, config.pool_size).await?;
     let directory = nodes::Directory::new(&config.nodes, &config.tls)?;
+    let signer = contactpoint_mtls::KeySigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
+        &config.tls.key,
+    )?)
+    .map_err(StartError::Signing)?;
 
     let transfers = Arc::new(transfer::Transfers::new(
         store.clone(),
@@ -80,6 +87,12 @@ pub async fn serve(
         directory.clone(),
         store.clone(),
         Duration::from_millis(config.feed_poll_ms),
+    ));
+    background.spawn(witness::witness_all(
+        directory.clone(),
+        store.clone(),
+        signer,
+        Duration::from_millis(config.witness_interval_ms),
     ));
     background.spawn(policy.clone().watch(POLICY_CHECK_INTERVAL));
     background.spawn(reload_on_hangup(policy.clone()));

@@ -15,6 +15,11 @@ struct Args {
     /// Check the configuration and exit without serving.
     #[arg(long)]
     check: bool,
+    /// Print the audit checkpoints of this authority's node (GSS code) that
+    /// the gateway has countersigned, one JSON line each, for the node's
+    /// `--verify-audit --witness`; then exit.
+    #[arg(long, value_name = "CODE")]
+    export_witness: Option<String>,
 }
 
 #[tokio::main]
@@ -27,6 +32,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = contactpoint_gateway::GatewayConfig::load(args.config.as_deref())?;
+    if let Some(code) = &args.export_witness {
+        let store = contactpoint_gateway::store::Store::open(&config.database_url, 1).await?;
+        for witness in store.witnesses(code).await? {
+            println!("{}", witness.to_line());
+        }
+        return Ok(());
+    }
     if args.check {
         println!(
             "gateway configuration with {} nodes is valid",

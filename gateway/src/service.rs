@@ -8,7 +8,9 @@ use contactpoint_mtls::PeerIdentity;
 use contactpoint_policy::{authorize, forwarded, PolicyHandle, Right, Role};
 use contactpoint_proto::identifier::RecordId;
 use contactpoint_proto::v1 as pb;
+use pb::authority_node_client::AuthorityNodeClient;
 use pb::gateway_server::Gateway;
+use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 use tracing::Instrument;
 
@@ -19,6 +21,9 @@ use crate::transfer::{requester_name, Transfers};
 
 /// Most authorities a lookup follows when records have moved on.
 const MAX_HOPS: usize = 4;
+/// Most contributions in one batch, and how many are in flight at once.
+const MAX_BATCH: usize = 1000;
+const BATCH_CONCURRENCY: usize = 16;
 /// Default and largest number of merged search matches.
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
@@ -37,6 +42,8 @@ pub struct GatewayService {
 struct Caller {
     identity: PeerIdentity,
     role: Option<Role>,
+    /// Whether a person's access conditions are met today.
+    admitted: Result<(), contactpoint_policy::Refusal>,
 }
 
 impl Caller {
@@ -50,6 +57,23 @@ impl Caller {
 struct Outcome {
     record_ids: Vec<String>,
     authorities: Vec<String>,
+    /// The reason the reader stated.
+    reason: Option<String>,
+    /// A search's parameters.
+    query: Option<String>,
+}
+
+/// The reason a read states: required (RULES.md: every access states a reason).
+fn stated_reason(reason: &str) -> Result<String, GatewayError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(GatewayError::Invalid {
+            field: "reason",
+            reason: "is required: say why you are looking (for example the enquiry or referral)"
+                .into(),
+        });
+    }
+    Ok(reason.to_owned())
 }
 
 impl GatewayService {
@@ -74,13 +98,23 @@ impl GatewayService {
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let identity = PeerIdentity::from_request(request)
             .ok_or_else(|| GatewayError::Unauthenticated.into_status())?;
-        let role = self.policy.current().role_of(&identity).cloned();
-        Ok(Caller { identity, role })
+        let policy = self.policy.current();
+        let role = policy.role_of(&identity).cloned();
+        let today = chrono::Utc::now().date_naive();
+        let admitted = role
+            .as_ref()
+            .map_or(Ok(()), |role| policy.admit(&identity, role, today));
+        Ok(Caller {
+            identity,
+            role,
+            admitted,
+        })
     }
 
     /// The caller's role, if it holds `right`; otherwise PermissionDenied
     /// citing why, and no node is called.
     fn require(caller: &Caller, right: Right) -> Result<&Role, GatewayError> {
+        caller.admitted.clone()?;
         Ok(authorize(
             caller.role.as_ref(),
             &caller.identity,
@@ -112,6 +146,8 @@ impl GatewayService {
             record_ids: outcome.record_ids,
             authorities: outcome.authorities,
             outcome: outcome_name,
+            reason: outcome.reason.as_deref(),
+            query: outcome.query,
         };
         if let Err(error) = self.store.audit(&entry).await {
             return Err(GatewayError::Store(error).into_status());
@@ -131,6 +167,37 @@ impl GatewayService {
         asked: &pb::GetRecordRequest,
         outcome: &mut Outcome,
     ) -> Result<pb::ChildRecord, GatewayError> {
+        let message = pb::GetRecordRequest {
+            id: id.to_string(),
+            ..asked.clone()
+        };
+        self.routed(
+            caller,
+            role,
+            id,
+            &message,
+            outcome,
+            |mut client, request| async move { client.get_record(request).await },
+        )
+        .await
+    }
+
+    /// Calls the node responsible for `id` with `message` on the caller's
+    /// behalf, as `lookup` finds it.
+    async fn routed<M, R, F, Fut>(
+        &self,
+        caller: &PeerIdentity,
+        role: &Role,
+        id: &RecordId,
+        message: &M,
+        outcome: &mut Outcome,
+        call: F,
+    ) -> Result<R, GatewayError>
+    where
+        M: Clone,
+        F: Fn(AuthorityNodeClient<Channel>, Request<M>) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<R>, Status>>,
+    {
         let indexed = self.store.route(id.as_str()).await?;
         let minted = id.minting_authority().to_owned();
         let mut target = indexed.clone().unwrap_or_else(|| minted.clone());
@@ -145,17 +212,9 @@ impl GatewayService {
                 .directory
                 .get(&target)
                 .ok_or_else(|| GatewayError::UnknownAuthority(target.clone()))?;
-            let request = on_behalf(
-                pb::GetRecordRequest {
-                    id: id.to_string(),
-                    ..asked.clone()
-                },
-                caller,
-                role,
-                self.lookup_timeout,
-            );
+            let request = on_behalf(message.clone(), caller, role, self.lookup_timeout);
             let answer =
-                tokio::time::timeout(self.lookup_timeout, node.client().get_record(request)).await;
+                tokio::time::timeout(self.lookup_timeout, call(node.client(), request)).await;
             match answer {
                 Ok(Ok(record)) => {
                     if indexed.as_deref() != Some(target.as_str()) {
@@ -286,6 +345,34 @@ impl GatewayService {
 }
 
 impl GatewayService {
+    /// One contribution, routed to its record's node.
+    async fn contribute_one(
+        &self,
+        caller: &PeerIdentity,
+        role: &Role,
+        item: &pb::ContributeRequest,
+        outcome: &mut Outcome,
+    ) -> Result<pb::ContributeResponse, GatewayError> {
+        let id = RecordId::parse(&item.id).map_err(|error| GatewayError::Invalid {
+            field: "id",
+            reason: error.to_string(),
+        })?;
+        outcome.record_ids.push(id.to_string());
+        let message = pb::ContributeRequest {
+            id: id.to_string(),
+            ..item.clone()
+        };
+        self.routed(
+            caller,
+            role,
+            &id,
+            &message,
+            outcome,
+            |mut client, request| async move { client.contribute(request).await },
+        )
+        .await
+    }
+
     fn authority(&self, code: &str) -> pb::ResponsibleAuthority {
         let name = self
             .directory
@@ -440,17 +527,14 @@ impl Gateway for GatewayService {
                 })?;
                 outcome.record_ids.push(id.to_string());
                 let asked = request.get_ref();
+                // Checked here too, so a read without a reason, or a refused
+                // override, reaches no node.
+                outcome.reason = Some(stated_reason(&asked.reason)?);
                 if asked.override_shielding {
-                    // Checked here too, so a refused override reaches no node.
-                    if asked.reason.trim().is_empty() {
-                        return Err(GatewayError::Invalid {
-                            field: "reason",
-                            reason: "is required to override shielding: name the child protection enquiry".into(),
-                        });
-                    }
                     Self::require(&caller, Right::OverrideShielding)?;
                 }
-                self.lookup(&caller.identity, role, &id, asked, &mut outcome).await
+                self.lookup(&caller.identity, role, &id, asked, &mut outcome)
+                    .await
             }
             .await;
             self.finish(&caller, "GetRecord", outcome, result).await
@@ -466,12 +550,18 @@ impl Gateway for GatewayService {
         let caller = self.caller(&request)?;
         let span = tracing::info_span!("SearchRecords", role = %caller.role_name(), authorities = tracing::field::Empty);
         async {
+            let asked = request.get_ref();
+            let mut outcome = Outcome {
+                query: Some(contactpoint_proto::search_parameters(asked)),
+                reason: Some(asked.reason.trim().to_owned()).filter(|reason| !reason.is_empty()),
+                ..Outcome::default()
+            };
             let result = async {
                 let role = Self::require(&caller, Right::Search)?;
-                self.search(&caller.identity, role, request.get_ref()).await
+                stated_reason(&asked.reason)?;
+                self.search(&caller.identity, role, asked).await
             }
             .await;
-            let mut outcome = Outcome::default();
             if let Ok(found) = &result {
                 outcome.record_ids = found.matches.iter().map(|m| m.id.clone()).collect();
                 outcome.authorities = found
@@ -620,5 +710,171 @@ impl Gateway for GatewayService {
         .await;
         self.finish(&caller, "CancelTransfer", outcome, result)
             .await
+    }
+
+    async fn contribute(
+        &self,
+        request: Request<pb::ContributeRequest>,
+    ) -> Result<Response<pb::ContributeResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let mut outcome = Outcome::default();
+        let result = async {
+            let role = Self::require(&caller, Right::Contribute)?;
+            self.contribute_one(&caller.identity, role, request.get_ref(), &mut outcome)
+                .await
+        }
+        .await;
+        self.finish(&caller, "Contribute", outcome, result).await
+    }
+
+    async fn contribute_batch(
+        &self,
+        request: Request<pb::ContributeBatchRequest>,
+    ) -> Result<Response<pb::ContributeBatchResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let mut outcome = Outcome::default();
+        let result = async {
+            let role = Self::require(&caller, Right::Contribute)?.clone();
+            let items = &request.get_ref().contributions;
+            if items.len() > MAX_BATCH {
+                return Err(GatewayError::Invalid {
+                    field: "contributions",
+                    reason: format!(
+                        "has {} items; send at most {MAX_BATCH} in one batch",
+                        items.len()
+                    ),
+                });
+            }
+            let mut outcomes = vec![pb::ContributionOutcome::default(); items.len()];
+            // Each contribution goes to its record's node; a few at a time.
+            for (chunk_index, chunk) in items.chunks(BATCH_CONCURRENCY).enumerate() {
+                let mut calls = tokio::task::JoinSet::new();
+                for (offset, item) in chunk.iter().enumerate() {
+                    let (service, identity, role, item) = (
+                        self.clone(),
+                        caller.identity.clone(),
+                        role.clone(),
+                        item.clone(),
+                    );
+                    calls.spawn(async move {
+                        let mut outcome = Outcome::default();
+                        let answer = service
+                            .contribute_one(&identity, &role, &item, &mut outcome)
+                            .await;
+                        (chunk_index * BATCH_CONCURRENCY + offset, answer, outcome)
+                    });
+                }
+                while let Some(joined) = calls.join_next().await {
+                    let Ok((index, answer, one)) = joined else {
+                        continue;
+                    };
+                    outcome.record_ids.extend(one.record_ids);
+                    outcome.authorities.extend(one.authorities);
+                    outcomes[index] = match answer {
+                        Ok(accepted) => pb::ContributionOutcome {
+                            accepted: Some(accepted),
+                            ..Default::default()
+                        },
+                        Err(error) => {
+                            let status = error.into_status();
+                            pb::ContributionOutcome {
+                                accepted: None,
+                                code: status.code() as i32,
+                                message: status.message().to_owned(),
+                            }
+                        }
+                    };
+                }
+            }
+            outcome.authorities.sort();
+            outcome.authorities.dedup();
+            Ok(pb::ContributeBatchResponse { outcomes })
+        }
+        .await;
+        self.finish(&caller, "ContributeBatch", outcome, result)
+            .await
+    }
+
+    async fn subject_access(
+        &self,
+        request: Request<pb::SubjectAccessRequest>,
+    ) -> Result<Response<pb::SubjectAccessResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let mut outcome = Outcome::default();
+        let result = async {
+            let body = request.get_ref();
+            let role = Self::require(&caller, Right::ReadAudit)?;
+            let id = RecordId::parse(&body.id).map_err(|error| GatewayError::Invalid {
+                field: "id",
+                reason: error.to_string(),
+            })?;
+            outcome.record_ids.push(id.to_string());
+            outcome.reason = Some(stated_reason(&body.reason)?);
+            // Only the authority responsible now answers for the record.
+            let responsible = self.locate(&id, &mut outcome).await?;
+            authorize(
+                Some(role),
+                &caller.identity,
+                Right::ReadAudit,
+                Some(&responsible),
+            )?;
+            let mut authorities = self.store.transfer_authorities(id.as_str()).await?;
+            authorities.push(id.minting_authority().to_owned());
+            authorities.push(responsible);
+            authorities.sort();
+            authorities.dedup();
+            outcome.authorities = authorities.clone();
+            let mut asks = tokio::task::JoinSet::new();
+            for code in &authorities {
+                let node = self
+                    .directory
+                    .get(code)
+                    .ok_or_else(|| GatewayError::UnknownAuthority(code.clone()))?
+                    .clone();
+                let request = on_behalf(
+                    pb::ListRecordAccessesRequest {
+                        id: id.to_string(),
+                        limit: 1000,
+                    },
+                    &caller.identity,
+                    role,
+                    self.lookup_timeout,
+                );
+                let timeout = self.lookup_timeout;
+                asks.spawn(async move {
+                    let answer =
+                        tokio::time::timeout(timeout, node.client().list_record_accesses(request))
+                            .await;
+                    (node, answer)
+                });
+            }
+            let mut accesses = Vec::new();
+            let mut unanswered = Vec::new();
+            while let Some(joined) = asks.join_next().await {
+                let Ok((node, answer)) = joined else { continue };
+                match answer {
+                    Ok(Ok(found)) => accesses.extend(found.into_inner().accesses),
+                    // Named by a transfer that never reached it: nothing there.
+                    Ok(Err(status)) if status.code() == Code::NotFound => {}
+                    Ok(Err(status)) if !is_unavailable(&status) => {
+                        return Err(GatewayError::Node(status))
+                    }
+                    _ => unanswered.push(format!("{} ({})", node.name, node.code)),
+                }
+            }
+            if !unanswered.is_empty() {
+                unanswered.sort();
+                return Err(GatewayError::NodesUnavailable(unanswered));
+            }
+            // RFC 3339 UTC times of one format sort as text.
+            accesses.sort_by(|a, b| b.at.cmp(&a.at));
+            Ok(pb::SubjectAccessResponse {
+                id: id.to_string(),
+                authorities,
+                accesses,
+            })
+        }
+        .await;
+        self.finish(&caller, "SubjectAccess", outcome, result).await
     }
 }

@@ -1,6 +1,7 @@
 //! The gateway's own PostgreSQL: the routing index (identifier to
 //! responsible authority), outbox cursors and the gateway's audit. The only
 //! module of the gateway that speaks SQL; every value is a bind parameter.
+use contactpoint_proto::audit::Witness;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
@@ -83,6 +84,10 @@ pub struct AuditEntry<'a> {
     pub record_ids: Vec<String>,
     pub authorities: Vec<String>,
     pub outcome: &'a str,
+    /// The reason the reader stated.
+    pub reason: Option<&'a str>,
+    /// A search's parameters, as JSON.
+    pub query: Option<String>,
 }
 
 #[derive(Clone)]
@@ -131,6 +136,62 @@ impl Store {
             )
             .await?;
         Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Keeps a countersigned checkpoint; one already kept is left as it was.
+    pub async fn record_witness(&self, witness: &Witness) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO audit_witness (authority_code, last_event_id, head_hash, node_signature, gateway_signature)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[
+                    &witness.authority_code,
+                    &witness.last_event_id,
+                    &witness.head_hash,
+                    &witness.node_signature,
+                    &witness.gateway_signature,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Every countersigned checkpoint of an authority's node, oldest first.
+    pub async fn witnesses(&self, authority_code: &str) -> Result<Vec<Witness>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT last_event_id, head_hash, node_signature, gateway_signature,
+                        to_char(witnessed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                 FROM audit_witness WHERE authority_code = $1 ORDER BY last_event_id",
+                &[&authority_code],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Witness {
+                authority_code: authority_code.to_owned(),
+                last_event_id: row.get(0),
+                head_hash: row.get(1),
+                node_signature: row.get(2),
+                gateway_signature: row.get(3),
+                witnessed_at: row.get(4),
+            })
+            .collect())
+    }
+
+    /// Every authority a transfer has named for a record, from or to.
+    pub async fn transfer_authorities(&self, record_id: &str) -> Result<Vec<String>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT from_code FROM transfer WHERE record_id = $1
+                 UNION SELECT to_code FROM transfer WHERE record_id = $1",
+                &[&record_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     /// Records (or corrects) where a record is.
@@ -200,8 +261,8 @@ impl Store {
         client
             .execute(
                 "INSERT INTO gateway_audit (caller_organisation, caller_unit, caller_name, role, method,
-                     record_ids, authorities, outcome)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     record_ids, authorities, outcome, reason, query)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &entry.organisation,
                     &entry.unit,
@@ -211,6 +272,8 @@ impl Store {
                     &entry.record_ids,
                     &entry.authorities,
                     &entry.outcome,
+                    &entry.reason,
+                    &entry.query,
                 ],
             )
             .await?;

@@ -16,6 +16,7 @@ mod config;
 pub mod devca;
 mod identity;
 mod incoming;
+mod signing;
 
 pub use config::{
     client_tls, install_crypto_provider, private_key_pkcs8, public_key, server_config, TlsError,
@@ -23,3 +24,4 @@ pub use config::{
 };
 pub use identity::PeerIdentity;
 pub use incoming::accept_tls;
+pub use signing::{verify_signature, KeySigner};

@@ -23,12 +23,31 @@ pub struct Caller {
     pub via: Option<PeerIdentity>,
     /// The reason the caller stated for this access, if any.
     pub reason: Option<String>,
+    /// A search's parameters, for its audit entry.
+    pub query: Option<String>,
+    /// What the responsible authority is told of this access.
+    pub notify: Option<crate::store::Notify>,
+    /// Whether the caller's access conditions (training, criminal record
+    /// check, user agreement) are met today, as this node's policy records them.
+    admitted: Result<(), Refusal>,
 }
 
 impl Caller {
     /// Reads the caller of a request: `Unauthenticated` without a verified
     /// certificate; a gateway call that does not say whom it is for is refused.
-    pub fn of<T>(request: &Request<T>, policy: &Policy) -> Result<Self, NodeError> {
+    pub fn of<T>(
+        request: &Request<T>,
+        policy: &Policy,
+        today: chrono::NaiveDate,
+    ) -> Result<Self, NodeError> {
+        let mut caller = Self::identify(request, policy)?;
+        if let Some(role) = &caller.role {
+            caller.admitted = policy.admit(&caller.identity, role, today);
+        }
+        Ok(caller)
+    }
+
+    fn identify<T>(request: &Request<T>, policy: &Policy) -> Result<Self, NodeError> {
         let peer = PeerIdentity::from_request(request).ok_or(NodeError::Unauthenticated)?;
         let role = policy.role_of(&peer).cloned();
         if role != Some(Role::Gateway) {
@@ -38,6 +57,9 @@ impl Caller {
                 role,
                 via: None,
                 reason: None,
+                query: None,
+                notify: None,
+                admitted: Ok(()),
             });
         }
         let metadata = request.metadata();
@@ -57,6 +79,9 @@ impl Caller {
                 role: Some(role),
                 via: Some(peer),
                 reason: None,
+                query: None,
+                notify: None,
+                admitted: Ok(()),
             }),
             // The gateway acting for itself (reading the routing feed).
             _ if !named => Ok(Self {
@@ -64,6 +89,9 @@ impl Caller {
                 role: Some(Role::Gateway),
                 via: None,
                 reason: None,
+                query: None,
+                notify: None,
+                admitted: Ok(()),
             }),
             _ => Err(NodeError::Forbidden(Refusal {
                 role: Role::Gateway.to_string(),
@@ -77,13 +105,44 @@ impl Caller {
     }
 
     /// Refuses the call unless the caller's role holds `right` at `authority`.
+    /// A person must also meet their access conditions.
     pub fn require(&self, right: Right, authority: &str) -> Result<&Role, NodeError> {
+        self.admitted.clone()?;
         Ok(authorize(
             self.role.as_ref(),
             &self.identity,
             right,
             Some(authority),
         )?)
+    }
+
+    /// The reason stated for a read: required of everyone reading records
+    /// (RULES.md: every access states a reason).
+    /// Records it for the audit; the returned check fails when none was given.
+    pub fn state_reason(&mut self, stated: &str) -> Result<(), NodeError> {
+        let stated = stated.trim();
+        if stated.is_empty() {
+            return Err(crate::error::Invalid::new(
+                "reason",
+                "is required: say why you are looking (for example the enquiry or referral)",
+            )
+            .into());
+        }
+        self.reason = Some(stated.to_owned());
+        Ok(())
+    }
+
+    /// Whether the caller is this authority's own staff or management
+    /// team; anyone else's view of a record is reported to the authority.
+    pub fn is_own_staff_of(&self, authority: &str) -> bool {
+        match &self.role {
+            Some(Role::Management { authority: own }) => own == authority,
+            Some(Role::Practitioner {
+                category,
+                authority: own,
+            }) => own == authority && category.is_local_authority_staff(),
+            _ => false,
+        }
     }
 
     /// The role as the audit records it.

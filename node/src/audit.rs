@@ -8,11 +8,9 @@
 //! signs the head (last id and hash) with the node's key, so cutting the log
 //! back below a checkpoint is detected too.
 use chrono::{DateTime, SubsecRound, Utc};
+use contactpoint_mtls::{verify_signature, KeySigner};
+use contactpoint_proto::audit::{checkpoint_message, witness_message, Witness};
 use ring::digest::{digest, SHA256};
-use ring::rand::SystemRandom;
-use ring::signature::{
-    EcdsaKeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING,
-};
 use tokio_postgres::{GenericClient, Transaction};
 
 use crate::error::NodeError;
@@ -22,6 +20,7 @@ use crate::store::AuditEvent;
 const APPEND_LOCK: i64 = 0x0043_5041_5544_4954; // "CPAUDIT"
 
 /// The fields of an entry its hash covers, besides its id and time.
+#[derive(Clone, Copy)]
 struct Fields<'a> {
     organisation: &'a str,
     unit: Option<&'a str>,
@@ -32,10 +31,19 @@ struct Fields<'a> {
     role: &'a str,
     via: Option<&'a str>,
     reason: Option<&'a str>,
+    /// A search's parameters; entries without one hash as they always have.
+    query: Option<&'a str>,
 }
 
 /// An entry's canonical form: the bytes its hash covers.
 fn canonical(event_id: i64, at: &DateTime<Utc>, f: &Fields<'_>) -> Vec<u8> {
+    if let Some(query) = f.query {
+        return serde_json::to_vec(&(
+            canonical(event_id, at, &Fields { query: None, ..*f }),
+            query,
+        ))
+        .expect("serialising bytes and strings cannot fail");
+    }
     serde_json::to_vec(&(
         event_id,
         at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -90,12 +98,13 @@ pub async fn append(
         role: &event.role,
         via: event.via.as_deref(),
         reason: event.reason,
+        query: event.query.as_deref(),
     };
     let hash = chain(&prev, &canonical(event_id, &at, &fields));
     tx.execute(
         "INSERT INTO audit_event (event_id, at, caller_organisation, caller_unit, caller_name, method,
-             record_ids, outcome, role, via, reason, prev_hash, entry_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             record_ids, outcome, role, via, reason, prev_hash, entry_hash, query)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             &event_id,
             &at,
@@ -110,6 +119,7 @@ pub async fn append(
             &event.reason,
             &prev,
             &hash,
+            &event.query,
         ],
     )
     .await?;
@@ -117,35 +127,17 @@ pub async fn append(
 }
 
 /// Signs checkpoints with the node's own private key (ECDSA P-256, PKCS#8).
+#[derive(Debug)]
 pub struct CheckpointSigner {
-    key: EcdsaKeyPair,
-    rng: SystemRandom,
-}
-
-impl std::fmt::Debug for CheckpointSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CheckpointSigner")
-    }
-}
-
-/// The bytes a checkpoint signature covers.
-fn checkpoint_message(last_event_id: i64, head: &[u8]) -> Vec<u8> {
-    let mut message = b"contactpoint audit checkpoint v1\n".to_vec();
-    message.extend_from_slice(&last_event_id.to_be_bytes());
-    message.extend_from_slice(head);
-    message
+    key: KeySigner,
 }
 
 impl CheckpointSigner {
     /// From a PKCS#8 DER private key; only ECDSA P-256 keys are supported.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
-        let rng = SystemRandom::new();
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der, &rng).map_err(|_| {
-                "the node's key must be an ECDSA P-256 key in PKCS#8 form to sign audit checkpoints"
-                    .to_owned()
-            })?;
-        Ok(Self { key, rng })
+        Ok(Self {
+            key: KeySigner::from_pkcs8(der)?,
+        })
     }
 
     /// Records a signed checkpoint of the chain's head, if the chain has
@@ -168,12 +160,12 @@ impl CheckpointSigner {
         }
         let signature = self
             .key
-            .sign(&self.rng, &checkpoint_message(last_event_id, &hash))
-            .map_err(|_| NodeError::Corrupt("signing an audit checkpoint failed".into()))?;
+            .sign(&checkpoint_message(last_event_id, &hash))
+            .ok_or_else(|| NodeError::Corrupt("signing an audit checkpoint failed".into()))?;
         client
             .execute(
                 "INSERT INTO audit_checkpoint (last_event_id, head_hash, signature) VALUES ($1, $2, $3)",
-                &[&last_event_id, &hash, &signature.as_ref()],
+                &[&last_event_id, &hash, &signature],
             )
             .await?;
         Ok(Some(last_event_id))
@@ -185,8 +177,12 @@ impl CheckpointSigner {
 pub struct Report {
     pub entries: u64,
     pub checkpoints: u64,
+    /// Countersigned checkpoints checked (see `check_witnesses`).
+    pub witnessed: u64,
     /// Every break found, each naming the entry or checkpoint.
     pub problems: Vec<String>,
+    /// Each entry's stored hash, by id.
+    hashes: std::collections::HashMap<i64, Vec<u8>>,
 }
 
 impl Report {
@@ -203,7 +199,7 @@ pub async fn verify(client: &impl GenericClient, public_key: &[u8]) -> Result<Re
     let rows = client
         .query(
             "SELECT event_id, at, caller_organisation, caller_unit, caller_name, method, record_ids, outcome,
-                    role, via, reason, prev_hash, entry_hash
+                    role, via, reason, prev_hash, entry_hash, query
              FROM audit_event ORDER BY event_id",
             &[],
         )
@@ -243,6 +239,7 @@ pub async fn verify(client: &impl GenericClient, public_key: &[u8]) -> Result<Re
             role: &role,
             via: row.get(9),
             reason: row.get(10),
+            query: row.get(13),
         };
         let at: DateTime<Utc> = row.get(1);
         if chain(&prev, &canonical(event_id, &at, &fields)) != stored {
@@ -256,15 +253,11 @@ pub async fn verify(client: &impl GenericClient, public_key: &[u8]) -> Result<Re
     let checkpoints = client
         .query("SELECT checkpoint_id, last_event_id, head_hash, signature FROM audit_checkpoint ORDER BY checkpoint_id", &[])
         .await?;
-    let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_key);
     for row in &checkpoints {
         report.checkpoints += 1;
         let (id, last, head, signature): (i64, i64, Vec<u8>, Vec<u8>) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
-        if key
-            .verify(&checkpoint_message(last, &head), &signature)
-            .is_err()
-        {
+        if !verify_signature(public_key, &checkpoint_message(last, &head), &signature) {
             report
                 .problems
                 .push(format!("checkpoint {id} is not signed by this node's key"));
@@ -279,5 +272,57 @@ pub async fn verify(client: &impl GenericClient, public_key: &[u8]) -> Result<Re
             )),
         }
     }
+    report.hashes = hashes;
     Ok(report)
+}
+
+/// Checks the gateway's countersigned checkpoints against the log: each must
+/// be countersigned by the gateway's key (`gateway_key`) and signed by this
+/// node's (`node_key`), and its entry must still be in the log with the hash
+/// it had. A node that cut its log back together with its own checkpoints is
+/// caught here, because it cannot cut the gateway's copies.
+pub fn check_witnesses(
+    report: &mut Report,
+    authority_code: &str,
+    witnesses: &[Witness],
+    node_key: &[u8],
+    gateway_key: &[u8],
+) {
+    for witness in witnesses {
+        if witness.authority_code != authority_code {
+            continue;
+        }
+        report.witnessed += 1;
+        let (last, head) = (witness.last_event_id, &witness.head_hash);
+        let name = format!(
+            "the checkpoint of entry {last} the gateway witnessed at {}",
+            witness.witnessed_at
+        );
+        let message = witness_message(authority_code, last, head, &witness.node_signature);
+        if !verify_signature(gateway_key, &message, &witness.gateway_signature) {
+            report
+                .problems
+                .push(format!("{name} is not countersigned by the gateway's key"));
+            continue;
+        }
+        if !verify_signature(
+            node_key,
+            &checkpoint_message(last, head),
+            &witness.node_signature,
+        ) {
+            report
+                .problems
+                .push(format!("{name} is not signed by this node's key"));
+            continue;
+        }
+        match report.hashes.get(&last) {
+            Some(hash) if hash == head => {}
+            Some(_) => report.problems.push(format!(
+                "{name}: entry {last} no longer has the hash the gateway countersigned"
+            )),
+            None => report.problems.push(format!(
+                "{name}: entry {last} is missing: the log was truncated or cut"
+            )),
+        }
+    }
 }

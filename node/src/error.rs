@@ -56,6 +56,8 @@ pub enum NodeError {
     Forbidden(#[from] contactpoint_policy::Refusal),
     #[error("record {id} is no longer held here: it moved to authority {to}")]
     Moved { id: String, to: String },
+    #[error("record {id} was merged into record {into} by the responsible authority: use {into}")]
+    Merged { id: String, into: String },
     #[error("record {id} is arriving here in transfer {transfer_id} and is not yet served")]
     Arriving { id: String, transfer_id: String },
     #[error("record {0} is archived information: only the responsible authority's data managers see it (after its first year, for a stated child protection enquiry, serious case review or child death review)")]
@@ -102,7 +104,9 @@ impl NodeError {
                 }
                 status
             }
-            error @ Self::Archived(_) => Status::not_found(error.to_string()),
+            error @ (Self::Archived(_) | Self::Merged { .. }) => {
+                Status::not_found(error.to_string())
+            }
             error @ Self::NotApplicable(_) => Status::failed_precondition(error.to_string()),
             error @ Self::TransferConflict(_) => Status::failed_precondition(error.to_string()),
             error @ Self::BadSnapshot(_) => Status::invalid_argument(error.to_string()),

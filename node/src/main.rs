@@ -19,6 +19,14 @@ struct Args {
     /// checkpoint) and exit: 0 if intact, 1 naming each break.
     #[arg(long)]
     verify_audit: bool,
+    /// With --verify-audit: the gateway's countersigned checkpoints of this
+    /// node (`contactpoint-gateway --export-witness CODE`), one JSON line
+    /// each, so a log cut back together with its own checkpoints is caught.
+    #[arg(long, requires_all = ["verify_audit", "witness_cert"])]
+    witness: Option<PathBuf>,
+    /// The gateway's certificate (PEM), whose key countersigned them.
+    #[arg(long, requires = "witness")]
+    witness_cert: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -32,7 +40,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = contactpoint_node::NodeConfig::load(args.config.as_deref())?;
     if args.verify_audit {
-        return verify_audit(&config).await;
+        let witnesses = match (&args.witness, &args.witness_cert) {
+            (Some(file), Some(cert)) => Some((read_witnesses(file)?, cert.clone())),
+            _ => None,
+        };
+        return verify_audit(&config, witnesses).await;
     }
     if args.check {
         println!(
@@ -60,16 +72,44 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn verify_audit(config: &contactpoint_node::NodeConfig) -> anyhow::Result<()> {
+fn read_witnesses(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<contactpoint_proto::audit::Witness>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the witness file {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            contactpoint_proto::audit::Witness::from_line(line)
+                .map_err(|error| anyhow::anyhow!("{} line {}: {error}", path.display(), index + 1))
+        })
+        .collect()
+}
+
+async fn verify_audit(
+    config: &contactpoint_node::NodeConfig,
+    witnesses: Option<(Vec<contactpoint_proto::audit::Witness>, PathBuf)>,
+) -> anyhow::Result<()> {
     let (client, connection) = tokio_postgres::connect(&config.database_url, tokio_postgres::NoTls)
         .await
         .context("cannot connect to the node's database")?;
     tokio::spawn(connection);
     let public_key = contactpoint_mtls::public_key(&config.tls.cert)?;
-    let report = contactpoint_node::audit::verify(&client, &public_key).await?;
+    let mut report = contactpoint_node::audit::verify(&client, &public_key).await?;
+    if let Some((witnesses, cert)) = witnesses {
+        let gateway_key = contactpoint_mtls::public_key(&cert)?;
+        contactpoint_node::audit::check_witnesses(
+            &mut report,
+            &config.authority_code,
+            &witnesses,
+            &public_key,
+            &gateway_key,
+        );
+    }
     println!(
-        "{} audit entries, {} signed checkpoints",
-        report.entries, report.checkpoints
+        "{} audit entries, {} signed checkpoints, {} countersigned by the gateway",
+        report.entries, report.checkpoints, report.witnessed
     );
     if report.is_intact() {
         println!("the audit log is intact");

@@ -273,6 +273,18 @@ pub enum Entry {
     LeadProfessional(LeadProfessional),
 }
 
+impl Entry {
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            Self::Contact(_) => EntryKind::Contact,
+            Self::Education(_) => EntryKind::Education,
+            Self::Service(_) => EntryKind::Service,
+            Self::CafAssessment(_) => EntryKind::CafAssessment,
+            Self::LeadProfessional(_) => EntryKind::LeadProfessional,
+        }
+    }
+}
+
 /// Which table an entry id belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryKind {
@@ -288,6 +300,19 @@ pub enum EntryKind {
 pub struct Stored<T> {
     pub entry_id: i64,
     pub entry: T,
+    /// Who supplied it, if recorded.
+    pub provenance: Option<Provenance>,
+}
+
+/// Where an entry came from (regulation 11; paragraph 20 metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The supplying body: organisation, and unit after a slash when it has one.
+    pub supplied_by: String,
+    /// The body's identifier for the child (para 18), "scheme:value".
+    pub body_reference: Option<String>,
+    /// When it was supplied; `None` until stored (the database's clock).
+    pub supplied_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A new record: its details and the entries recorded with it.
@@ -315,6 +340,25 @@ pub struct ChildRecord {
     pub caf_assessments: Vec<Stored<CafAssessment>>,
     pub lead_professionals: Vec<Stored<LeadProfessional>>,
     pub responsible_authority: ResponsibleAuthority,
+}
+
+impl ChildRecord {
+    /// Every entry of paragraphs 6 to 16, with its provenance.
+    pub fn entries(&self) -> impl Iterator<Item = (Entry, Option<Provenance>)> + '_ {
+        fn each<'a, T: Clone>(
+            stored: &'a [Stored<T>],
+            wrap: fn(T) -> Entry,
+        ) -> impl Iterator<Item = (Entry, Option<Provenance>)> + 'a {
+            stored
+                .iter()
+                .map(move |s| (wrap(s.entry.clone()), s.provenance.clone()))
+        }
+        each(&self.contacts, Entry::Contact)
+            .chain(each(&self.education, Entry::Education))
+            .chain(each(&self.services, Entry::Service))
+            .chain(each(&self.caf_assessments, Entry::CafAssessment))
+            .chain(each(&self.lead_professionals, Entry::LeadProfessional))
+    }
 }
 
 /// A local search: surname plus a date of birth or a postcode.
@@ -369,41 +413,14 @@ pub struct Snapshot {
     pub archived_on: Option<NaiveDate>,
     pub details: RecordDetails,
     pub entries: Vec<Entry>,
+    /// The provenance of each entry, in the order of `entries`.
+    #[serde(default)]
+    pub provenance: Vec<Option<Provenance>>,
 }
 
 impl From<&ChildRecord> for Snapshot {
     fn from(record: &ChildRecord) -> Self {
-        let mut entries = Vec::new();
-        entries.extend(
-            record
-                .contacts
-                .iter()
-                .map(|s| Entry::Contact(s.entry.clone())),
-        );
-        entries.extend(
-            record
-                .education
-                .iter()
-                .map(|s| Entry::Education(s.entry.clone())),
-        );
-        entries.extend(
-            record
-                .services
-                .iter()
-                .map(|s| Entry::Service(s.entry.clone())),
-        );
-        entries.extend(
-            record
-                .caf_assessments
-                .iter()
-                .map(|s| Entry::CafAssessment(s.entry.clone())),
-        );
-        entries.extend(
-            record
-                .lead_professionals
-                .iter()
-                .map(|s| Entry::LeadProfessional(s.entry.clone())),
-        );
+        let (entries, provenance) = record.entries().unzip();
         Self {
             version: record.version,
             moves: record.moves,
@@ -411,6 +428,7 @@ impl From<&ChildRecord> for Snapshot {
             archived_on: record.archived_on,
             details: record.details.clone(),
             entries,
+            provenance,
         }
     }
 }

@@ -114,7 +114,7 @@ pub fn redact(mut record: pb::ChildRecord, reader: &Reader<'_>) -> pb::ChildReco
     if !record.services.is_empty() {
         withheld.push(PARA_15.to_owned());
     }
-    if !record.metadata.is_empty() {
+    if !record.metadata.is_empty() | clear_provenance(&mut record) {
         record.metadata.clear();
         withheld.push(PARA_20.to_owned());
     }
@@ -127,4 +127,31 @@ pub fn redact(mut record: pb::ChildRecord, reader: &Reader<'_>) -> pb::ChildReco
     }
     record.withheld = withheld;
     record
+}
+
+/// Removes every entry's provenance (paragraph 20 metadata); whether any had one.
+fn clear_provenance(record: &mut pb::ChildRecord) -> bool {
+    let mut had = false;
+    let mut clear = |provenance: &mut Option<pb::Provenance>| had |= provenance.take().is_some();
+    record
+        .contacts
+        .iter_mut()
+        .for_each(|e| clear(&mut e.provenance));
+    record
+        .education
+        .iter_mut()
+        .for_each(|e| clear(&mut e.provenance));
+    record
+        .services
+        .iter_mut()
+        .for_each(|e| clear(&mut e.provenance));
+    record
+        .caf_assessments
+        .iter_mut()
+        .for_each(|e| clear(&mut e.provenance));
+    record
+        .lead_professionals
+        .iter_mut()
+        .for_each(|e| clear(&mut e.provenance));
+    had
 }

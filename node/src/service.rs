@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-use contactpoint_policy::{PolicyHandle, Right};
+use contactpoint_policy::{PolicyHandle, Refusal, Right, Role};
 use contactpoint_proto::v1 as pb;
 use pb::authority_node_server::AuthorityNode;
 
@@ -12,9 +12,9 @@ use crate::access::Caller;
 use crate::clock::Clock;
 use crate::error::NodeError;
 use crate::identifier::RecordId;
-use crate::model::Snapshot;
+use crate::model::{Provenance, Snapshot};
 use crate::redact::{redact, Reader};
-use crate::store::{AuditEvent, Holding, Store};
+use crate::store::{AuditEvent, Holding, Notify, Store};
 use crate::wire::{self, Context};
 
 /// The node's service.
@@ -38,7 +38,8 @@ impl NodeService {
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        Caller::of(request, &self.policy.current()).map_err(NodeError::into_status)
+        Caller::of(request, &self.policy.current(), self.clock.today())
+            .map_err(NodeError::into_status)
     }
 
     /// A record as the caller may see it: every record a node returns to a
@@ -124,6 +125,80 @@ impl NodeService {
         caller.require(right, &self.store.authority().code)
     }
 
+    /// A contributing body writes only the information the policy says it
+    /// holds (regulation 11); the authority's own staff are not limited.
+    fn may_write(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        entry: &pb::add_entry_request::Entry,
+    ) -> Result<(), NodeError> {
+        if !matches!(role, Role::Contributor(_)) {
+            return Ok(());
+        }
+        let Some(writing) = wire::entry_holding(entry) else {
+            return Ok(()); // an entry of no kind: the decoder names the field
+        };
+        let policy = self.policy.current();
+        let holds = policy.holdings_of(&caller.identity);
+        if holds.contains(&writing) {
+            return Ok(());
+        }
+        let held: Vec<String> = holds.iter().map(ToString::to_string).collect();
+        Err(NodeError::Forbidden(Refusal {
+            role: role.to_string(),
+            reason: format!(
+                "regulation 11: a body discloses the information it holds; {} holds {}, not {writing}",
+                caller.identity.organisation,
+                if held.is_empty() { "nothing".to_owned() } else { held.join(", ") }
+            ),
+        }))
+    }
+
+    /// One contribution, audited; the batch calls it for each.
+    async fn contribution(
+        &self,
+        caller: &Caller,
+        body: &pb::ContributeRequest,
+    ) -> Result<pb::ContributeResponse, Status> {
+        let result = async {
+            let role = self.require(caller, Right::Contribute)?;
+            let id = wire::decode_id(&body.id, "id")?;
+            let entry = wire::contributed_entry(body.entry.as_ref())?;
+            self.may_write(caller, role, &entry)?;
+            let reference = wire::decode_body_reference(
+                body.body_identifier.as_ref(),
+                &caller.identity.organisation,
+            )?;
+            let provenance = Provenance {
+                body_reference: reference
+                    .as_ref()
+                    .map(|r| format!("{}:{}", r.scheme, r.value)),
+                ..supplier(caller)
+            };
+            let context = self.context();
+            let (entry_id, superseded) = self
+                .store
+                .contribute(
+                    &id,
+                    |facts| wire::decode_entry(Some(&entry), facts, &context),
+                    &provenance,
+                    reference.as_ref(),
+                    &audited_change(caller, Method::Contribute),
+                )
+                .await?;
+            Ok(pb::ContributeResponse {
+                id: id.to_string(),
+                entry_id,
+                superseded_entry_id: superseded.unwrap_or_default(),
+            })
+        }
+        .await;
+        self.finish(caller, Method::Contribute, audited_id(&body.id), result)
+            .await
+            .map(Response::into_inner)
+    }
+
     fn context(&self) -> Context {
         Context {
             today: self.clock.today(),
@@ -181,6 +256,11 @@ enum Method {
     AbortTransferOut,
     ShieldRecord,
     WithdrawConsent,
+    Contribute,
+    MergeRecords,
+    ListRecordAccesses,
+    ListNotifications,
+    GetAuditCheckpoint,
 }
 
 impl Method {
@@ -202,6 +282,11 @@ impl Method {
             Self::AbortTransferOut => "AbortTransferOut",
             Self::ShieldRecord => "ShieldRecord",
             Self::WithdrawConsent => "WithdrawConsent",
+            Self::Contribute => "Contribute",
+            Self::MergeRecords => "MergeRecords",
+            Self::ListRecordAccesses => "ListRecordAccesses",
+            Self::ListNotifications => "ListNotifications",
+            Self::GetAuditCheckpoint => "GetAuditCheckpoint",
         }
     }
 
@@ -210,10 +295,39 @@ impl Method {
     fn audits_in_transaction(self) -> bool {
         !matches!(
             self,
-            Self::GetRecord | Self::SearchRecords | Self::ReadRoutingFeed | Self::ExportRecord
+            Self::GetRecord
+                | Self::SearchRecords
+                | Self::ReadRoutingFeed
+                | Self::ExportRecord
+                | Self::ListRecordAccesses
+                | Self::ListNotifications
+                | Self::GetAuditCheckpoint
         )
     }
 }
+
+/// Who supplied what a caller writes: its organisation, and unit if any.
+fn supplier(caller: &Caller) -> Provenance {
+    let who = &caller.identity;
+    Provenance {
+        supplied_by: match &who.unit {
+            Some(unit) => format!("{}/{unit}", who.organisation),
+            None => who.organisation.clone(),
+        },
+        body_reference: None,
+        supplied_at: None,
+    }
+}
+
+/// RFC 3339 in UTC to the microsecond, so listings merged from several
+/// nodes sort as text.
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Most contributions in one batch, and most rows a listing returns.
+const MAX_BATCH: usize = 1000;
+const MAX_LISTED: u32 = 1000;
 
 /// The audit entry a successful change writes with itself.
 fn audited_change(caller: &Caller, method: Method) -> AuditEvent<'_> {
@@ -227,6 +341,8 @@ fn audited_change(caller: &Caller, method: Method) -> AuditEvent<'_> {
         reason: caller.reason.as_deref(),
         role: caller.role_name(),
         via: caller.via.as_ref().map(ToString::to_string),
+        query: caller.query.clone(),
+        notification: caller.notify,
     }
 }
 
@@ -278,6 +394,7 @@ fn error_kind(error: &NodeError) -> &'static str {
         NodeError::RecordNotFound(_)
         | NodeError::EntryNotFound { .. }
         | NodeError::Moved { .. }
+        | NodeError::Merged { .. }
         | NodeError::Arriving { .. }
         | NodeError::Archived(_) => "not_found",
         NodeError::TransferConflict(_) | NodeError::NotApplicable(_) => "failed_precondition",
@@ -301,7 +418,11 @@ impl AuthorityNode for NodeService {
             self.require(&caller, Right::MaintainRecord)?;
             let new = wire::decode_create(request.get_ref(), &self.context())?;
             self.store
-                .create(&new, &audited_change(&caller, Method::CreateRecord))
+                .create(
+                    &new,
+                    &supplier(&caller),
+                    &audited_change(&caller, Method::CreateRecord),
+                )
                 .await
         }
         .await;
@@ -324,27 +445,17 @@ impl AuthorityNode for NodeService {
     ) -> Result<Response<pb::ChildRecord>, Status> {
         let mut caller = self.caller(&request)?;
         let body = request.get_ref();
-        caller.reason = Some(body.reason.trim().to_owned()).filter(|reason| !reason.is_empty());
+        let reason_stated = caller.state_reason(&body.reason);
         let result = async {
             let role = self.require(&caller, Right::ReadRecord)?;
             let id = wire::decode_id(&body.id, "id")?;
+            reason_stated?;
             if body.override_shielding {
-                if caller.reason.is_none() {
-                    return Err(crate::error::Invalid::new(
-                        "reason",
-                        "is required to override shielding: name the child protection enquiry",
-                    )
-                    .into());
-                }
                 self.require(&caller, Right::OverrideShielding)?;
             }
             match self.store.lookup(&id).await? {
                 Holding::Live(record) => {
                     let overridden = body.override_shielding && record.shield_reason.is_some();
-                    if overridden {
-                        self.store.alert_override(&id, &audited_change(&caller, Method::GetRecord)).await?;
-                        tracing::warn!(authority = %self.store.authority().code, role = %caller.role_name(), "shielding overridden; the responsible authority is alerted");
-                    }
                     let reader = Reader {
                         role,
                         organisation: &caller.identity.organisation,
@@ -353,11 +464,12 @@ impl AuthorityNode for NodeService {
                         archive_purpose: wire::decode_archive_purpose(body.archive_purpose)?,
                     };
                     if let Some(archived_on) = record.archived_on {
-                        if !reader.may_see_archived(&record.responsible_authority.code, archived_on) {
+                        if !reader.may_see_archived(&record.responsible_authority.code, archived_on)
+                        {
                             return Err(NodeError::Archived(id.to_string()));
                         }
                     }
-                    Ok(redact(wire::encode_record(&record), &reader))
+                    Ok((redact(wire::encode_record(&record), &reader), overridden))
                 }
                 Holding::Arriving { transfer_id } => Err(NodeError::Arriving {
                     id: id.to_string(),
@@ -367,10 +479,27 @@ impl AuthorityNode for NodeService {
                     id: id.to_string(),
                     to,
                 }),
+                Holding::Merged { into } => Err(NodeError::Merged {
+                    id: id.to_string(),
+                    into,
+                }),
                 Holding::Absent => Err(NodeError::RecordNotFound(id.to_string())),
             }
         }
         .await;
+        // The responsible authority is told, with the audit entry, when
+        // shielding was overridden or another organisation viewed its record.
+        let result = result.map(|(record, overridden)| {
+            caller.notify = if overridden {
+                tracing::warn!(authority = %self.store.authority().code, role = %caller.role_name(), "shielding overridden; the responsible authority is alerted");
+                Some(Notify::ShieldOverride)
+            } else if caller.is_own_staff_of(&self.store.authority().code) {
+                None
+            } else {
+                Some(Notify::ViewedByOtherOrganisation)
+            };
+            record
+        });
         self.finish(&caller, Method::GetRecord, audited_id(&body.id), result)
             .await
     }
@@ -413,14 +542,18 @@ impl AuthorityNode for NodeService {
         let caller = self.caller(&request)?;
         let body = request.get_ref();
         let result = async {
-            self.require(&caller, Right::Contribute)?;
+            let role = self.require(&caller, Right::Contribute)?;
             let id = wire::decode_id(&body.id, "id")?;
+            if let Some(entry) = &body.entry {
+                self.may_write(&caller, role, entry)?;
+            }
             let context = self.context();
             let (record, _entry_id) = self
                 .store
                 .add_entry(
                     &id,
                     |facts| wire::decode_entry(body.entry.as_ref(), facts, &context),
+                    &supplier(&caller),
                     &audited_change(&caller, Method::AddEntry),
                 )
                 .await?;
@@ -443,7 +576,13 @@ impl AuthorityNode for NodeService {
         let caller = self.caller(&request)?;
         let body = request.get_ref();
         let result = async {
-            self.require(&caller, Right::Contribute)?;
+            let role = self.require(&caller, Right::Contribute)?;
+            if let Role::Contributor(_) = role {
+                return Err(NodeError::Forbidden(Refusal {
+                    role: role.to_string(),
+                    reason: "a contributing body ends its entry by contributing it again with its end date (Contribute), which keeps to what it holds".into(),
+                }));
+            }
             let id = wire::decode_id(&body.id, "id")?;
             let kind = wire::decode_entry_kind(body.kind, "kind")?;
             let ended_on = wire::decode_end_date(body.ended_on.as_ref(), &self.context())?;
@@ -471,10 +610,13 @@ impl AuthorityNode for NodeService {
         &self,
         request: Request<pb::SearchRecordsRequest>,
     ) -> Result<Response<pb::SearchRecordsResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let mut caller = self.caller(&request)?;
+        let reason_stated = caller.state_reason(&request.get_ref().reason);
+        caller.query = Some(contactpoint_proto::search_parameters(request.get_ref()));
         let result = async {
             let role = self.require(&caller, Right::Search)?;
             let mut query = wire::decode_search(request.get_ref())?;
+            reason_stated?;
             query.reveal_shielded = role.is_management_of(&self.store.authority().code);
             query.include_archived = query.reveal_shielded;
             self.store.search(&query).await
@@ -697,5 +839,234 @@ impl AuthorityNode for NodeService {
             result.map(|record| self.view(&caller, &record)),
         )
         .await
+    }
+
+    async fn contribute(
+        &self,
+        request: Request<pb::ContributeRequest>,
+    ) -> Result<Response<pb::ContributeResponse>, Status> {
+        let caller = self.caller(&request)?;
+        self.contribution(&caller, request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn contribute_batch(
+        &self,
+        request: Request<pb::ContributeBatchRequest>,
+    ) -> Result<Response<pb::ContributeBatchResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let items = &request.get_ref().contributions;
+        if items.len() > MAX_BATCH {
+            return Err(NodeError::from(crate::error::Invalid::new(
+                "contributions",
+                format!(
+                    "has {} items; send at most {MAX_BATCH} in one batch",
+                    items.len()
+                ),
+            ))
+            .into_status());
+        }
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            outcomes.push(match self.contribution(&caller, item).await {
+                Ok(accepted) => pb::ContributionOutcome {
+                    accepted: Some(accepted),
+                    ..Default::default()
+                },
+                Err(status) => pb::ContributionOutcome {
+                    accepted: None,
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                },
+            });
+        }
+        Ok(Response::new(pb::ContributeBatchResponse { outcomes }))
+    }
+
+    async fn merge_records(
+        &self,
+        request: Request<pb::MergeRecordsRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
+        let mut caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let reason_stated = caller.state_reason(&body.reason);
+        let result = async {
+            self.require(&caller, Right::MergeRecords)?;
+            let keep = wire::decode_id(&body.id, "id")?;
+            let duplicate = wire::decode_id(&body.duplicate_id, "duplicate_id")?;
+            reason_stated?;
+            if keep == duplicate {
+                return Err(crate::error::Invalid::new(
+                    "duplicate_id",
+                    "is the record itself: name the duplicate to merge into it",
+                )
+                .into());
+            }
+            self.store
+                .merge(
+                    &keep,
+                    &duplicate,
+                    &audited_change(&caller, Method::MergeRecords),
+                )
+                .await
+        }
+        .await;
+        let mut ids = audited_id(&body.id);
+        ids.extend(audited_id(&body.duplicate_id));
+        self.finish(
+            &caller,
+            Method::MergeRecords,
+            ids,
+            result.map(|record| self.view(&caller, &record)),
+        )
+        .await
+    }
+
+    async fn list_record_accesses(
+        &self,
+        request: Request<pb::ListRecordAccessesRequest>,
+    ) -> Result<Response<pb::ListRecordAccessesResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let here = self.store.authority().code.clone();
+        let result = async {
+            let id = wire::decode_id(&body.id, "id")?;
+            match self.store.lookup(&id).await? {
+                // Held here: this authority's staff and management team.
+                Holding::Live(_) => {
+                    self.require(&caller, Right::ReadAudit)?;
+                }
+                // Moved on or merged: the authority now responsible asks
+                // through the gateway, which checks that it is.
+                Holding::Moved { .. } | Holding::Merged { .. } => {
+                    contactpoint_policy::authorize(
+                        caller.role.as_ref(),
+                        &caller.identity,
+                        Right::ReadAudit,
+                        None,
+                    )?;
+                    if caller.via.is_none() && !caller.is_own_staff_of(&here) {
+                        return Err(NodeError::Forbidden(Refusal {
+                            role: caller.role_name(),
+                            reason: "the record has left this authority: its responsible authority asks through the gateway".into(),
+                        }));
+                    }
+                }
+                Holding::Arriving { .. } | Holding::Absent => {
+                    self.require(&caller, Right::ReadAudit)?;
+                    return Err(NodeError::RecordNotFound(id.to_string()));
+                }
+            }
+            let limit = match body.limit {
+                0 => 25,
+                n => n.min(MAX_LISTED),
+            };
+            let accesses = self.store.record_accesses(&id, limit).await?;
+            Ok(pb::ListRecordAccessesResponse {
+                accesses: accesses
+                    .into_iter()
+                    .map(|access| pb::RecordAccess {
+                        at: rfc3339(access.at),
+                        organisation: access.organisation,
+                        unit: access.unit.unwrap_or_default(),
+                        name: access.name,
+                        role: access.role,
+                        method: access.method,
+                        reason: access.reason.unwrap_or_default(),
+                        outcome: access.outcome,
+                        authority_code: here.clone(),
+                        via: access.via.unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+        }
+        .await;
+        self.finish(
+            &caller,
+            Method::ListRecordAccesses,
+            audited_id(&body.id),
+            result,
+        )
+        .await
+    }
+
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let body = request.get_ref();
+        let result = async {
+            self.require(&caller, Right::ReadAudit)?;
+            let limit = match body.limit {
+                0 => MAX_LISTED,
+                n => n.min(MAX_LISTED),
+            };
+            let rows = self.store.notifications(body.after_id, limit).await?;
+            Ok(rows
+                .into_iter()
+                .map(|row| pb::Notification {
+                    notification_id: row.notification_id,
+                    kind: match row.kind.as_str() {
+                        "shield_override" => pb::NotificationKind::ShieldOverride,
+                        "viewed_by_other_organisation" => {
+                            pb::NotificationKind::ViewedByOtherOrganisation
+                        }
+                        "possible_duplicate_of_shielded" => {
+                            pb::NotificationKind::PossibleDuplicateOfShielded
+                        }
+                        _ => pb::NotificationKind::Unspecified,
+                    } as i32,
+                    record_id: row.record_id,
+                    at: rfc3339(row.at),
+                    organisation: row.organisation,
+                    name: row.name,
+                    role: row.role,
+                    reason: row.reason.unwrap_or_default(),
+                    related_record_id: row.related_record_id.unwrap_or_default(),
+                })
+                .collect::<Vec<_>>())
+        }
+        .await;
+        let ids = result
+            .as_ref()
+            .map(|found| {
+                let mut ids: Vec<String> = found.iter().map(|n| n.record_id.clone()).collect();
+                ids.sort();
+                ids.dedup();
+                ids
+            })
+            .unwrap_or_default();
+        let response = result.map(|notifications| pb::ListNotificationsResponse { notifications });
+        self.finish(&caller, Method::ListNotifications, ids, response)
+            .await
+    }
+
+    async fn get_audit_checkpoint(
+        &self,
+        request: Request<pb::GetAuditCheckpointRequest>,
+    ) -> Result<Response<pb::AuditCheckpoint>, Status> {
+        let caller = self.caller(&request)?;
+        if let Err(refused) = self.require(&caller, Right::WitnessAudit) {
+            return self
+                .finish(&caller, Method::GetAuditCheckpoint, vec![], Err(refused))
+                .await;
+        }
+        // Reading a checkpoint touches no record: not an access to audit.
+        let result: Result<_, NodeError> = async {
+            let (last_event_id, head_hash, signature) =
+                self.store.latest_checkpoint().await?.ok_or_else(|| {
+                    NodeError::NotApplicable("the audit has no signed checkpoint yet".into())
+                })?;
+            Ok(pb::AuditCheckpoint {
+                authority_code: self.store.authority().code.clone(),
+                last_event_id,
+                head_hash,
+                signature,
+            })
+        }
+        .await;
+        result.map(Response::new).map_err(NodeError::into_status)
     }
 }

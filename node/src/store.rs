@@ -28,6 +28,8 @@ pub enum Holding {
     Arriving { transfer_id: String },
     /// It moved to this authority (handed over, or released).
     Moved { to: String },
+    /// The authority merged it, a duplicate, into this record.
+    Merged { into: String },
     /// Never here.
     Absent,
 }
@@ -66,6 +68,57 @@ pub struct AuditEvent<'a> {
     pub role: String,
     /// The gateway's identity, when it called on the caller's behalf.
     pub via: Option<String>,
+    /// A search's parameters, as JSON.
+    pub query: Option<String>,
+    /// What to tell the responsible authority about the records accessed,
+    /// written with the audit entry.
+    pub notification: Option<Notify>,
+}
+
+/// One audited access to a record.
+#[derive(Debug, Clone)]
+pub struct RecordAccess {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub organisation: String,
+    pub unit: Option<String>,
+    pub name: String,
+    pub role: String,
+    pub method: String,
+    pub reason: Option<String>,
+    pub outcome: String,
+    pub via: Option<String>,
+}
+
+/// One notification to the responsible authority, as stored.
+#[derive(Debug, Clone)]
+pub struct NotificationRow {
+    pub notification_id: i64,
+    pub kind: String,
+    pub record_id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub organisation: String,
+    pub name: String,
+    pub role: String,
+    pub reason: Option<String>,
+    pub related_record_id: Option<String>,
+}
+
+/// Kinds of notification to the responsible authority (table `notification`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    /// A role with child protection functions overrode shielding.
+    ShieldOverride,
+    /// Someone outside the authority's own staff viewed the record.
+    ViewedByOtherOrganisation,
+}
+
+impl Notify {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Self::ShieldOverride => "shield_override",
+            Self::ViewedByOtherOrganisation => "viewed_by_other_organisation",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +189,13 @@ impl Store {
     }
 
     /// Creates a record, minting its identifier.
-    pub async fn create(&self, record: &NewRecord, audit: &AuditEvent<'_>) -> Result<ChildRecord> {
+    /// Every entry recorded with it carries `provenance`.
+    pub async fn create(
+        &self,
+        record: &NewRecord,
+        provenance: &Provenance,
+        audit: &AuditEvent<'_>,
+    ) -> Result<ChildRecord> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let serial: i64 = tx
@@ -152,8 +211,17 @@ impl Store {
             shield_reason: None,
             archived_on: None,
         };
-        self.insert_record(&tx, &id, &record.details, &record.entries, &placed)
-            .await?;
+        let provenance = vec![Some(provenance.clone()); record.entries.len()];
+        self.insert_record(
+            &tx,
+            &id,
+            &record.details,
+            &record.entries,
+            &provenance,
+            &placed,
+        )
+        .await?;
+        shield_if_duplicate(&tx, &id, audit).await?;
         self.announce(&tx, &id, 0).await?;
         insert_audit(&tx, audit, &id).await?;
         let stored = load(&tx, &id).await?;
@@ -180,7 +248,8 @@ impl Store {
                 _ => Holding::Moved { to: responsible },
             },
             None => match forwarding(&tx, id).await? {
-                Some(to) => Holding::Moved { to },
+                Some((_, Some(into))) => Holding::Merged { into },
+                Some((to, None)) => Holding::Moved { to },
                 None => Holding::Absent,
             },
         };
@@ -195,6 +264,7 @@ impl Store {
         id: &RecordId,
         details: &RecordDetails,
         entries: &[Entry],
+        provenance: &[Option<Provenance>],
         placed: &Placement<'_>,
     ) -> Result<()> {
         tx.execute(
@@ -229,8 +299,9 @@ impl Store {
         )
         .await?;
         write_lists(tx, id, details).await?;
-        for entry in entries {
-            insert_entry(tx, id, entry).await?;
+        for (index, entry) in entries.iter().enumerate() {
+            let supplied = provenance.get(index).and_then(Option::as_ref);
+            insert_entry(tx, id, entry, supplied).await?;
         }
         Ok(())
     }
@@ -337,8 +408,15 @@ impl Store {
             shield_reason: snapshot.shield_reason.as_deref(),
             archived_on: snapshot.archived_on,
         };
-        self.insert_record(&tx, id, &snapshot.details, &snapshot.entries, &placed)
-            .await?;
+        self.insert_record(
+            &tx,
+            id,
+            &snapshot.details,
+            &snapshot.entries,
+            &snapshot.provenance,
+            &placed,
+        )
+        .await?;
         if status == "live" {
             tx.execute(
                 "DELETE FROM record_forwarding WHERE record_id = $1",
@@ -562,13 +640,14 @@ impl Store {
         &self,
         id: &RecordId,
         decode: impl FnOnce(RecordFacts) -> std::result::Result<Entry, Invalid>,
+        provenance: &Provenance,
         audit: &AuditEvent<'_>,
     ) -> Result<(ChildRecord, i64)> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let (facts, _) = lock_record(&tx, id).await?;
         let entry = decode(facts)?;
-        let entry_id = insert_entry(&tx, id, &entry).await?;
+        let entry_id = insert_entry(&tx, id, &entry, Some(provenance)).await?;
         bump_version(&tx, id).await?;
         insert_audit(&tx, audit, id).await?;
         let stored = load(&tx, id).await?;
@@ -759,6 +838,8 @@ impl Store {
                 reason: Some("regulation 8: scheduled archiving and destruction"),
                 role: format!("node@{code}"),
                 via: None,
+                query: None,
+                notification: None,
             };
             crate::audit::append(&tx, &event, ids).await?;
         }
@@ -821,25 +902,239 @@ impl Store {
         Ok(stored)
     }
 
-    /// Tells the responsible authority that shielding was overridden.
-    pub async fn alert_override(&self, id: &RecordId, event: &AuditEvent<'_>) -> Result<()> {
+    /// A contribution by a body (regulation 11): the entry `decode` reads,
+    /// checked against the record under its row lock, replaces the body's
+    /// own open entry of the same kind (its superseded information) if it has
+    /// one; the body's identifier for the child (para 18) is recorded or
+    /// updated. Returns the new entry's id and the superseded entry's.
+    pub async fn contribute(
+        &self,
+        id: &RecordId,
+        decode: impl FnOnce(RecordFacts) -> std::result::Result<Entry, Invalid>,
+        provenance: &Provenance,
+        reference: Option<&BodyIdentifier>,
+        audit: &AuditEvent<'_>,
+    ) -> Result<(i64, Option<i64>)> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let (facts, _) = lock_record(&tx, id).await?;
+        let entry = decode(facts)?;
+        let (table, _, end) = entry_columns(entry.kind());
+        let service_kind = match &entry {
+            Entry::Service(service) => Some(service.kind.as_db()),
+            _ => None,
+        };
+        // Table and column names come from `entry_columns`, never from input.
+        let same_kind = if service_kind.is_some() {
+            "AND kind = $3"
+        } else {
+            "AND $3::text IS NULL"
+        };
+        let superseded: Option<i64> = tx
+            .query_opt(
+                &format!(
+                    "SELECT entry_id FROM {table}
+                     WHERE record_id = $1 AND supplied_by = $2 AND {end} IS NULL {same_kind}
+                     ORDER BY entry_id DESC LIMIT 1 FOR UPDATE"
+                ),
+                &[&id.as_str(), &provenance.supplied_by, &service_kind],
+            )
+            .await?
+            .map(|row| row.get(0));
+        if let Some(old) = superseded {
+            tx.execute(&format!("DELETE FROM {table} WHERE entry_id = $1"), &[&old])
+                .await?;
+        }
+        let entry_id = insert_entry(&tx, id, &entry, Some(provenance)).await?;
+        if let Some(reference) = reference {
+            let updated = tx
+                .execute(
+                    "UPDATE body_identifier SET value = $4 WHERE record_id = $1 AND body = $2 AND scheme = $3",
+                    &[&id.as_str(), &reference.body, &reference.scheme, &reference.value],
+                )
+                .await?;
+            if updated == 0 {
+                tx.execute(
+                    "INSERT INTO body_identifier (record_id, position, body, scheme, value)
+                     SELECT $1, COALESCE(max(position) + 1, 0), $2, $3, $4 FROM body_identifier WHERE record_id = $1",
+                    &[&id.as_str(), &reference.body, &reference.scheme, &reference.value],
+                )
+                .await?;
+            }
+        }
+        bump_version(&tx, id).await?;
+        insert_audit(&tx, audit, id).await?;
+        tx.commit().await?;
+        Ok((entry_id, superseded))
+    }
+
+    /// Merges `duplicate` into `keep`, both live here: the duplicate's
+    /// entries (with their provenance), its names as former names, and its
+    /// body identifiers join the kept record, which is shielded if either
+    /// was; the duplicate's rows go and its identifier then answers with the
+    /// record it was merged into.
+    pub async fn merge(
+        &self,
+        keep: &RecordId,
+        duplicate: &RecordId,
+        audit: &AuditEvent<'_>,
+    ) -> Result<ChildRecord> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Lock in identifier order, so two merges of one pair cannot deadlock.
+        let (first, second) = if keep.as_str() < duplicate.as_str() {
+            (keep, duplicate)
+        } else {
+            (duplicate, keep)
+        };
+        lock_record(&tx, first).await?;
+        lock_record(&tx, second).await?;
+        let kept = load(&tx, keep).await?;
+        let gone = load(&tx, duplicate).await?;
+        let mut details = kept.details.clone();
+        let mut former = gone.details.former_names.clone();
+        if gone.details.name != kept.details.name {
+            former.push(FormerName {
+                name: gone.details.name.clone(),
+                ceased_on: None,
+            });
+        }
+        for name in former {
+            if name.name != details.name && !details.former_names.contains(&name) {
+                details.former_names.push(name);
+            }
+        }
+        for reference in &gone.details.body_identifiers {
+            if !details.body_identifiers.contains(reference) {
+                details.body_identifiers.push(reference.clone());
+            }
+        }
+        write_lists(&tx, keep, &details).await?;
+        for (entry, provenance) in gone.entries() {
+            insert_entry(&tx, keep, &entry, provenance.as_ref()).await?;
+        }
+        let shield = kept.shield_reason.clone().or_else(|| {
+            gone.shield_reason.as_ref().map(|reason| {
+                format!("{reason} (shielded as {duplicate}, merged into this record)")
+            })
+        });
+        tx.execute(
+            "UPDATE child_record SET shield_reason = $2 WHERE id = $1",
+            &[&keep.as_str(), &shield],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM child_record WHERE id = $1",
+            &[&duplicate.as_str()],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO record_forwarding (record_id, moved_to_code, merged_into) VALUES ($1, $2, $3)",
+            &[&duplicate.as_str(), &self.authority.code, &keep.as_str()],
+        )
+        .await?;
+        bump_version(&tx, keep).await?;
+        crate::audit::append(&tx, audit, &[keep.to_string(), duplicate.to_string()]).await?;
+        let stored = load(&tx, keep).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// The audited accesses to a record at this node, newest first.
+    pub async fn record_accesses(&self, id: &RecordId, limit: u32) -> Result<Vec<RecordAccess>> {
         let client = self.pool.get().await?;
-        client
-            .execute(
-                "INSERT INTO shield_alert (record_id, caller_organisation, caller_name, role, reason)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&id.as_str(), &event.organisation, &event.name, &event.role, &event.reason.unwrap_or_default()],
+        let rows = client
+            .query(
+                "SELECT at, caller_organisation, caller_unit, caller_name, role, method, reason, outcome, via
+                 FROM audit_event WHERE record_ids @> ARRAY[$1::text]
+                 ORDER BY event_id DESC LIMIT $2",
+                &[&id.as_str(), &i64::from(limit)],
             )
             .await?;
-        Ok(())
+        Ok(rows
+            .iter()
+            .map(|row| RecordAccess {
+                at: row.get(0),
+                organisation: row.get(1),
+                unit: row.get(2),
+                name: row.get(3),
+                role: row.get(4),
+                method: row.get(5),
+                reason: row.get(6),
+                outcome: row.get(7),
+                via: row.get(8),
+            })
+            .collect())
+    }
+
+    /// Whether this node ever held `id` (live, handed over, or forwarded).
+    pub async fn has_held(&self, id: &RecordId) -> Result<bool> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM child_record WHERE id = $1 AND status <> 'arriving')
+                     OR EXISTS (SELECT 1 FROM record_forwarding WHERE record_id = $1)",
+                &[&id.as_str()],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// What the responsible authority has been told, oldest first after `after`.
+    pub async fn notifications(&self, after: i64, limit: u32) -> Result<Vec<NotificationRow>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT notification_id, kind, record_id, at, caller_organisation, caller_name, role, reason, related_record_id
+                 FROM notification WHERE notification_id > $1 ORDER BY notification_id LIMIT $2",
+                &[&after, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| NotificationRow {
+                notification_id: row.get(0),
+                kind: row.get(1),
+                record_id: row.get(2),
+                at: row.get(3),
+                organisation: row.get(4),
+                name: row.get(5),
+                role: row.get(6),
+                reason: row.get(7),
+                related_record_id: row.get(8),
+            })
+            .collect())
+    }
+
+    /// The newest signed checkpoint of the audit chain: last entry, head hash, signature.
+    pub async fn latest_checkpoint(&self) -> Result<Option<(i64, Vec<u8>, Vec<u8>)>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT last_event_id, head_hash, signature FROM audit_checkpoint ORDER BY checkpoint_id DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        Ok(row.map(|row| (row.get(0), row.get(1), row.get(2))))
     }
 
     /// Appends to the audit table a call that changed nothing (reads, and
-    /// refused calls). Changes are audited inside their own transaction.
+    /// refused calls), with what the responsible authority is to be told of
+    /// it, in one transaction. Changes are audited inside their own.
     pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         crate::audit::append(&tx, event, &event.record_ids).await?;
+        if let Some(kind) = event.notification {
+            for record_id in &event.record_ids {
+                tx.execute(
+                    "INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&kind.as_db(), record_id, &event.organisation, &event.name, &event.role, &event.reason],
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -852,6 +1147,53 @@ impl Store {
         let client = self.pool.get().await?;
         signer.checkpoint(&**client).await
     }
+}
+
+/// Shielding holds through duplicates (RULES.md: in 2009 duplicates of
+/// shielded children appeared unshielded): a new record whose surname
+/// (current or former), first forename and date of birth match a shielded
+/// record here is shielded too, and the authority is told, until its
+/// management team decides (merging, or lifting the shield).
+async fn shield_if_duplicate(
+    tx: &Transaction<'_>,
+    id: &RecordId,
+    audit: &AuditEvent<'_>,
+) -> Result<()> {
+    let shielded: Option<String> = tx
+        .query_opt(
+            "SELECT other.id FROM child_record new, child_record other
+             WHERE new.id = $1 AND other.id <> new.id AND other.shield_reason IS NOT NULL
+               AND other.status = 'live' AND other.date_of_birth = new.date_of_birth
+               AND split_part(other.given_names_key, ' ', 1) = split_part(new.given_names_key, ' ', 1)
+               AND (other.family_name_key = new.family_name_key
+                    OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = other.id AND f.family_name_key = new.family_name_key)
+                    OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = new.id AND f.family_name_key = other.family_name_key))
+             ORDER BY other.id LIMIT 1",
+            &[&id.as_str()],
+        )
+        .await?
+        .map(|row| row.get(0));
+    let Some(shielded) = shielded else {
+        return Ok(());
+    };
+    tx.execute(
+        "UPDATE child_record SET shield_reason = $2 WHERE id = $1 AND shield_reason IS NULL",
+        &[
+            &id.as_str(),
+            &format!("may duplicate shielded record {shielded}: shielded until the management team decides"),
+        ],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason, related_record_id)
+         VALUES ('possible_duplicate_of_shielded', $1, $2, $3, $4, $5, $6)",
+        &[&id.as_str(), &audit.organisation, &audit.name, &audit.role, &"a new record matches a shielded record's name and date of birth", &shielded],
+    )
+    .await?;
+    tracing::warn!(
+        "a new record may duplicate a shielded record; it is shielded and the authority told"
+    );
+    Ok(())
 }
 
 /// Audits a change in the transaction that makes it: committed together or not at all.
@@ -953,20 +1295,29 @@ async fn current_moves(tx: &Transaction<'_>, id: &RecordId) -> Result<u32> {
 }
 
 /// Where a record that left this node went.
-async fn forwarding(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<String>> {
+/// Where a record that is no longer here went: the authority, and the
+/// record it was merged into if the authority merged it.
+async fn forwarding(
+    tx: &Transaction<'_>,
+    id: &RecordId,
+) -> Result<Option<(String, Option<String>)>> {
     let row = tx
         .query_opt(
-            "SELECT moved_to_code FROM record_forwarding WHERE record_id = $1",
+            "SELECT moved_to_code, merged_into FROM record_forwarding WHERE record_id = $1",
             &[&id.as_str()],
         )
         .await?;
-    Ok(row.map(|row| row.get(0)))
+    Ok(row.map(|row| (row.get(0), row.get(1))))
 }
 
 /// The error for a record that is not here to act on: moved, or unknown.
 async fn absent(tx: &Transaction<'_>, id: &RecordId) -> Result<NodeError> {
     Ok(match forwarding(tx, id).await? {
-        Some(to) => NodeError::Moved {
+        Some((_, Some(into))) => NodeError::Merged {
+            id: id.to_string(),
+            into,
+        },
+        Some((to, None)) => NodeError::Moved {
             id: id.to_string(),
             to,
         },
@@ -1023,7 +1374,27 @@ async fn write_lists(tx: &Transaction<'_>, id: &RecordId, details: &RecordDetail
     Ok(())
 }
 
-async fn insert_entry(tx: &Transaction<'_>, id: &RecordId, entry: &Entry) -> Result<i64> {
+/// Inserts an entry with its provenance (when `provenance` has no time, now).
+async fn insert_entry(
+    tx: &Transaction<'_>,
+    id: &RecordId,
+    entry: &Entry,
+    provenance: Option<&Provenance>,
+) -> Result<i64> {
+    let entry_id = insert_entry_row(tx, id, entry).await?;
+    if let Some(p) = provenance {
+        let (table, _, _) = entry_columns(entry.kind());
+        // The table name comes from `entry_columns`, never from input.
+        tx.execute(
+            &format!("UPDATE {table} SET supplied_by = $2, supplied_ref = $3, supplied_at = COALESCE($4, now()) WHERE entry_id = $1"),
+            &[&entry_id, &p.supplied_by, &p.body_reference, &p.supplied_at],
+        )
+        .await?;
+    }
+    Ok(entry_id)
+}
+
+async fn insert_entry_row(tx: &Transaction<'_>, id: &RecordId, entry: &Entry) -> Result<i64> {
     let id = id.as_str();
     let row = match entry {
         Entry::Contact(c) => {
@@ -1113,28 +1484,28 @@ async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<Chi
         tx.query("SELECT body, scheme, value FROM body_identifier WHERE record_id = $1 ORDER BY position", params),
         tx.query("SELECT paragraph, key, value FROM record_metadata WHERE record_id = $1 ORDER BY position", params),
         tx.query(
-            "SELECT entry_id, relationship, given_names, family_name, details, started_on, ended_on
+            "SELECT entry_id, relationship, given_names, family_name, details, started_on, ended_on, supplied_by, supplied_ref, supplied_at
              FROM contact WHERE record_id = $1 ORDER BY entry_id",
             params
         ),
         tx.query(
-            "SELECT entry_id, setting, provider_name, details, started_on, ended_on
+            "SELECT entry_id, setting, provider_name, details, started_on, ended_on, supplied_by, supplied_ref, supplied_at
              FROM education WHERE record_id = $1 ORDER BY entry_id",
             params
         ),
         tx.query(
             "SELECT entry_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years,
-                    archived_on
+                    archived_on, supplied_by, supplied_ref, supplied_at
              FROM service WHERE record_id = $1 ORDER BY entry_id",
             params
         ),
         tx.query(
-            "SELECT entry_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on
+            "SELECT entry_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on, supplied_by, supplied_ref, supplied_at
              FROM caf_assessment WHERE record_id = $1 ORDER BY entry_id",
             params
         ),
         tx.query(
-            "SELECT entry_id, capacity, name, details, started_on, ended_on
+            "SELECT entry_id, capacity, name, details, started_on, ended_on, supplied_by, supplied_ref, supplied_at
              FROM lead_professional WHERE record_id = $1 ORDER BY entry_id",
             params
         ),
@@ -1295,6 +1666,13 @@ fn stored<T>(row: &Row, entry: T) -> Stored<T> {
     Stored {
         entry_id: row.get("entry_id"),
         entry,
+        provenance: row
+            .get::<_, Option<String>>("supplied_by")
+            .map(|supplied_by| Provenance {
+                supplied_by,
+                body_reference: row.get("supplied_ref"),
+                supplied_at: row.get("supplied_at"),
+            }),
     }
 }
 

@@ -5,6 +5,7 @@
 //! a path into the request, such as `services[0].archive_after_years`) and
 //! says what the rule is. `encode_*` turn model values into responses.
 use chrono::{Datelike, NaiveDate};
+use contactpoint_policy::Holding;
 use contactpoint_proto::v1 as pb;
 
 use crate::error::Invalid;
@@ -1002,6 +1003,73 @@ fn encode_authority(value: &ResponsibleAuthority) -> pb::ResponsibleAuthority {
     }
 }
 
+fn encode_provenance(value: &Provenance) -> pb::Provenance {
+    pb::Provenance {
+        supplied_by: value.supplied_by.clone(),
+        body_reference: value.body_reference.clone().unwrap_or_default(),
+        supplied_at: value
+            .supplied_at
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default(),
+    }
+}
+
+/// Which of the information a body may hold (regulation 11) an entry is;
+/// an entry of no kind is left for the decoder to refuse.
+pub fn entry_holding(entry: &pb::add_entry_request::Entry) -> Option<Holding> {
+    use pb::add_entry_request::Entry as E;
+    Some(match entry {
+        E::Contact(_) => Holding::Contact,
+        E::Education(_) => Holding::Education,
+        E::Service(service) => match pb::ServiceKind::try_from(service.kind).ok()? {
+            pb::ServiceKind::PrimaryMedical => Holding::PrimaryMedical,
+            pb::ServiceKind::SpecialistOrTargeted => Holding::TargetedService,
+            pb::ServiceKind::HealthVisitor => Holding::HealthVisitor,
+            pb::ServiceKind::SchoolNurse => Holding::SchoolNurse,
+            pb::ServiceKind::Midwife => Holding::Midwife,
+            pb::ServiceKind::Unspecified => return None,
+        },
+        E::CafAssessment(_) => Holding::CafAssessment,
+        E::LeadProfessional(_) => Holding::LeadProfessional,
+    })
+}
+
+/// A contribution's entry, as the entry an AddEntry would carry.
+pub fn contributed_entry(
+    entry: Option<&pb::contribute_request::Entry>,
+) -> Result<pb::add_entry_request::Entry, Invalid> {
+    use pb::add_entry_request::Entry as A;
+    use pb::contribute_request::Entry as C;
+    Ok(match required(entry, "entry")? {
+        C::Contact(value) => A::Contact(value.clone()),
+        C::Education(value) => A::Education(value.clone()),
+        C::Service(value) => A::Service(value.clone()),
+        C::CafAssessment(value) => A::CafAssessment(value.clone()),
+        C::LeadProfessional(value) => A::LeadProfessional(value.clone()),
+    })
+}
+
+/// The body's identifier for the child a contribution carries (para 18).
+pub fn decode_body_reference(
+    value: Option<&pb::BodyIdentifier>,
+    body: &str,
+) -> Result<Option<BodyIdentifier>, Invalid> {
+    let Some(value) = value else { return Ok(None) };
+    let scheme = value.scheme.trim();
+    let number = value.value.trim();
+    if scheme.is_empty() || number.is_empty() {
+        return Err(Invalid::new(
+            "body_identifier",
+            "needs both a scheme and a value (for example UPN and the pupil's number)",
+        ));
+    }
+    Ok(Some(BodyIdentifier {
+        body: body.to_owned(),
+        scheme: scheme.to_owned(),
+        value: number.to_owned(),
+    }))
+}
+
 pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
     let details = &record.details;
     pb::ChildRecord {
@@ -1023,66 +1091,101 @@ pub fn encode_record(record: &ChildRecord) -> pb::ChildRecord {
         contacts: record
             .contacts
             .iter()
-            .map(|Stored { entry_id, entry }| pb::Contact {
-                entry_id: *entry_id,
-                relationship: entry.relationship.encode(),
-                name: Some(encode_name(&entry.name)),
-                contact: Some(encode_details_contact(&entry.details)),
-                started_on: entry.started_on.map(encode_date),
-                ended_on: entry.ended_on.map(encode_date),
-            })
+            .map(
+                |Stored {
+                     entry_id,
+                     entry,
+                     provenance,
+                 }| pb::Contact {
+                    entry_id: *entry_id,
+                    provenance: provenance.as_ref().map(encode_provenance),
+                    relationship: entry.relationship.encode(),
+                    name: Some(encode_name(&entry.name)),
+                    contact: Some(encode_details_contact(&entry.details)),
+                    started_on: entry.started_on.map(encode_date),
+                    ended_on: entry.ended_on.map(encode_date),
+                },
+            )
             .collect(),
         education: record
             .education
             .iter()
-            .map(|Stored { entry_id, entry }| pb::EducationEntry {
-                entry_id: *entry_id,
-                setting: entry.setting.encode(),
-                provider_name: entry.provider_name.clone(),
-                provider_contact: Some(encode_details_contact(&entry.details)),
-                started_on: Some(encode_date(entry.started_on)),
-                ended_on: entry.ended_on.map(encode_date),
-            })
+            .map(
+                |Stored {
+                     entry_id,
+                     entry,
+                     provenance,
+                 }| pb::EducationEntry {
+                    entry_id: *entry_id,
+                    provenance: provenance.as_ref().map(encode_provenance),
+                    setting: entry.setting.encode(),
+                    provider_name: entry.provider_name.clone(),
+                    provider_contact: Some(encode_details_contact(&entry.details)),
+                    started_on: Some(encode_date(entry.started_on)),
+                    ended_on: entry.ended_on.map(encode_date),
+                },
+            )
             .collect(),
         services: record
             .services
             .iter()
-            .map(|Stored { entry_id, entry }| pb::ServiceInvolvement {
-                entry_id: *entry_id,
-                kind: entry.kind.encode(),
-                provider_name: entry.provider_name.clone(),
-                provider_contact: Some(encode_details_contact(&entry.details)),
-                sensitive: entry.sensitive.is_some(),
-                sensitive_ground: entry.sensitive.map_or(0, WireEnum::encode),
-                started_on: Some(encode_date(entry.started_on)),
-                ended_on: entry.ended_on.map(encode_date),
-                archive_after_years: entry.archive_after_years.map_or(0, u32::from),
-                archived_on: entry.archived_on.map(encode_date),
-            })
+            .map(
+                |Stored {
+                     entry_id,
+                     entry,
+                     provenance,
+                 }| pb::ServiceInvolvement {
+                    entry_id: *entry_id,
+                    provenance: provenance.as_ref().map(encode_provenance),
+                    kind: entry.kind.encode(),
+                    provider_name: entry.provider_name.clone(),
+                    provider_contact: Some(encode_details_contact(&entry.details)),
+                    sensitive: entry.sensitive.is_some(),
+                    sensitive_ground: entry.sensitive.map_or(0, WireEnum::encode),
+                    started_on: Some(encode_date(entry.started_on)),
+                    ended_on: entry.ended_on.map(encode_date),
+                    archive_after_years: entry.archive_after_years.map_or(0, u32::from),
+                    archived_on: entry.archived_on.map(encode_date),
+                },
+            )
             .collect(),
         caf_assessments: record
             .caf_assessments
             .iter()
-            .map(|Stored { entry_id, entry }| pb::CafAssessment {
-                entry_id: *entry_id,
-                assessor_name: entry.assessor_name.clone(),
-                assessor_contact: Some(encode_details_contact(&entry.details)),
-                assessing_body: entry.assessing_body.clone(),
-                assessed_on: Some(encode_date(entry.assessed_on)),
-                actions_completed_on: entry.actions_completed_on.map(encode_date),
-            })
+            .map(
+                |Stored {
+                     entry_id,
+                     entry,
+                     provenance,
+                 }| pb::CafAssessment {
+                    entry_id: *entry_id,
+                    provenance: provenance.as_ref().map(encode_provenance),
+                    assessor_name: entry.assessor_name.clone(),
+                    assessor_contact: Some(encode_details_contact(&entry.details)),
+                    assessing_body: entry.assessing_body.clone(),
+                    assessed_on: Some(encode_date(entry.assessed_on)),
+                    actions_completed_on: entry.actions_completed_on.map(encode_date),
+                },
+            )
             .collect(),
         lead_professionals: record
             .lead_professionals
             .iter()
-            .map(|Stored { entry_id, entry }| pb::LeadProfessional {
-                entry_id: *entry_id,
-                capacity: entry.capacity.encode(),
-                name: entry.name.clone(),
-                contact: Some(encode_details_contact(&entry.details)),
-                started_on: Some(encode_date(entry.started_on)),
-                ended_on: entry.ended_on.map(encode_date),
-            })
+            .map(
+                |Stored {
+                     entry_id,
+                     entry,
+                     provenance,
+                 }| pb::LeadProfessional {
+                    entry_id: *entry_id,
+                    provenance: provenance.as_ref().map(encode_provenance),
+                    capacity: entry.capacity.encode(),
+                    name: entry.name.clone(),
+                    contact: Some(encode_details_contact(&entry.details)),
+                    started_on: Some(encode_date(entry.started_on)),
+                    ended_on: entry.ended_on.map(encode_date),
+                },
+            )
             .collect(),
         date_of_death: details.date_of_death.map(encode_date),
         body_identifiers: details

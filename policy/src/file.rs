@@ -17,18 +17,92 @@
 //! An entry may also name a `common_name` (the certificate's CN). When several
 //! entries match, the most specific wins (CN over OU over O alone); two equally
 //! specific matches for one identity are refused when the file is loaded.
+//!
+//! A contributing body names the Schedule 1 information it holds, which is
+//! all it may write (regulation 11):
+//!
+//! ```toml
+//! [[identity]]
+//! organisation = "Hartlepool Primary School"
+//! role = "contributor"
+//! schedule4 = 1
+//! contributes = ["education"]
+//! ```
+//!
+//! Access conditions (RULES.md, practice) are recorded per user, matched the
+//! same way (a deployment names each user by common name; an entry without
+//! one covers everyone of the organisation or unit who has no entry of their
+//! own). A person's access is refused while a condition is missing or lapsed:
+//!
+//! ```toml
+//! [access]
+//! conditions_required = true             # the default
+//! criminal_record_check_valid_years = 3  # the default
+//!
+//! [[conditions]]
+//! organisation = "NSPCC"
+//! common_name = "Jo Smith"
+//! training_completed_on = 2026-01-12
+//! criminal_record_check_on = 2024-05-01  # enhanced check; lapses after three years
+//! user_agreement_signed_on = 2026-01-12
+//! ```
+use chrono::NaiveDate;
 use contactpoint_mtls::PeerIdentity;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use crate::roles::{Contributor, Role};
+use crate::roles::{Contributor, Refusal, Role};
+use crate::Holding;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     #[serde(default)]
     identity: Vec<IdentityEntry>,
+    #[serde(default)]
+    access: AccessSettings,
+    #[serde(default)]
+    conditions: Vec<ConditionsEntry>,
+}
+
+/// How access conditions are applied.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessSettings {
+    /// Refuse people (national partners' staff, practitioners, management
+    /// teams) whose conditions are missing or lapsed.
+    pub conditions_required: bool,
+    /// How long an enhanced criminal record check stays valid.
+    pub criminal_record_check_valid_years: u32,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        Self {
+            conditions_required: true,
+            criminal_record_check_valid_years: 3,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionsEntry {
+    organisation: String,
+    unit: Option<String>,
+    common_name: Option<String>,
+    training_completed_on: Option<toml::value::Datetime>,
+    criminal_record_check_on: Option<toml::value::Datetime>,
+    user_agreement_signed_on: Option<toml::value::Datetime>,
+}
+
+/// One user's access conditions, as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessConditions {
+    pub training_completed_on: Option<NaiveDate>,
+    pub criminal_record_check_on: Option<NaiveDate>,
+    pub user_agreement_signed_on: Option<NaiveDate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +117,7 @@ struct IdentityEntry {
     schedule4: Option<u8>,
     schedule5: Option<u8>,
     authority: Option<String>,
+    contributes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -78,16 +153,24 @@ pub enum PolicyError {
     },
 }
 
-/// One identity pattern and its role.
-#[derive(Debug, Clone)]
-struct Grant {
+/// An identity pattern: an organisation, and optionally a unit and a common name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pattern {
     organisation: String,
     unit: Option<String>,
     common_name: Option<String>,
-    role: Role,
 }
 
-impl Grant {
+/// One identity pattern and its role.
+#[derive(Debug, Clone)]
+struct Grant {
+    pattern: Pattern,
+    role: Role,
+    /// For a contributing body: the information it holds.
+    holds: Vec<Holding>,
+}
+
+impl Pattern {
     fn matches(&self, who: &PeerIdentity) -> bool {
         self.organisation == who.organisation
             && self
@@ -105,10 +188,24 @@ impl Grant {
     }
 }
 
+/// The most specific of `items` whose pattern matches `who`.
+fn most_specific<'a, T>(
+    items: &'a [T],
+    pattern: impl Fn(&T) -> &Pattern,
+    who: &PeerIdentity,
+) -> Option<&'a T> {
+    items
+        .iter()
+        .filter(|item| pattern(item).matches(who))
+        .max_by_key(|item| pattern(item).specificity())
+}
+
 /// A loaded policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     grants: Vec<Grant>,
+    access: AccessSettings,
+    conditions: Vec<(Pattern, AccessConditions)>,
 }
 
 impl Policy {
@@ -136,36 +233,157 @@ impl Policy {
                 reason,
             };
             let role = entry.role().map_err(fail)?;
+            let holds = entry.holdings(&role).map_err(fail)?;
             let grant = Grant {
-                organisation: entry.organisation.clone(),
-                unit: entry.unit.clone(),
-                common_name: entry.common_name.clone(),
+                pattern: Pattern {
+                    organisation: entry.organisation.clone(),
+                    unit: entry.unit.clone(),
+                    common_name: entry.common_name.clone(),
+                },
                 role,
+                holds,
             };
-            let clash = grants.iter().any(|other: &Grant| {
-                other.organisation == grant.organisation
-                    && other.unit == grant.unit
-                    && other.common_name == grant.common_name
-            });
-            if clash {
+            if grants
+                .iter()
+                .any(|other: &Grant| other.pattern == grant.pattern)
+            {
                 return Err(fail("the same identity is named twice".into()));
             }
             grants.push(grant);
         }
-        Ok(Self { grants })
+        let mut conditions = Vec::new();
+        for (index, entry) in file.conditions.into_iter().enumerate() {
+            let fail = |reason: String| PolicyError::Entry {
+                path: path.into(),
+                index: index + 1,
+                organisation: format!("conditions of {}", entry.organisation),
+                reason,
+            };
+            let date = |value: &Option<toml::value::Datetime>, name: &str| {
+                value
+                    .as_ref()
+                    .map(|datetime| match (datetime.date, datetime.time) {
+                        (Some(date), None) => NaiveDate::from_ymd_opt(
+                            date.year.into(),
+                            date.month.into(),
+                            date.day.into(),
+                        )
+                        .ok_or(format!("{name} is not a date")),
+                        _ => Err(format!(
+                            "{name} is a date such as 2026-01-12, without a time"
+                        )),
+                    })
+                    .transpose()
+            };
+            let recorded = AccessConditions {
+                training_completed_on: date(&entry.training_completed_on, "training_completed_on")
+                    .map_err(fail)?,
+                criminal_record_check_on: date(
+                    &entry.criminal_record_check_on,
+                    "criminal_record_check_on",
+                )
+                .map_err(fail)?,
+                user_agreement_signed_on: date(
+                    &entry.user_agreement_signed_on,
+                    "user_agreement_signed_on",
+                )
+                .map_err(fail)?,
+            };
+            let pattern = Pattern {
+                organisation: entry.organisation.clone(),
+                unit: entry.unit.clone(),
+                common_name: entry.common_name.clone(),
+            };
+            if conditions.iter().any(|(other, _)| *other == pattern) {
+                return Err(fail("the same user is named twice".into()));
+            }
+            conditions.push((pattern, recorded));
+        }
+        Ok(Self {
+            grants,
+            access: file.access,
+            conditions,
+        })
     }
 
     /// The role of a verified identity, or `None` if the policy does not name it.
     pub fn role_of(&self, who: &PeerIdentity) -> Option<&Role> {
-        self.grants
-            .iter()
-            .filter(|grant| grant.matches(who))
-            .max_by_key(|grant| grant.specificity())
-            .map(|grant| &grant.role)
+        most_specific(&self.grants, |grant| &grant.pattern, who).map(|grant| &grant.role)
+    }
+
+    /// What a contributing body holds, and so may write (empty for anyone else).
+    pub fn holdings_of(&self, who: &PeerIdentity) -> &[Holding] {
+        most_specific(&self.grants, |grant| &grant.pattern, who)
+            .map(|grant| grant.holds.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// The access conditions recorded for a user, if any.
+    pub fn conditions_of(&self, who: &PeerIdentity) -> Option<&AccessConditions> {
+        most_specific(&self.conditions, |(pattern, _)| pattern, who).map(|(_, recorded)| recorded)
+    }
+
+    /// Whether a person in `role` may use the database today: their training,
+    /// enhanced criminal record check (valid for the configured years) and
+    /// signed user agreement must all be recorded, and the check current.
+    /// Systems (nodes, the gateway, contributing bodies) and operators, who
+    /// read no records, are not subject to them.
+    pub fn admit(&self, who: &PeerIdentity, role: &Role, today: NaiveDate) -> Result<(), Refusal> {
+        if !self.access.conditions_required || !role.is_person_reading_records() {
+            return Ok(());
+        }
+        let recorded = self.conditions_of(who).cloned().unwrap_or_default();
+        let mut unmet = Vec::new();
+        if recorded.training_completed_on.is_none_or(|on| on > today) {
+            unmet.push("no completed training is recorded".to_owned());
+        }
+        match recorded.criminal_record_check_on {
+            Some(on) if on <= today => {
+                let years = self.access.criminal_record_check_valid_years;
+                let lapses = on
+                    .checked_add_months(chrono::Months::new(12 * years))
+                    .unwrap_or(NaiveDate::MAX);
+                if lapses <= today {
+                    unmet.push(format!(
+                        "the enhanced criminal record check of {on} lapsed on {lapses} (it is valid for {years} years)"
+                    ));
+                }
+            }
+            _ => unmet.push("no enhanced criminal record check is recorded".to_owned()),
+        }
+        if recorded
+            .user_agreement_signed_on
+            .is_none_or(|on| on > today)
+        {
+            unmet.push("no signed user agreement is recorded".to_owned());
+        }
+        if unmet.is_empty() {
+            return Ok(());
+        }
+        Err(Refusal {
+            role: role.to_string(),
+            reason: format!("access conditions not met for {who}: {}", unmet.join("; ")),
+        })
     }
 }
 
 impl IdentityEntry {
+    /// `contributes`: required of a contributing body, refused for anyone else.
+    fn holdings(&self, role: &Role) -> Result<Vec<Holding>, String> {
+        match (role, &self.contributes) {
+            (Role::Contributor(_), Some(names)) if !names.is_empty() => names
+                .iter()
+                .map(|name| name.parse())
+                .collect::<Result<Vec<Holding>, String>>(),
+            (Role::Contributor(_), _) => Err(format!(
+                "a contributor names the information it holds: contributes = [...], from {}",
+                Holding::names()
+            )),
+            (_, Some(_)) => Err("only a contributor names what it contributes".into()),
+            (_, None) => Ok(vec![]),
+        }
+    }
+
     fn role(&self) -> Result<Role, String> {
         let authority = || {
             let code = self
@@ -290,6 +508,7 @@ impl PolicyHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Holding;
 
     fn who(organisation: &str, unit: Option<&str>, name: &str) -> PeerIdentity {
         PeerIdentity {
@@ -342,6 +561,63 @@ mod tests {
     }
 
     #[test]
+    fn access_conditions_refuse_a_lapsed_or_missing_condition_naming_it() {
+        let text = r#"
+            [[identity]]
+            organisation = "NSPCC"
+            role = "national_partner"
+            schedule2 = 3
+
+            [[identity]]
+            organisation = "Hartlepool Primary School"
+            role = "contributor"
+            schedule4 = 1
+            contributes = ["education", "school_nurse"]
+
+            [[conditions]]
+            organisation = "NSPCC"
+            training_completed_on = 2026-01-12
+            criminal_record_check_on = 2024-05-01
+            user_agreement_signed_on = 2026-01-12
+
+            [[conditions]]
+            organisation = "NSPCC"
+            common_name = "Lapsed"
+            training_completed_on = 2026-01-12
+            criminal_record_check_on = 2023-05-01
+        "#;
+        let policy = Policy::parse(text, Path::new("test")).unwrap();
+        let nspcc = Role::NationalPartner(3);
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert!(policy
+            .admit(&who("NSPCC", None, "Anyone"), &nspcc, day(2026, 11, 23))
+            .is_ok());
+        // The check of 2024-05-01 lapses three years on.
+        let lapsed = policy
+            .admit(&who("NSPCC", None, "Anyone"), &nspcc, day(2027, 5, 1))
+            .unwrap_err();
+        assert!(lapsed.reason.contains("lapsed on 2027-05-01"), "{lapsed}");
+        let both = policy
+            .admit(&who("NSPCC", None, "Lapsed"), &nspcc, day(2026, 11, 23))
+            .unwrap_err()
+            .reason;
+        assert!(
+            both.contains("criminal record check of 2023-05-01 lapsed"),
+            "{both}"
+        );
+        assert!(both.contains("no signed user agreement"), "{both}");
+        assert!(!both.contains("training"), "{both}");
+        let school = who("Hartlepool Primary School", None, "Registrar");
+        assert_eq!(
+            policy.holdings_of(&school),
+            &[Holding::Education, Holding::SchoolNurse]
+        );
+        // A body's systems are not people: no conditions apply.
+        let body = policy.role_of(&school).unwrap().clone();
+        assert!(policy.admit(&school, &body, day(2026, 11, 23)).is_ok());
+    }
+
+    #[test]
     fn bad_entries_are_refused_with_their_place() {
         for (text, expect) in [
             ("[[identity]]\norganisation = \"X\"\nrole = \"national_partner\"\nschedule2 = 8", "schedule2 = 1 to 7"),
@@ -349,6 +625,9 @@ mod tests {
             ("[[identity]]\norganisation = \"X\"\nrole = \"node\"", "needs the authority"),
             ("[[identity]]\norganisation = \"X\"\nrole = \"root\"", "unknown variant"),
             ("[[identity]]\norganisation = \"X\"\nrole = \"operator\"\n[[identity]]\norganisation = \"X\"\nrole = \"gateway\"", "named twice"),
+            ("[[identity]]\norganisation = \"X\"\nrole = \"contributor\"\nschedule4 = 1", "contributes = [...]"),
+            ("[[identity]]\norganisation = \"X\"\nrole = \"contributor\"\nschedule4 = 1\ncontributes = [\"case_notes\"]", "not information a body contributes"),
+            ("[[conditions]]\norganisation = \"X\"\ntraining_completed_on = 2026-01-01T10:00:00", "without a time"),
         ] {
             let error = Policy::parse(text, Path::new("p.toml")).unwrap_err().to_string();
             assert!(error.contains(expect), "{error}");

@@ -11,9 +11,11 @@
 #![forbid(unsafe_code)]
 
 mod file;
+mod holdings;
 mod roles;
 
-pub use file::{Policy, PolicyError, PolicyHandle};
+pub use file::{AccessConditions, AccessSettings, Policy, PolicyError, PolicyHandle};
+pub use holdings::Holding;
 pub use roles::{authorize, decide, Contributor, Decision, Refusal, Right, Role, Schedule3};
 
 /// How the gateway tells a node on whose behalf it calls. A node believes

@@ -128,6 +128,10 @@ pub enum Right {
     OverrideShielding,
     /// Reload the policy, read health and metrics.
     Operate,
+    /// Merge a duplicate record into another of the authority's records.
+    MergeRecords,
+    /// Read a node's signed audit checkpoints, to countersign them.
+    WitnessAudit,
 }
 
 impl Right {
@@ -145,6 +149,8 @@ impl Right {
             Self::Shield => "shield or unshield a record",
             Self::OverrideShielding => "override shielding",
             Self::Operate => "operate the service",
+            Self::MergeRecords => "merge duplicate records",
+            Self::WitnessAudit => "countersign a node's audit checkpoints",
         }
     }
 }
@@ -242,7 +248,7 @@ pub fn decide(role: &Role, right: Right, at_authority: Option<&str>) -> Decision
         (Role::Operator, ReadAudit) => {
             Decision::allow("audits are reviewed for unusual patterns (RULES.md, audit); they hold identifiers, not details")
         }
-        (Role::Management { authority }, ReadRecord | Search | MaintainRecord | Contribute | StartTransfer | ReadAudit | Shield)
+        (Role::Management { authority }, ReadRecord | Search | MaintainRecord | Contribute | StartTransfer | ReadAudit | Shield | MergeRecords)
             if at_authority.is_none_or(|here| here == authority) =>
         {
             Decision::allow("regulation 6: the responsible authority's management team, acting for the database itself")
@@ -255,6 +261,9 @@ pub fn decide(role: &Role, right: Right, at_authority: Option<&str>) -> Decision
         )),
         (Role::Gateway, MoveRecord) => {
             Decision::allow("Schedule 1 para 19: the gateway moves a record to the node of the authority now responsible")
+        }
+        (Role::Gateway, WitnessAudit) => {
+            Decision::allow("audits are tamper-evident: the gateway countersigns each node's checkpoints, outside the node's control")
         }
         (Role::Gateway, ReadRoutingFeed | ForwardOnBehalf) => {
             Decision::allow("Schedule 1 para 19: the gateway routes each lookup to the responsible authority")
@@ -309,6 +318,15 @@ impl Role {
             Self::Management { .. } => true,
             _ => false,
         }
+    }
+
+    /// People who read records, and so are bound by access conditions:
+    /// national partners' staff, practitioners and management teams.
+    pub fn is_person_reading_records(&self) -> bool {
+        matches!(
+            self,
+            Self::NationalPartner(_) | Self::Practitioner { .. } | Self::Management { .. }
+        )
     }
 
     /// The responsible authority's management team for `authority`: exempt

@@ -82,6 +82,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
     CreateRecordRequest {
         details: Some(details),
         contacts: vec![Contact {
+            provenance: None,
             entry_id: 0,
             relationship: contact::Relationship::ParentalResponsibility as i32,
             name: Some(PersonName {
@@ -93,6 +94,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
             ended_on: None,
         }],
         education: vec![EducationEntry {
+            provenance: None,
             entry_id: 0,
             setting: education_entry::Setting::OtherProvider as i32,
             provider_name: "Little Acorns Nursery".into(),
@@ -102,6 +104,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
         }],
         services: vec![
             ServiceInvolvement {
+                provenance: None,
                 entry_id: 0,
                 kind: ServiceKind::PrimaryMedical as i32,
                 provider_name: "Headland Medical Practice".into(),
@@ -119,6 +122,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 archived_on: None,
             },
             ServiceInvolvement {
+                provenance: None,
                 entry_id: 0,
                 kind: ServiceKind::SpecialistOrTargeted as i32,
                 provider_name: "Young Minds Service".into(),
@@ -136,6 +140,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 archived_on: None,
             },
             ServiceInvolvement {
+                provenance: None,
                 entry_id: 0,
                 kind: ServiceKind::HealthVisitor as i32,
                 provider_name: "Sam Patel".into(),
@@ -153,6 +158,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 archived_on: None,
             },
             ServiceInvolvement {
+                provenance: None,
                 entry_id: 0,
                 kind: ServiceKind::SchoolNurse as i32,
                 provider_name: "Chris Walker".into(),
@@ -170,6 +176,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
                 archived_on: None,
             },
             ServiceInvolvement {
+                provenance: None,
                 entry_id: 0,
                 kind: ServiceKind::Midwife as i32,
                 provider_name: "Morgan Lee".into(),
@@ -188,6 +195,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
             },
         ],
         caf_assessments: vec![CafAssessment {
+            provenance: None,
             entry_id: 0,
             assessor_name: "Alex Green".into(),
             assessor_contact: contact(
@@ -201,6 +209,7 @@ pub fn every_paragraph(born: Date) -> CreateRecordRequest {
             actions_completed_on: Some(born),
         }],
         lead_professionals: vec![LeadProfessional {
+            provenance: None,
             entry_id: 0,
             capacity: lead_professional::Capacity::HealthVisitorSchoolNurseOrMidwife as i32,
             name: "Sam Patel".into(),

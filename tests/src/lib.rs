@@ -138,7 +138,34 @@ impl TestPki {
     /// authority's own staff, management team (unit "management") and node, the NSPCC (Schedule 2 para 3), a police
     /// force (Schedule 3 para 3), an operator, and the gateway.
     pub fn write_policy(&self, extra: &str) -> Result<()> {
-        let mut text = String::new();
+        self.write_policy_with(extra, 3)
+    }
+
+    /// As [`TestPki::write_policy`], with enhanced criminal record checks
+    /// valid for `check_valid_years` (a test that moves its clock years on
+    /// keeps its readers admitted). Every person's organisation has access
+    /// conditions met today: training, a check a year old, a signed agreement.
+    pub fn write_policy_with(&self, extra: &str, check_valid_years: u32) -> Result<()> {
+        let year_ago = today() - chrono::Duration::days(365);
+        let mut text = format!(
+            "[access]\nconditions_required = true\ncriminal_record_check_valid_years = {check_valid_years}\n"
+        );
+        for organisation in TEST_AUTHORITIES.iter().copied().chain([
+            "NSPCC",
+            "Cleveland Police",
+            "NHS England",
+            "Hartlepool Primary School",
+        ]) {
+            text.push_str(&format!(
+                r#"
+[[conditions]]
+organisation = "{organisation}"
+training_completed_on = {year_ago}
+criminal_record_check_on = {year_ago}
+user_agreement_signed_on = {year_ago}
+"#
+            ));
+        }
         for code in TEST_AUTHORITIES {
             text.push_str(&format!(
                 r#"
@@ -190,6 +217,18 @@ organisation = "Hartlepool Primary School"
 role = "practitioner"
 schedule3 = "9(1)(a)"
 authority = "E06000001"
+
+[[identity]]
+organisation = "Hartlepool Academy"
+role = "contributor"
+schedule4 = 1
+contributes = ["education"]
+
+[[identity]]
+organisation = "Headland Medical Practice"
+role = "contributor"
+schedule4 = 1
+contributes = ["primary_medical", "targeted_service"]
 
 [[identity]]
 organisation = "{GATEWAY_ORGANISATION}"
@@ -497,6 +536,7 @@ impl TestGateway {
             lookup_timeout_ms: 3000,
             feed_poll_ms: 100,
             transfer_retry_ms: 100,
+            witness_interval_ms: 200,
             limits: contactpoint_gateway::config::Limits::default(),
             nodes: node_entries(nodes),
         })

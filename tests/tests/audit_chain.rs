@@ -129,3 +129,83 @@ async fn a_truncated_log_and_a_forged_checkpoint_are_caught() -> anyhow::Result<
     );
     Ok(())
 }
+
+/// A node that cuts its log back together with its own checkpoints passes
+/// its own verifier; the gateway's countersigned copies catch it.
+#[tokio::test]
+async fn the_gateways_countersignatures_catch_a_log_cut_with_its_checkpoints() -> anyhow::Result<()>
+{
+    let f = Federation::start(&["E06000001"]).await?;
+    let mut staff = f.staff(0).await?;
+    let born = date(today() - chrono::Duration::days(1000));
+    for surname in ["Ames", "Bell"] {
+        staff
+            .create_record(sample::child_request("Sam", surname, born, "TS24 8AH"))
+            .await?;
+    }
+    let node = &f.nodes[0];
+    let db = f.node_dbs[0].connect().await?;
+    let signer =
+        CheckpointSigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(&node.config.tls.key)?)
+            .map_err(anyhow::Error::msg)?;
+    let signed = signer.checkpoint(&db).await?.expect("entries to sign");
+    // The gateway fetches and countersigns it within its interval.
+    let gateway_store = contactpoint_gateway::store::Store::open(&f.gateway_db.url, 1).await?;
+    let witnesses = eventually("the gateway to countersign the checkpoint", || async {
+        let kept = gateway_store.witnesses("E06000001").await?;
+        Ok(kept
+            .iter()
+            .any(|w| w.last_event_id == signed)
+            .then_some(kept))
+    })
+    .await?;
+    let node_key = contactpoint_mtls::public_key(&node.config.tls.cert)?;
+    let gateway_key = contactpoint_mtls::public_key(&f.gateway.config.tls.cert)?;
+    let check = |report: &mut contactpoint_node::audit::Report, witnesses: &[_]| {
+        contactpoint_node::audit::check_witnesses(
+            report,
+            "E06000001",
+            witnesses,
+            &node_key,
+            &gateway_key,
+        )
+    };
+    let mut report = verify(&db, &node_key).await?;
+    check(&mut report, &witnesses);
+    assert!(
+        report.is_intact() && report.witnessed >= 1,
+        "{:?}",
+        report.problems
+    );
+
+    // Cut the log back, and the node's own checkpoints with it.
+    db.batch_execute("DELETE FROM audit_event WHERE event_id >= 2; DELETE FROM audit_checkpoint;")
+        .await?;
+    let mut report = verify(&db, &node_key).await?;
+    assert!(
+        report.is_intact(),
+        "the node's own evidence is gone with it"
+    );
+    check(&mut report, &witnesses);
+    assert!(
+        report.problems.iter().any(|p| p.ends_with(&format!(
+            "entry {signed} is missing: the log was truncated or cut"
+        ))),
+        "{:?}",
+        report.problems
+    );
+    // A countersignature the gateway did not make is no evidence either.
+    let mut forged = witnesses.clone();
+    forged[0].gateway_signature[10] ^= 1;
+    let mut report = verify(&db, &node_key).await?;
+    check(&mut report, &forged);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.ends_with("is not countersigned by the gateway's key")),
+        "{:?}",
+        report.problems
+    );
+    Ok(())
+}

@@ -41,6 +41,7 @@ async fn concurrent_updates_one_wins_the_other_is_stale() -> anyhow::Result<()> 
         assert_eq!(winner.version, version + 1);
         let stored = client
             .get_record(pb::GetRecordRequest {
+                reason: "checking the test child's record".into(),
                 id: record.id.clone(),
                 ..Default::default()
             })
@@ -80,6 +81,7 @@ async fn a_stale_update_changes_nothing() -> anyhow::Result<()> {
     let now = f
         .client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: record.id,
             ..Default::default()
         })

@@ -16,6 +16,7 @@ async fn add_and_end_a_service_involvement() -> anyhow::Result<()> {
         .into_inner();
     let started = today() - Duration::days(50);
     let service = pb::ServiceInvolvement {
+        provenance: None,
         kind: pb::ServiceKind::SchoolNurse as i32,
         provider_name: "Chris Walker".into(),
         started_on: Some(date(started)),
@@ -101,6 +102,7 @@ async fn every_entry_kind_can_be_added_and_ended() -> anyhow::Result<()> {
         (
             pb::EntryKind::CafAssessment,
             Entry::CafAssessment(pb::CafAssessment {
+                provenance: None,
                 actions_completed_on: None,
                 ..full.caf_assessments[0].clone()
             }),
@@ -198,6 +200,7 @@ async fn local_search() -> anyhow::Result<()> {
                   forename: &str,
                   born: Option<chrono::NaiveDate>,
                   postcode: &str| pb::SearchRecordsRequest {
+        reason: "checking the test child's record".into(),
         surname: surname.into(),
         forename: forename.into(),
         date_of_birth: born.map(date),
@@ -285,6 +288,7 @@ async fn every_access_is_audited_with_the_certificate_identity() -> anyhow::Resu
         .into_inner();
     f.client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: record.id.clone(),
             ..Default::default()
         })
@@ -292,6 +296,7 @@ async fn every_access_is_audited_with_the_certificate_identity() -> anyhow::Resu
     let _ = f
         .client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: "bad".into(),
             ..Default::default()
         })
@@ -340,6 +345,7 @@ async fn search_by_gender_keeps_records_whose_gender_is_not_specified() -> anyho
         ids.push(f.client.create_record(request).await?.into_inner().id);
     }
     let request = pb::SearchRecordsRequest {
+        reason: "checking the test child's record".into(),
         surname: "Rowe".into(),
         date_of_birth: Some(dob),
         gender: pb::Gender::Female as i32,
@@ -356,6 +362,7 @@ async fn search_by_gender_keeps_records_whose_gender_is_not_specified() -> anyho
         .collect();
     assert_eq!(found, vec![ids[0].clone(), ids[2].clone()]);
     let unknown = pb::SearchRecordsRequest {
+        reason: "checking the test child's record".into(),
         surname: "Rowe".into(),
         date_of_birth: Some(dob),
         gender: 9,

@@ -7,6 +7,7 @@ use tonic::Code;
 
 fn search() -> pb::SearchRecordsRequest {
     pb::SearchRecordsRequest {
+        reason: "checking the test child\'s record".into(),
         surname: "Hart".into(),
         date_of_birth: Some(date(today() - Duration::days(2000))),
         ..Default::default()
@@ -55,6 +56,7 @@ async fn a_role_without_the_right_is_refused_before_any_node() -> anyhow::Result
     );
     let status = client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: contactpoint_node::identifier::RecordId::mint("E06000001", 1).to_string(),
             ..Default::default()
         })
@@ -142,7 +144,28 @@ async fn the_policy_reloads_without_a_restart() -> anyhow::Result<()> {
         client.search_records(search()).await.unwrap_err().code(),
         Code::PermissionDenied
     );
-    federation.pki.write_policy("\n[[identity]]\norganisation = \"Barnardo's\"\nrole = \"national_partner\"\nschedule2 = 2\n")?;
+    let identity = "\n[[identity]]\norganisation = \"Barnardo's\"\nrole = \"national_partner\"\nschedule2 = 2\n";
+    federation.pki.write_policy(identity)?;
+    // A role alone is not enough: a person needs their access conditions.
+    let refusal = eventually("the reloaded policy naming the role", || {
+        let mut client = client.clone();
+        async move {
+            let status = client.search_records(search()).await.unwrap_err();
+            Ok(Some(status).filter(|status| status.message().contains("access conditions")))
+        }
+    })
+    .await?;
+    assert_eq!(refusal.code(), Code::PermissionDenied);
+    assert!(
+        refusal.message().contains("no completed training")
+            && refusal.message().contains("no signed user agreement"),
+        "{}",
+        refusal.message()
+    );
+    let day = contactpoint_tests::today();
+    federation.pki.write_policy(&format!(
+        "{identity}\n[[conditions]]\norganisation = \"Barnardo's\"\ncommon_name = \"Project worker\"\ntraining_completed_on = {day}\ncriminal_record_check_on = {day}\nuser_agreement_signed_on = {day}\n"
+    ))?;
     eventually("the reloaded policy", || {
         let mut client = client.clone();
         async move { Ok(client.search_records(search()).await.ok()) }

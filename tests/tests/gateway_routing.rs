@@ -32,6 +32,7 @@ async fn a_national_partner_finds_a_child_held_by_another_region() -> anyhow::Re
     let mut gateway = federation.gateway.client(&nspcc).await?;
     let found = gateway
         .search_records(pb::SearchRecordsRequest {
+            reason: "checking the test child's record".into(),
             surname: "okafor".into(),
             date_of_birth: Some(date(born())),
             ..Default::default()
@@ -74,6 +75,7 @@ async fn a_search_without_surname_and_date_of_birth_is_refused() -> anyhow::Resu
         .await?;
     let status = gateway
         .search_records(pb::SearchRecordsRequest {
+            reason: "checking the test child's record".into(),
             surname: "smith".into(),
             postcode: "TS24 8AH".into(),
             ..Default::default()
@@ -88,6 +90,7 @@ async fn a_search_without_surname_and_date_of_birth_is_refused() -> anyhow::Resu
     );
     let status = gateway
         .search_records(pb::SearchRecordsRequest {
+            reason: "checking the test child's record".into(),
             date_of_birth: Some(date(born())),
             ..Default::default()
         })
@@ -132,6 +135,7 @@ async fn a_lookup_reaches_only_the_responsible_node() -> anyhow::Result<()> {
         .client(&police)
         .await?
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })
@@ -220,6 +224,7 @@ async fn a_record_created_while_the_gateway_is_down_is_routable_when_it_returns(
         .client(&nspcc)
         .await?
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })
@@ -271,6 +276,7 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
         .await?;
     let record = gateway
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })
@@ -295,6 +301,7 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
         .await?;
     let record = gateway
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })
@@ -315,6 +322,7 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
     assert_eq!(
         gateway
             .get_record(pb::GetRecordRequest {
+                reason: "checking the test child's record".into(),
                 id: unknown.to_string(),
                 ..Default::default()
             })
@@ -326,6 +334,7 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
     assert_eq!(
         gateway
             .get_record(pb::GetRecordRequest {
+                reason: "checking the test child's record".into(),
                 id: "E06000003-00424242-00".into(),
                 ..Default::default()
             })
@@ -379,6 +388,7 @@ async fn down_and_slow_nodes_give_partial_results_naming_them() -> anyhow::Resul
     let started = std::time::Instant::now();
     let found = client
         .search_records(pb::SearchRecordsRequest {
+            reason: "checking the test child's record".into(),
             surname: "Ali".into(),
             date_of_birth: Some(date(born())),
             ..Default::default()

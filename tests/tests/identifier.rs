@@ -26,6 +26,7 @@ async fn a_mistyped_identifier_is_rejected_by_its_check_digits() -> anyhow::Resu
     let status = f
         .client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: typo,
             ..Default::default()
         })
@@ -43,6 +44,7 @@ async fn a_mistyped_identifier_is_rejected_by_its_check_digits() -> anyhow::Resu
     let found = f
         .client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: typed,
             ..Default::default()
         })
@@ -55,6 +57,7 @@ async fn a_mistyped_identifier_is_rejected_by_its_check_digits() -> anyhow::Resu
     let status = f
         .client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: other.to_string(),
             ..Default::default()
         })
@@ -76,6 +79,7 @@ async fn identifiers_are_never_reused() -> anyhow::Result<()> {
         // A create refused by the rules leaves nothing behind.
         let mut bad = sample::child_request("Ava", "Stone", born, "TS24 8AH");
         bad.services.push(pb::ServiceInvolvement {
+            provenance: None,
             kind: 99,
             ..Default::default()
         });

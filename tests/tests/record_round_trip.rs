@@ -36,6 +36,7 @@ async fn every_paragraph_round_trips() -> anyhow::Result<()> {
 
     let fetched = management
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })
@@ -59,12 +60,38 @@ async fn every_paragraph_round_trips() -> anyhow::Result<()> {
     assert_eq!(fetched.metadata, details.metadata, "para 20");
 
     // Entries come back as sent, with ids assigned.
+    // Each carries its provenance: who recorded it (para 20, management only).
+    let suppliers: Vec<_> = fetched
+        .contacts
+        .iter()
+        .map(|e| &e.provenance)
+        .chain(fetched.education.iter().map(|e| &e.provenance))
+        .chain(fetched.services.iter().map(|e| &e.provenance))
+        .chain(fetched.caf_assessments.iter().map(|e| &e.provenance))
+        .chain(fetched.lead_professionals.iter().map(|e| &e.provenance))
+        .map(|p| p.as_ref().map(|p| p.supplied_by.as_str()))
+        .collect();
+    assert!(!suppliers.is_empty());
+    assert!(
+        suppliers.iter().all(|s| *s == Some("E06000001/management")),
+        "{suppliers:?}"
+    );
     let without_ids = |mut r: pb::ChildRecord| {
-        r.contacts.iter_mut().for_each(|e| e.entry_id = 0);
-        r.education.iter_mut().for_each(|e| e.entry_id = 0);
-        r.services.iter_mut().for_each(|e| e.entry_id = 0);
-        r.caf_assessments.iter_mut().for_each(|e| e.entry_id = 0);
-        r.lead_professionals.iter_mut().for_each(|e| e.entry_id = 0);
+        r.contacts
+            .iter_mut()
+            .for_each(|e| (e.entry_id, e.provenance) = (0, None));
+        r.education
+            .iter_mut()
+            .for_each(|e| (e.entry_id, e.provenance) = (0, None));
+        r.services
+            .iter_mut()
+            .for_each(|e| (e.entry_id, e.provenance) = (0, None));
+        r.caf_assessments
+            .iter_mut()
+            .for_each(|e| (e.entry_id, e.provenance) = (0, None));
+        r.lead_professionals
+            .iter_mut()
+            .for_each(|e| (e.entry_id, e.provenance) = (0, None));
         r
     };
     let plain = without_ids(fetched.clone());
@@ -129,6 +156,7 @@ async fn whereabouts_states_and_death_round_trip() -> anyhow::Result<()> {
         let fetched = f
             .client
             .get_record(pb::GetRecordRequest {
+                reason: "checking the test child's record".into(),
                 id: record.id.clone(),
                 ..Default::default()
             })
@@ -157,6 +185,7 @@ async fn participating_young_person_with_a_carer() -> anyhow::Result<()> {
         recorded_by: "Leaving care team".into(),
     });
     let carer = pb::Contact {
+        provenance: None,
         relationship: pb::contact::Relationship::CarerOfYoungPerson as i32,
         name: Some(pb::PersonName {
             given_names: "Pat".into(),

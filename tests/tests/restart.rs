@@ -20,6 +20,7 @@ async fn a_restarted_node_serves_the_same_records() -> anyhow::Result<()> {
     let mut client = node.client(&practitioner).await?;
     let fetched = client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })

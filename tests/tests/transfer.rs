@@ -39,6 +39,7 @@ async fn assert_findable(
     let mut client = nspcc(f).await?;
     let found = client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: record.id.clone(),
             ..Default::default()
         })
@@ -49,6 +50,7 @@ async fn assert_findable(
     assert_eq!(found.id, record.id, "{moment}");
     assert_eq!(found.name, record.name, "{moment}: the same child");
     let search = pb::SearchRecordsRequest {
+        reason: "checking the test child's record".into(),
         surname: record.name.as_ref().unwrap().family_name.clone(),
         date_of_birth: record.date_of_birth,
         ..Default::default()
@@ -92,6 +94,7 @@ async fn a_normal_transfer_moves_the_whole_record() -> anyhow::Result<()> {
         .staff(1)
         .await?
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })
@@ -144,6 +147,7 @@ async fn a_normal_transfer_moves_the_whole_record() -> anyhow::Result<()> {
         .staff(0)
         .await?
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })
@@ -388,6 +392,7 @@ async fn updates_at_the_old_node_during_the_move_are_not_lost() -> anyhow::Resul
         .staff(1)
         .await?
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })
@@ -512,6 +517,7 @@ async fn a_transfer_to_a_node_that_is_down_waits_and_completes() -> anyhow::Resu
     let found = nspcc(&f)
         .await?
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })
@@ -617,6 +623,7 @@ async fn a_chain_of_transfers_is_followed_from_a_stale_index() -> anyhow::Result
     let found = nspcc(&f)
         .await?
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: created.id.clone(),
             ..Default::default()
         })

@@ -23,6 +23,7 @@ fn details(request: &mut pb::CreateRecordRequest) -> &mut pb::RecordDetails {
 
 fn service(kind: pb::ServiceKind, archive_after_years: u32) -> pb::ServiceInvolvement {
     pb::ServiceInvolvement {
+        provenance: None,
         kind: kind as i32,
         provider_name: "Provider".into(),
         started_on: Some(date(today() - Duration::days(30))),
@@ -210,6 +211,7 @@ fn cases() -> Vec<(&'static str, &'static str, pb::CreateRecordRequest)> {
         "services[0].kind",
         &|r| {
             r.services = vec![pb::ServiceInvolvement {
+                provenance: None,
                 kind: 99,
                 ..service(pb::ServiceKind::HealthVisitor, 1)
             }]
@@ -231,6 +233,7 @@ fn cases() -> Vec<(&'static str, &'static str, pb::CreateRecordRequest)> {
         "education[0].ended_on",
         &|r| {
             r.education = vec![pb::EducationEntry {
+                provenance: None,
                 setting: pb::education_entry::Setting::EducationalInstitution as i32,
                 provider_name: "School".into(),
                 started_on: Some(date(today() - Duration::days(10))),
@@ -245,6 +248,7 @@ fn cases() -> Vec<(&'static str, &'static str, pb::CreateRecordRequest)> {
         "education[0].started_on",
         &|r| {
             r.education = vec![pb::EducationEntry {
+                provenance: None,
                 setting: pb::education_entry::Setting::EducationalInstitution as i32,
                 provider_name: "School".into(),
                 ..Default::default()
@@ -257,6 +261,7 @@ fn cases() -> Vec<(&'static str, &'static str, pb::CreateRecordRequest)> {
         "contacts[0].relationship",
         &|r| {
             r.contacts = vec![pb::Contact {
+                provenance: None,
                 relationship: pb::contact::Relationship::CarerOfYoungPerson as i32,
                 name: Some(pb::PersonName {
                     given_names: "A".into(),
@@ -441,6 +446,7 @@ async fn updates_are_checked_against_the_recorded_entries() -> anyhow::Result<()
     let after = f
         .client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: record.id.clone(),
             ..Default::default()
         })
@@ -508,6 +514,7 @@ async fn refused_updates_and_entries_leave_the_record_unchanged() -> anyhow::Res
     );
 
     let bad_id = pb::GetRecordRequest {
+        reason: "checking the test child's record".into(),
         id: "not-an-id".into(),
         ..Default::default()
     };
@@ -518,6 +525,7 @@ async fn refused_updates_and_entries_leave_the_record_unchanged() -> anyhow::Res
     let after = f
         .client
         .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
             id: record.id.clone(),
             ..Default::default()
         })

@@ -1,0 +1,111 @@
+//! The bytes a node's audit checkpoint and the gateway's countersignature
+//! sign, and the witness file the gateway exports for a node's verifier.
+//! Both sides build the messages here, so they cannot drift apart.
+
+/// The message a node signs for a checkpoint of its audit chain's head.
+pub fn checkpoint_message(last_event_id: i64, head: &[u8]) -> Vec<u8> {
+    let mut message = b"contactpoint audit checkpoint v1\n".to_vec();
+    message.extend_from_slice(&last_event_id.to_be_bytes());
+    message.extend_from_slice(head);
+    message
+}
+
+/// The message the gateway signs when it witnesses a node's checkpoint: the
+/// authority, the checkpoint, and the node's own signature of it.
+pub fn witness_message(
+    authority_code: &str,
+    last_event_id: i64,
+    head: &[u8],
+    node_signature: &[u8],
+) -> Vec<u8> {
+    let mut message = b"contactpoint audit witness v1\n".to_vec();
+    for part in [authority_code.as_bytes(), head, node_signature] {
+        message.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        message.extend_from_slice(part);
+    }
+    message.extend_from_slice(&last_event_id.to_be_bytes());
+    message
+}
+
+/// A checkpoint the gateway has countersigned: one line of the witness file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witness {
+    pub authority_code: String,
+    pub last_event_id: i64,
+    pub head_hash: Vec<u8>,
+    pub node_signature: Vec<u8>,
+    pub gateway_signature: Vec<u8>,
+    /// RFC 3339.
+    pub witnessed_at: String,
+}
+
+impl Witness {
+    /// One JSON line.
+    pub fn to_line(&self) -> String {
+        serde_json::json!({
+            "authority_code": self.authority_code,
+            "last_event_id": self.last_event_id,
+            "head_hash": hex(&self.head_hash),
+            "node_signature": hex(&self.node_signature),
+            "gateway_signature": hex(&self.gateway_signature),
+            "witnessed_at": self.witnessed_at,
+        })
+        .to_string()
+    }
+
+    /// Reads a line [`Witness::to_line`] wrote.
+    pub fn from_line(line: &str) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|error| format!("not JSON: {error}"))?;
+        let text = |field: &str| {
+            value[field]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or(format!("{field} is missing"))
+        };
+        let bytes = |field: &str| unhex(&text(field)?).ok_or(format!("{field} is not hex"));
+        Ok(Self {
+            authority_code: text("authority_code")?,
+            last_event_id: value["last_event_id"]
+                .as_i64()
+                .ok_or("last_event_id is missing")?,
+            head_hash: bytes("head_hash")?,
+            node_signature: bytes("node_signature")?,
+            gateway_signature: bytes("gateway_signature")?,
+            witnessed_at: text("witnessed_at")?,
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_witness_line_reads_back() {
+        let witness = Witness {
+            authority_code: "E06000001".into(),
+            last_event_id: 42,
+            head_hash: vec![0, 1, 254, 255],
+            node_signature: vec![7; 70],
+            gateway_signature: vec![9; 71],
+            witnessed_at: "2026-11-23T12:00:00Z".into(),
+        };
+        assert_eq!(Witness::from_line(&witness.to_line()), Ok(witness));
+        assert!(Witness::from_line("{}").is_err());
+    }
+}
