@@ -43,6 +43,10 @@ pub struct GatewayConfig {
     /// signed audit checkpoint, in milliseconds. Default: 60000.
     #[serde(default = "default_witness_interval")]
     pub witness_interval_ms: u64,
+    /// Flag a user who makes this many searches in 24 hours without viewing
+    /// any record (RULES.md, audit); 0 turns the flag off. Default: 20.
+    #[serde(default = "default_flag_searches")]
+    pub flag_searches_without_view: u32,
     /// Limits that keep one caller from starving the others.
     #[serde(default)]
     pub limits: Limits,
@@ -119,6 +123,9 @@ fn default_feed_poll() -> u64 {
 }
 fn default_transfer_retry() -> u64 {
     500
+}
+fn default_flag_searches() -> u32 {
+    20
 }
 fn default_witness_interval() -> u64 {
     60_000

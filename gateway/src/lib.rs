@@ -110,6 +110,7 @@ pub async fn serve(
         Duration::from_millis(config.search_deadline_ms),
         Duration::from_millis(config.lookup_timeout_ms),
         transfers,
+        config.flag_searches_without_view,
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -36,6 +36,8 @@ pub struct GatewayService {
     search_deadline: Duration,
     lookup_timeout: Duration,
     transfers: Arc<Transfers>,
+    /// Searches in 24 hours without a view that flag a user; 0 for never.
+    flag_searches: u32,
 }
 
 /// A caller with a verified certificate and the role the policy gives it.
@@ -84,8 +86,10 @@ impl GatewayService {
         search_deadline: Duration,
         lookup_timeout: Duration,
         transfers: Arc<Transfers>,
+        flag_searches: u32,
     ) -> Self {
         Self {
+            flag_searches,
             store,
             directory,
             policy,
@@ -255,7 +259,9 @@ impl GatewayService {
                         asked_minting = true;
                         target = minted.clone();
                     } else {
-                        return Err(GatewayError::NotFound(id.to_string()));
+                        // The node's own answer, which may say more (merged
+                        // into another record, archived).
+                        return Err(GatewayError::Node(status));
                     }
                 }
                 Ok(Err(status)) if !is_unavailable(&status) => {
@@ -345,6 +351,28 @@ impl GatewayService {
 }
 
 impl GatewayService {
+    /// Flags a caller searching without ever viewing (RULES.md, audit). A
+    /// flag that cannot be written is logged; the search was answered.
+    async fn flag_unusual_searching(&self, caller: &Caller) {
+        let who = &caller.identity;
+        match self
+            .store
+            .flag_searches_without_views(
+                &who.organisation,
+                who.unit.as_deref(),
+                &who.common_name,
+                self.flag_searches,
+            )
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(organisation = %who.organisation, "a user searched repeatedly without viewing a record: flagged for review")
+            }
+            Ok(false) => {}
+            Err(error) => tracing::error!(%error, "an audit flag could not be written"),
+        }
+    }
+
     /// One contribution, routed to its record's node.
     async fn contribute_one(
         &self,
@@ -578,7 +606,11 @@ impl Gateway for GatewayService {
                         .map(|u| format!("unanswered:{}", u.code)),
                 );
             }
-            self.finish(&caller, "SearchRecords", outcome, result).await
+            let answer = self.finish(&caller, "SearchRecords", outcome, result).await;
+            if answer.is_ok() && self.flag_searches > 0 {
+                self.flag_unusual_searching(&caller).await;
+            }
+            answer
         }
         .instrument(span)
         .await
@@ -745,45 +777,66 @@ impl Gateway for GatewayService {
                     ),
                 });
             }
-            let mut outcomes = vec![pb::ContributionOutcome::default(); items.len()];
-            // Each contribution goes to its record's node; a few at a time.
-            for (chunk_index, chunk) in items.chunks(BATCH_CONCURRENCY).enumerate() {
+            // Until answered, each says so (a task that failed leaves it).
+            let unanswered = pb::ContributionOutcome {
+                accepted: None,
+                code: Code::Internal as i32,
+                message: "not applied: the gateway could not process it; send it again".into(),
+            };
+            let mut outcomes = vec![unanswered; items.len()];
+            // Contributions to one record go in order, one after another;
+            // different records' go to their nodes a few at a time.
+            let mut groups: Vec<Vec<usize>> = Vec::new();
+            let mut group_of = std::collections::HashMap::new();
+            for (index, item) in items.iter().enumerate() {
+                let key = RecordId::parse(&item.id)
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|_| format!("#{index}"));
+                let group = *group_of.entry(key).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[group].push(index);
+            }
+            for chunk in groups.chunks(BATCH_CONCURRENCY) {
                 let mut calls = tokio::task::JoinSet::new();
-                for (offset, item) in chunk.iter().enumerate() {
-                    let (service, identity, role, item) = (
-                        self.clone(),
-                        caller.identity.clone(),
-                        role.clone(),
-                        item.clone(),
-                    );
+                for indices in chunk {
+                    let (service, identity, role) =
+                        (self.clone(), caller.identity.clone(), role.clone());
+                    let group: Vec<(usize, pb::ContributeRequest)> =
+                        indices.iter().map(|&i| (i, items[i].clone())).collect();
                     calls.spawn(async move {
-                        let mut outcome = Outcome::default();
-                        let answer = service
-                            .contribute_one(&identity, &role, &item, &mut outcome)
-                            .await;
-                        (chunk_index * BATCH_CONCURRENCY + offset, answer, outcome)
+                        let mut answers = Vec::with_capacity(group.len());
+                        for (index, item) in group {
+                            let mut outcome = Outcome::default();
+                            let answer = service
+                                .contribute_one(&identity, &role, &item, &mut outcome)
+                                .await;
+                            answers.push((index, answer, outcome));
+                        }
+                        answers
                     });
                 }
                 while let Some(joined) = calls.join_next().await {
-                    let Ok((index, answer, one)) = joined else {
-                        continue;
-                    };
-                    outcome.record_ids.extend(one.record_ids);
-                    outcome.authorities.extend(one.authorities);
-                    outcomes[index] = match answer {
-                        Ok(accepted) => pb::ContributionOutcome {
-                            accepted: Some(accepted),
-                            ..Default::default()
-                        },
-                        Err(error) => {
-                            let status = error.into_status();
-                            pb::ContributionOutcome {
-                                accepted: None,
-                                code: status.code() as i32,
-                                message: status.message().to_owned(),
+                    let Ok(answers) = joined else { continue };
+                    for (index, answer, one) in answers {
+                        outcome.record_ids.extend(one.record_ids);
+                        outcome.authorities.extend(one.authorities);
+                        outcomes[index] = match answer {
+                            Ok(accepted) => pb::ContributionOutcome {
+                                accepted: Some(accepted),
+                                ..Default::default()
+                            },
+                            Err(error) => {
+                                let status = error.into_status();
+                                pb::ContributionOutcome {
+                                    accepted: None,
+                                    code: status.code() as i32,
+                                    message: status.message().to_owned(),
+                                }
                             }
-                        }
-                    };
+                        };
+                    }
                 }
             }
             outcome.authorities.sort();
@@ -804,12 +857,19 @@ impl Gateway for GatewayService {
         let result = async {
             let body = request.get_ref();
             let role = Self::require(&caller, Right::ReadAudit)?;
+            if !matches!(role, Role::Management { .. } | Role::Practitioner { .. }) {
+                return Err(GatewayError::Forbidden(contactpoint_policy::Refusal {
+                    role: role.to_string(),
+                    reason: "a subject access request is answered by the authority responsible for the record".into(),
+                }));
+            }
             let id = RecordId::parse(&body.id).map_err(|error| GatewayError::Invalid {
                 field: "id",
                 reason: error.to_string(),
             })?;
             outcome.record_ids.push(id.to_string());
-            outcome.reason = Some(stated_reason(&body.reason)?);
+            let reason = stated_reason(&body.reason)?;
+            outcome.reason = Some(reason.clone());
             // Only the authority responsible now answers for the record.
             let responsible = self.locate(&id, &mut outcome).await?;
             authorize(
@@ -835,6 +895,7 @@ impl Gateway for GatewayService {
                     pb::ListRecordAccessesRequest {
                         id: id.to_string(),
                         limit: 1000,
+                        reason: reason.clone(),
                     },
                     &caller.identity,
                     role,
@@ -876,5 +937,32 @@ impl Gateway for GatewayService {
         }
         .await;
         self.finish(&caller, "SubjectAccess", outcome, result).await
+    }
+
+    async fn list_audit_flags(
+        &self,
+        request: Request<pb::ListAuditFlagsRequest>,
+    ) -> Result<Response<pb::ListAuditFlagsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let result = async {
+            let role = Self::require(&caller, Right::ReadAudit)?;
+            if *role != Role::Operator {
+                return Err(GatewayError::Forbidden(contactpoint_policy::Refusal {
+                    role: role.to_string(),
+                    reason: "audit flags name users of every organisation: operators review them"
+                        .into(),
+                }));
+            }
+            let body = request.get_ref();
+            let limit = match body.limit {
+                0 => 1000,
+                n => n.min(1000),
+            };
+            let flags = self.store.audit_flags(body.after_id, limit).await?;
+            Ok(pb::ListAuditFlagsResponse { flags })
+        }
+        .await;
+        self.finish(&caller, "ListAuditFlags", Outcome::default(), result)
+            .await
     }
 }

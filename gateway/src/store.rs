@@ -2,6 +2,7 @@
 //! responsible authority), outbox cursors and the gateway's audit. The only
 //! module of the gateway that speaks SQL; every value is a bind parameter.
 use contactpoint_proto::audit::Witness;
+use contactpoint_proto::v1 as pb;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
@@ -139,8 +140,25 @@ impl Store {
     }
 
     /// Keeps a countersigned checkpoint; one already kept is left as it was.
-    pub async fn record_witness(&self, witness: &Witness) -> Result<(), StoreError> {
+    /// Returns what contradicts the checkpoints kept before, if anything: the
+    /// same entry with another hash, or a head behind one already witnessed
+    /// (both signs that the node's log was rewritten or cut).
+    pub async fn record_witness(&self, witness: &Witness) -> Result<Option<String>, StoreError> {
         let client = self.pool.get().await?;
+        let before = client
+            .query_one(
+                "SELECT (SELECT head_hash FROM audit_witness WHERE authority_code = $1 AND last_event_id = $2),
+                        (SELECT max(last_event_id) FROM audit_witness WHERE authority_code = $1)",
+                &[&witness.authority_code, &witness.last_event_id],
+            )
+            .await?;
+        let (same_entry, highest): (Option<Vec<u8>>, Option<i64>) = (before.get(0), before.get(1));
+        if same_entry.is_some_and(|hash| hash != witness.head_hash) {
+            return Ok(Some(format!(
+                "entry {} now has another hash than the one the gateway countersigned",
+                witness.last_event_id
+            )));
+        }
         client
             .execute(
                 "INSERT INTO audit_witness (authority_code, last_event_id, head_hash, node_signature, gateway_signature)
@@ -154,7 +172,14 @@ impl Store {
                 ],
             )
             .await?;
-        Ok(())
+        Ok(highest
+            .filter(|highest| *highest > witness.last_event_id)
+            .map(|highest| {
+                format!(
+                    "its newest checkpoint (entry {}) is behind one already countersigned (entry {highest})",
+                    witness.last_event_id
+                )
+            }))
     }
 
     /// Every countersigned checkpoint of an authority's node, oldest first.
@@ -177,6 +202,68 @@ impl Store {
                 node_signature: row.get(2),
                 gateway_signature: row.get(3),
                 witnessed_at: row.get(4),
+            })
+            .collect())
+    }
+
+    /// Flags the caller if, in the last 24 hours, they made at least
+    /// `threshold` searches and viewed no record, and were not flagged for
+    /// it already in that time. Whether a flag was raised.
+    pub async fn flag_searches_without_views(
+        &self,
+        organisation: &str,
+        unit: Option<&str>,
+        name: &str,
+        threshold: u32,
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let raised = client
+            .execute(
+                "INSERT INTO audit_flag (caller_organisation, caller_unit, caller_name, kind, detail)
+                 SELECT $1, $2, $3, 'searches_without_views',
+                        s.searches || ' searches and no record viewed in 24 hours'
+                 FROM (SELECT count(*) FILTER (WHERE method = 'SearchRecords') AS searches,
+                              count(*) FILTER (WHERE method = 'GetRecord') AS views
+                       FROM gateway_audit
+                       WHERE caller_organisation = $1 AND caller_unit IS NOT DISTINCT FROM $2
+                         AND caller_name = $3 AND outcome = 'ok'
+                         AND at > now() - interval '24 hours') s
+                 WHERE s.searches >= $4 AND s.views = 0
+                   AND NOT EXISTS (SELECT 1 FROM audit_flag f
+                                   WHERE f.caller_organisation = $1 AND f.caller_unit IS NOT DISTINCT FROM $2
+                                     AND f.caller_name = $3 AND f.kind = 'searches_without_views'
+                                     AND f.at > now() - interval '24 hours')",
+                &[&organisation, &unit, &name, &i64::from(threshold)],
+            )
+            .await?;
+        Ok(raised > 0)
+    }
+
+    /// Audit flags after `after`, oldest first.
+    pub async fn audit_flags(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<pb::AuditFlag>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT flag_id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                        caller_organisation, COALESCE(caller_unit, ''), caller_name, kind, detail
+                 FROM audit_flag WHERE flag_id > $1 ORDER BY flag_id LIMIT $2",
+                &[&after, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| pb::AuditFlag {
+                flag_id: row.get(0),
+                at: row.get(1),
+                organisation: row.get(2),
+                unit: row.get(3),
+                name: row.get(4),
+                kind: row.get(5),
+                detail: row.get(6),
             })
             .collect())
     }

@@ -60,7 +60,7 @@ pub async fn witness(
     let gateway_signature = signer
         .sign(&message)
         .ok_or("signing the countersignature failed")?;
-    store
+    let contradiction = store
         .record_witness(&Witness {
             authority_code: node.code.clone(),
             last_event_id: checkpoint.last_event_id,
@@ -71,5 +71,9 @@ pub async fn witness(
         })
         .await
         .map_err(|error: StoreError| error.to_string())?;
+    if let Some(problem) = contradiction {
+        tracing::error!(authority = %node.code, %problem, "a node's audit contradicts what the gateway witnessed: its log may have been rewritten or cut");
+        return Err(problem);
+    }
     Ok(Some(checkpoint.last_event_id))
 }

@@ -26,7 +26,7 @@ pub struct Caller {
     /// A search's parameters, for its audit entry.
     pub query: Option<String>,
     /// What the responsible authority is told of this access.
-    pub notify: Option<crate::store::Notify>,
+    pub notify: Vec<crate::store::Notify>,
     /// Whether the caller's access conditions (training, criminal record
     /// check, user agreement) are met today, as this node's policy records them.
     admitted: Result<(), Refusal>,
@@ -58,7 +58,7 @@ impl Caller {
                 via: None,
                 reason: None,
                 query: None,
-                notify: None,
+                notify: Vec::new(),
                 admitted: Ok(()),
             });
         }
@@ -80,7 +80,7 @@ impl Caller {
                 via: Some(peer),
                 reason: None,
                 query: None,
-                notify: None,
+                notify: Vec::new(),
                 admitted: Ok(()),
             }),
             // The gateway acting for itself (reading the routing feed).
@@ -90,7 +90,7 @@ impl Caller {
                 via: None,
                 reason: None,
                 query: None,
-                notify: None,
+                notify: Vec::new(),
                 admitted: Ok(()),
             }),
             _ => Err(NodeError::Forbidden(Refusal {
@@ -105,6 +105,13 @@ impl Caller {
     }
 
     /// Refuses the call unless the caller's role holds `right` at `authority`.
+    /// As `require`, for a right held at any authority (the caller's own
+    /// authority is checked by whoever vouches for it).
+    pub fn require_anywhere(&self, right: Right) -> Result<&Role, NodeError> {
+        self.admitted.clone()?;
+        Ok(authorize(self.role.as_ref(), &self.identity, right, None)?)
+    }
+
     /// A person must also meet their access conditions.
     pub fn require(&self, right: Right, authority: &str) -> Result<&Role, NodeError> {
         self.admitted.clone()?;

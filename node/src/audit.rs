@@ -288,6 +288,11 @@ pub fn check_witnesses(
     node_key: &[u8],
     gateway_key: &[u8],
 ) {
+    if !witnesses.is_empty() && witnesses.iter().all(|w| w.authority_code != authority_code) {
+        report.problems.push(format!(
+            "the witness file holds no checkpoint of {authority_code}: export the gateway's for this authority"
+        ));
+    }
     for witness in witnesses {
         if witness.authority_code != authority_code {
             continue;

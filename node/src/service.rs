@@ -306,6 +306,19 @@ impl Method {
     }
 }
 
+/// AddEntry and EndEntry answer with the record, which a contributing body
+/// may not read: a body writes, and ends, its entries with Contribute, which
+/// keeps to what it holds and returns only identifiers.
+fn not_a_body(role: &Role) -> Result<(), NodeError> {
+    match role {
+        Role::Contributor(_) => Err(NodeError::Forbidden(Refusal {
+            role: role.to_string(),
+            reason: "a contributing body writes (and ends, with the end date) only through Contribute, which keeps to what it holds and returns nothing of the record".into(),
+        })),
+        _ => Ok(()),
+    }
+}
+
 /// Who supplied what a caller writes: its organisation, and unit if any.
 fn supplier(caller: &Caller) -> Provenance {
     let who = &caller.identity;
@@ -325,6 +338,11 @@ fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// What an access list shows, to anyone but a management team, in place of
+/// a body that wrote to the record (regulation 6(a)).
+const WITHHELD_WRITER: &str =
+    "withheld: a body that supplied information (it may provide a sensitive service)";
+
 /// Most contributions in one batch, and most rows a listing returns.
 const MAX_BATCH: usize = 1000;
 const MAX_LISTED: u32 = 1000;
@@ -342,7 +360,7 @@ fn audited_change(caller: &Caller, method: Method) -> AuditEvent<'_> {
         role: caller.role_name(),
         via: caller.via.as_ref().map(ToString::to_string),
         query: caller.query.clone(),
-        notification: caller.notify,
+        notifications: caller.notify.clone(),
     }
 }
 
@@ -469,7 +487,13 @@ impl AuthorityNode for NodeService {
                             return Err(NodeError::Archived(id.to_string()));
                         }
                     }
-                    Ok((redact(wire::encode_record(&record), &reader), overridden))
+                    let shares_surname =
+                        wire::shares_surname(&caller.identity.common_name, &record.details);
+                    Ok((
+                        redact(wire::encode_record(&record), &reader),
+                        overridden,
+                        shares_surname,
+                    ))
                 }
                 Holding::Arriving { transfer_id } => Err(NodeError::Arriving {
                     id: id.to_string(),
@@ -489,15 +513,16 @@ impl AuthorityNode for NodeService {
         .await;
         // The responsible authority is told, with the audit entry, when
         // shielding was overridden or another organisation viewed its record.
-        let result = result.map(|(record, overridden)| {
-            caller.notify = if overridden {
+        let result = result.map(|(record, overridden, shares_surname)| {
+            if overridden {
                 tracing::warn!(authority = %self.store.authority().code, role = %caller.role_name(), "shielding overridden; the responsible authority is alerted");
-                Some(Notify::ShieldOverride)
-            } else if caller.is_own_staff_of(&self.store.authority().code) {
-                None
-            } else {
-                Some(Notify::ViewedByOtherOrganisation)
-            };
+                caller.notify.push(Notify::ShieldOverride);
+            } else if !caller.is_own_staff_of(&self.store.authority().code) {
+                caller.notify.push(Notify::ViewedByOtherOrganisation);
+            }
+            if shares_surname {
+                caller.notify.push(Notify::ReaderSharesSurname);
+            }
             record
         });
         self.finish(&caller, Method::GetRecord, audited_id(&body.id), result)
@@ -543,10 +568,8 @@ impl AuthorityNode for NodeService {
         let body = request.get_ref();
         let result = async {
             let role = self.require(&caller, Right::Contribute)?;
+            not_a_body(role)?;
             let id = wire::decode_id(&body.id, "id")?;
-            if let Some(entry) = &body.entry {
-                self.may_write(&caller, role, entry)?;
-            }
             let context = self.context();
             let (record, _entry_id) = self
                 .store
@@ -576,13 +599,7 @@ impl AuthorityNode for NodeService {
         let caller = self.caller(&request)?;
         let body = request.get_ref();
         let result = async {
-            let role = self.require(&caller, Right::Contribute)?;
-            if let Role::Contributor(_) = role {
-                return Err(NodeError::Forbidden(Refusal {
-                    role: role.to_string(),
-                    reason: "a contributing body ends its entry by contributing it again with its end date (Contribute), which keeps to what it holds".into(),
-                }));
-            }
+            not_a_body(self.require(&caller, Right::Contribute)?)?;
             let id = wire::decode_id(&body.id, "id")?;
             let kind = wire::decode_entry_kind(body.kind, "kind")?;
             let ended_on = wire::decode_end_date(body.ended_on.as_ref(), &self.context())?;
@@ -927,25 +944,26 @@ impl AuthorityNode for NodeService {
         &self,
         request: Request<pb::ListRecordAccessesRequest>,
     ) -> Result<Response<pb::ListRecordAccessesResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let mut caller = self.caller(&request)?;
         let body = request.get_ref();
+        // The subject access request's reason, when the gateway passes one on.
+        let _ = caller.state_reason(&body.reason);
         let here = self.store.authority().code.clone();
         let result = async {
+            let role = caller.require_anywhere(Right::ReadAudit)?;
             let id = wire::decode_id(&body.id, "id")?;
             match self.store.lookup(&id).await? {
                 // Held here: this authority's staff and management team.
                 Holding::Live(_) => {
                     self.require(&caller, Right::ReadAudit)?;
                 }
-                // Moved on or merged: the authority now responsible asks
-                // through the gateway, which checks that it is.
-                Holding::Moved { .. } | Holding::Merged { .. } => {
-                    contactpoint_policy::authorize(
-                        caller.role.as_ref(),
-                        &caller.identity,
-                        Right::ReadAudit,
-                        None,
-                    )?;
+                // Merged into another record here: the same.
+                Holding::Merged { .. } => {
+                    self.require(&caller, Right::ReadAudit)?;
+                }
+                // Moved on: the authority now responsible asks through the
+                // gateway, which checks that it is.
+                Holding::Moved { .. } => {
                     if caller.via.is_none() && !caller.is_own_staff_of(&here) {
                         return Err(NodeError::Forbidden(Refusal {
                             role: caller.role_name(),
@@ -954,10 +972,12 @@ impl AuthorityNode for NodeService {
                     }
                 }
                 Holding::Arriving { .. } | Holding::Absent => {
-                    self.require(&caller, Right::ReadAudit)?;
                     return Err(NodeError::RecordNotFound(id.to_string()));
                 }
             }
+            // Regulation 6(a): who wrote to the record may reveal a sensitive
+            // service's provider; only a management team sees writers.
+            let sees_writers = matches!(role, Role::Management { .. });
             let limit = match body.limit {
                 0 => 25,
                 n => n.min(MAX_LISTED),
@@ -966,6 +986,18 @@ impl AuthorityNode for NodeService {
             Ok(pb::ListRecordAccessesResponse {
                 accesses: accesses
                     .into_iter()
+                    .map(|mut access| {
+                        let writer = matches!(
+                            access.method.as_str(),
+                            "Contribute" | "AddEntry" | "EndEntry"
+                        );
+                        if writer && !sees_writers {
+                            access.organisation = WITHHELD_WRITER.into();
+                            access.unit = None;
+                            access.name = String::new();
+                        }
+                        access
+                    })
                     .map(|access| pb::RecordAccess {
                         at: rfc3339(access.at),
                         organisation: access.organisation,
@@ -1016,6 +1048,7 @@ impl AuthorityNode for NodeService {
                         "possible_duplicate_of_shielded" => {
                             pb::NotificationKind::PossibleDuplicateOfShielded
                         }
+                        "reader_shares_surname" => pb::NotificationKind::ReaderSharesSurname,
                         _ => pb::NotificationKind::Unspecified,
                     } as i32,
                     record_id: row.record_id,

@@ -72,7 +72,7 @@ pub struct AuditEvent<'a> {
     pub query: Option<String>,
     /// What to tell the responsible authority about the records accessed,
     /// written with the audit entry.
-    pub notification: Option<Notify>,
+    pub notifications: Vec<Notify>,
 }
 
 /// One audited access to a record.
@@ -110,6 +110,8 @@ pub enum Notify {
     ShieldOverride,
     /// Someone outside the authority's own staff viewed the record.
     ViewedByOtherOrganisation,
+    /// The reader's surname is the child's: perhaps a relative (RULES.md, audit).
+    ReaderSharesSurname,
 }
 
 impl Notify {
@@ -117,6 +119,7 @@ impl Notify {
         match self {
             Self::ShieldOverride => "shield_override",
             Self::ViewedByOtherOrganisation => "viewed_by_other_organisation",
+            Self::ReaderSharesSurname => "reader_shares_surname",
         }
     }
 }
@@ -221,7 +224,7 @@ impl Store {
             &placed,
         )
         .await?;
-        shield_if_duplicate(&tx, &id, audit).await?;
+        shield_duplicates(&tx, &id, audit).await?;
         self.announce(&tx, &id, 0).await?;
         insert_audit(&tx, audit, &id).await?;
         let stored = load(&tx, &id).await?;
@@ -424,6 +427,7 @@ impl Store {
             )
             .await?;
             self.announce(&tx, id, placed.moves).await?;
+            shield_duplicates(&tx, id, audit).await?;
         }
         insert_audit(&tx, audit, id).await?;
         tx.commit().await?;
@@ -628,6 +632,7 @@ impl Store {
         )
         .await?;
         write_lists(&tx, id, details).await?;
+        shield_duplicates(&tx, id, audit).await?;
         insert_audit(&tx, audit, id).await?;
         let stored = load(&tx, id).await?;
         tx.commit().await?;
@@ -839,7 +844,7 @@ impl Store {
                 role: format!("node@{code}"),
                 via: None,
                 query: None,
-                notification: None,
+                notifications: Vec::new(),
             };
             crate::audit::append(&tx, &event, ids).await?;
         }
@@ -896,6 +901,9 @@ impl Store {
             &[&id.as_str(), &reason],
         )
         .await?;
+        if reason.is_some() {
+            shield_duplicates(&tx, id, audit).await?;
+        }
         insert_audit(&tx, audit, id).await?;
         let stored = load(&tx, id).await?;
         tx.commit().await?;
@@ -920,11 +928,21 @@ impl Store {
         let (facts, _) = lock_record(&tx, id).await?;
         let entry = decode(facts)?;
         let (table, _, end) = entry_columns(entry.kind());
-        let service_kind = match &entry {
-            Entry::Service(service) => Some(service.kind.as_db()),
-            _ => None,
+        let (service_kind, who) = match &entry {
+            Entry::Service(s) => (Some(s.kind.as_db()), s.provider_name.clone()),
+            Entry::Contact(c) => (
+                None,
+                format!("{} {}", c.name.given_names, c.name.family_name),
+            ),
+            Entry::Education(e) => (None, e.provider_name.clone()),
+            Entry::CafAssessment(a) => (None, a.assessor_name.clone()),
+            Entry::LeadProfessional(l) => (None, l.name.clone()),
         };
-        // Table and column names come from `entry_columns`, never from input.
+        // The body's own open entry for the same provider (or person) and,
+        // for a service, of the same kind: what this contribution supersedes.
+        // Table and column names come from `entry_columns` and
+        // `entry_subject`, never from input.
+        let subject = entry_subject(entry.kind());
         let same_kind = if service_kind.is_some() {
             "AND kind = $3"
         } else {
@@ -935,9 +953,10 @@ impl Store {
                 &format!(
                     "SELECT entry_id FROM {table}
                      WHERE record_id = $1 AND supplied_by = $2 AND {end} IS NULL {same_kind}
+                       AND {subject} = $4
                      ORDER BY entry_id DESC LIMIT 1 FOR UPDATE"
                 ),
-                &[&id.as_str(), &provenance.supplied_by, &service_kind],
+                &[&id.as_str(), &provenance.supplied_by, &service_kind, &who],
             )
             .await?
             .map(|row| row.get(0));
@@ -991,6 +1010,12 @@ impl Store {
         lock_record(&tx, second).await?;
         let kept = load(&tx, keep).await?;
         let gone = load(&tx, duplicate).await?;
+        if let Some(archived) = [&kept, &gone].into_iter().find(|r| r.archived_on.is_some()) {
+            return Err(NodeError::NotApplicable(format!(
+                "record {} is archived information: archived records are not merged",
+                archived.id
+            )));
+        }
         let mut details = kept.details.clone();
         let mut former = gone.details.former_names.clone();
         if gone.details.name != kept.details.name {
@@ -1125,7 +1150,7 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         crate::audit::append(&tx, event, &event.record_ids).await?;
-        if let Some(kind) = event.notification {
+        for kind in &event.notifications {
             for record_id in &event.record_ids {
                 tx.execute(
                     "INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason)
@@ -1149,50 +1174,81 @@ impl Store {
     }
 }
 
-/// Shielding holds through duplicates (RULES.md: in 2009 duplicates of
-/// shielded children appeared unshielded): a new record whose surname
-/// (current or former), first forename and date of birth match a shielded
-/// record here is shielded too, and the authority is told, until its
-/// management team decides (merging, or lifting the shield).
-async fn shield_if_duplicate(
+/// Live records here that look like the same person as `id` (surname,
+/// current or former, first forename and date of birth), shielded or not.
+async fn likely_duplicates(
     tx: &Transaction<'_>,
     id: &RecordId,
-    audit: &AuditEvent<'_>,
-) -> Result<()> {
-    let shielded: Option<String> = tx
-        .query_opt(
+    shielded: bool,
+) -> Result<Vec<String>> {
+    let rows = tx
+        .query(
             "SELECT other.id FROM child_record new, child_record other
-             WHERE new.id = $1 AND other.id <> new.id AND other.shield_reason IS NOT NULL
+             WHERE new.id = $1 AND other.id <> new.id AND (other.shield_reason IS NOT NULL) = $2
                AND other.status = 'live' AND other.date_of_birth = new.date_of_birth
                AND split_part(other.given_names_key, ' ', 1) = split_part(new.given_names_key, ' ', 1)
                AND (other.family_name_key = new.family_name_key
                     OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = other.id AND f.family_name_key = new.family_name_key)
                     OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = new.id AND f.family_name_key = other.family_name_key))
-             ORDER BY other.id LIMIT 1",
-            &[&id.as_str()],
+             ORDER BY other.id FOR UPDATE OF other",
+            &[&id.as_str(), &shielded],
         )
-        .await?
-        .map(|row| row.get(0));
-    let Some(shielded) = shielded else {
-        return Ok(());
-    };
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Shields `id` as a possible duplicate of `shielded`, and tells the authority.
+async fn shield_as_duplicate(
+    tx: &Transaction<'_>,
+    id: &str,
+    shielded: &str,
+    audit: &AuditEvent<'_>,
+) -> Result<()> {
+    let reason = format!(
+        "may duplicate shielded record {shielded}: shielded until the management team decides"
+    );
     tx.execute(
-        "UPDATE child_record SET shield_reason = $2 WHERE id = $1 AND shield_reason IS NULL",
-        &[
-            &id.as_str(),
-            &format!("may duplicate shielded record {shielded}: shielded until the management team decides"),
-        ],
+        "UPDATE child_record SET shield_reason = $2, version = version + 1 WHERE id = $1 AND shield_reason IS NULL",
+        &[&id, &reason],
     )
     .await?;
     tx.execute(
         "INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason, related_record_id)
          VALUES ('possible_duplicate_of_shielded', $1, $2, $3, $4, $5, $6)",
-        &[&id.as_str(), &audit.organisation, &audit.name, &audit.role, &"a new record matches a shielded record's name and date of birth", &shielded],
+        &[&id, &audit.organisation, &audit.name, &audit.role, &"the record matches a shielded record's name and date of birth", &shielded],
     )
     .await?;
     tracing::warn!(
-        "a new record may duplicate a shielded record; it is shielded and the authority told"
+        "a record may duplicate a shielded record; it is shielded and the authority told"
     );
+    Ok(())
+}
+
+/// Shielding holds through duplicates (RULES.md: in 2009 duplicates of
+/// shielded children appeared unshielded). Run whenever a record is created,
+/// arrives, changes its name or date of birth, or is shielded: an unshielded
+/// `id` that matches a shielded record is shielded; a shielded `id` shields
+/// the unshielded records that match it. The authority is told of each,
+/// until its management team decides (merging, or lifting the shield).
+async fn shield_duplicates(
+    tx: &Transaction<'_>,
+    id: &RecordId,
+    audit: &AuditEvent<'_>,
+) -> Result<()> {
+    let is_shielded: bool = tx
+        .query_one(
+            "SELECT shield_reason IS NOT NULL FROM child_record WHERE id = $1",
+            &[&id.as_str()],
+        )
+        .await?
+        .get(0);
+    if is_shielded {
+        for other in likely_duplicates(tx, id, false).await? {
+            shield_as_duplicate(tx, &other, id.as_str(), audit).await?;
+        }
+    } else if let Some(shielded) = likely_duplicates(tx, id, true).await?.first() {
+        shield_as_duplicate(tx, id.as_str(), shielded, audit).await?;
+    }
     Ok(())
 }
 
@@ -1208,6 +1264,17 @@ fn entry_columns(kind: EntryKind) -> (&'static str, &'static str, &'static str) 
         EntryKind::Service => ("service", "started_on", "ended_on"),
         EntryKind::CafAssessment => ("caf_assessment", "assessed_on", "actions_completed_on"),
         EntryKind::LeadProfessional => ("lead_professional", "started_on", "ended_on"),
+    }
+}
+
+/// Who an entry is about, as SQL over its table: the provider, assessor,
+/// lead professional or contact person.
+fn entry_subject(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Contact => "given_names || ' ' || family_name",
+        EntryKind::Education | EntryKind::Service => "provider_name",
+        EntryKind::CafAssessment => "assessor_name",
+        EntryKind::LeadProfessional => "name",
     }
 }
 

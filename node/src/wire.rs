@@ -212,6 +212,19 @@ pub fn surname_key(name: &str) -> String {
         .collect()
 }
 
+/// Whether the last word of a reader's name (their certificate's common
+/// name) is the child's current or a former surname: an unusual pattern the
+/// responsible authority is told of (a possible look-up of a relative).
+pub fn shares_surname(reader: &str, details: &RecordDetails) -> bool {
+    let Some(last) = reader.split_whitespace().last().map(surname_key) else {
+        return false;
+    };
+    !last.is_empty()
+        && std::iter::once(&details.name)
+            .chain(details.former_names.iter().map(|former| &former.name))
+            .any(|name| surname_key(&name.family_name) == last)
+}
+
 /// The search key of forenames: each forename keyed like a surname, space separated.
 pub fn forenames_key(names: &str) -> String {
     names

@@ -75,6 +75,10 @@ pub struct AccessSettings {
     pub conditions_required: bool,
     /// How long an enhanced criminal record check stays valid.
     pub criminal_record_check_valid_years: u32,
+    /// Let a `[[conditions]]` entry without a common name cover everyone of
+    /// its organisation or unit (for test and demonstration policies).
+    /// Off by default: conditions are recorded per user.
+    pub allow_organisation_wide_conditions: bool,
 }
 
 impl Default for AccessSettings {
@@ -82,6 +86,7 @@ impl Default for AccessSettings {
         Self {
             conditions_required: true,
             criminal_record_check_valid_years: 3,
+            allow_organisation_wide_conditions: false,
         }
     }
 }
@@ -289,6 +294,11 @@ impl Policy {
                 )
                 .map_err(fail)?,
             };
+            if entry.common_name.is_none() && !file.access.allow_organisation_wide_conditions {
+                return Err(fail(
+                    "access conditions are recorded per user: name the common_name (or set allow_organisation_wide_conditions = true under [access])".into(),
+                ));
+            }
             let pattern = Pattern {
                 organisation: entry.organisation.clone(),
                 unit: entry.unit.clone(),
@@ -563,6 +573,9 @@ mod tests {
     #[test]
     fn access_conditions_refuse_a_lapsed_or_missing_condition_naming_it() {
         let text = r#"
+            [access]
+            allow_organisation_wide_conditions = true
+
             [[identity]]
             organisation = "NSPCC"
             role = "national_partner"
@@ -627,7 +640,8 @@ mod tests {
             ("[[identity]]\norganisation = \"X\"\nrole = \"operator\"\n[[identity]]\norganisation = \"X\"\nrole = \"gateway\"", "named twice"),
             ("[[identity]]\norganisation = \"X\"\nrole = \"contributor\"\nschedule4 = 1", "contributes = [...]"),
             ("[[identity]]\norganisation = \"X\"\nrole = \"contributor\"\nschedule4 = 1\ncontributes = [\"case_notes\"]", "not information a body contributes"),
-            ("[[conditions]]\norganisation = \"X\"\ntraining_completed_on = 2026-01-01T10:00:00", "without a time"),
+            ("[[conditions]]\norganisation = \"X\"\ncommon_name = \"Y\"\ntraining_completed_on = 2026-01-01T10:00:00", "without a time"),
+            ("[[conditions]]\norganisation = \"X\"\ntraining_completed_on = 2026-01-01", "recorded per user"),
         ] {
             let error = Policy::parse(text, Path::new("p.toml")).unwrap_err().to_string();
             assert!(error.contains(expect), "{error}");

@@ -148,7 +148,7 @@ impl TestPki {
     pub fn write_policy_with(&self, extra: &str, check_valid_years: u32) -> Result<()> {
         let year_ago = today() - chrono::Duration::days(365);
         let mut text = format!(
-            "[access]\nconditions_required = true\ncriminal_record_check_valid_years = {check_valid_years}\n"
+            "[access]\nconditions_required = true\ncriminal_record_check_valid_years = {check_valid_years}\nallow_organisation_wide_conditions = true\n"
         );
         for organisation in TEST_AUTHORITIES.iter().copied().chain([
             "NSPCC",
@@ -325,6 +325,40 @@ role = "gateway"
             },
         )
     }
+}
+
+/// Records a participating young person (19, with consent) by `client`,
+/// then withdraws their consent, which archives the record at once.
+pub async fn archived_young_person(
+    client: &mut AuthorityNodeClient<Channel>,
+    given: &str,
+    family: &str,
+) -> Result<pb::ChildRecord> {
+    let mut details = contactpoint_proto::sample::child(
+        given,
+        family,
+        date(today() - chrono::Duration::days(365 * 19)),
+        "TS24 8AH",
+    );
+    details.category = pb::PersonCategory::ParticipatingYoungPerson as i32;
+    details.consent = Some(pb::YoungPersonConsent {
+        given_on: Some(date(today())),
+        recorded_by: "Leaving care team".into(),
+    });
+    let record = client
+        .create_record(pb::CreateRecordRequest {
+            details: Some(details),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    client
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            id: record.id.clone(),
+            reason: "withdrew consent at the review".into(),
+        })
+        .await?;
+    Ok(record)
 }
 
 /// A node serving on a loopback port until stopped.
@@ -537,6 +571,7 @@ impl TestGateway {
             feed_poll_ms: 100,
             transfer_retry_ms: 100,
             witness_interval_ms: 200,
+            flag_searches_without_view: 3,
             limits: contactpoint_gateway::config::Limits::default(),
             nodes: node_entries(nodes),
         })

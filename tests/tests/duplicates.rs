@@ -139,6 +139,43 @@ async fn a_duplicate_of_a_shielded_child_is_shielded_and_merges_keep_shielding(
         "still shielded from users"
     );
 
+    // Shielding a record shields the likely duplicates already there.
+    let earlier = staff
+        .create_record(sample::child_request("Ivy", "Moss", born, "TS24 8AH"))
+        .await?
+        .into_inner();
+    let twin = staff
+        .create_record(sample::child_request("Ivy", "Moss", born, "TS26 9HU"))
+        .await?
+        .into_inner();
+    assert!(!twin.shielded);
+    management
+        .shield_record(pb::ShieldRecordRequest {
+            id: earlier.id.clone(),
+            shielded: true,
+            reason: "risk from a relative".into(),
+        })
+        .await?;
+    assert!(
+        staff
+            .get_record(read(&twin.id))
+            .await?
+            .into_inner()
+            .shielded
+    );
+    // Archived records are not merged.
+    let archived = archived_young_person(&mut staff, "Ivy", "Moss").await?;
+    let refused = management
+        .merge_records(merge(&earlier.id, &archived.id, "same person"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::FailedPrecondition,
+        "{}",
+        refused.message()
+    );
+
     // Merging a shielded duplicate into an unshielded record shields it.
     let plain = staff
         .create_record(sample::child_request("Leo", "Stone", born, "TS24 8AH"))

@@ -148,30 +148,7 @@ async fn each_role_sees_exactly_what_the_rules_allow_of_each_kind_of_record() ->
             reason: "risk of being found".into(),
         })
         .await?;
-    let mut young = sample::child(
-        "Casey",
-        "Matrix",
-        date(today() - Duration::days(365 * 19)),
-        "TS24 8AH",
-    );
-    young.category = pb::PersonCategory::ParticipatingYoungPerson as i32;
-    young.consent = Some(pb::YoungPersonConsent {
-        given_on: Some(date(today())),
-        recorded_by: "Leaving care team".into(),
-    });
-    let archived = staff
-        .create_record(pb::CreateRecordRequest {
-            details: Some(young),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    staff
-        .withdraw_consent(pb::WithdrawConsentRequest {
-            id: archived.id.clone(),
-            reason: "withdrew consent at the review".into(),
-        })
-        .await?;
+    let archived = archived_young_person(&mut staff, "Casey", "Matrix").await?;
     for record in [&ordinary, &sensitive, &shielded, &archived] {
         f.wait_until_routed(&record.id, A).await?;
     }

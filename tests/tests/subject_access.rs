@@ -66,6 +66,27 @@ async fn views_are_notified_and_a_subject_access_request_spans_authorities() -> 
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
 
+    // A body contributes; who wrote is shown only to management teams.
+    f.gateway
+        .client(&pki.client_files("Headland Medical Practice", "Practice system")?)
+        .await?
+        .contribute(pb::ContributeRequest {
+            id: record.id.clone(),
+            body_identifier: None,
+            entry: Some(pb::contribute_request::Entry::Service(
+                pb::ServiceInvolvement {
+                    kind: pb::ServiceKind::SpecialistOrTargeted as i32,
+                    provider_name: "Headland Medical Practice".into(),
+                    sensitive: true,
+                    sensitive_ground: pb::SensitiveGround::Consent as i32,
+                    started_on: Some(date(today())),
+                    archive_after_years: 2,
+                    ..Default::default()
+                },
+            )),
+        })
+        .await?;
+
     // The child moves to B; the police look there.
     let mut a_staff = f
         .gateway
@@ -123,6 +144,40 @@ async fn views_are_notified_and_a_subject_access_request_spans_authorities() -> 
         .iter()
         .any(|a| a.authority_code == A && a.method == "CreateRecord"));
     assert!(answer.accesses.windows(2).all(|w| w[0].at >= w[1].at));
+    let writer = |answer: &pb::SubjectAccessResponse| {
+        answer
+            .accesses
+            .iter()
+            .find(|a| a.method == "Contribute")
+            .map(|a| a.organisation.clone())
+    };
+    assert_eq!(
+        writer(&answer).as_deref(),
+        Some("Headland Medical Practice")
+    );
+    // B's social worker may answer too, but not see who supplied information
+    // (it may be a sensitive service's provider: regulation 6(a)).
+    let b_staff_answer = f
+        .gateway
+        .client(&pki.client_files(B, "Social worker")?)
+        .await?
+        .subject_access(sar.clone())
+        .await?
+        .into_inner();
+    assert!(
+        writer(&b_staff_answer).is_some_and(|who| who.starts_with("withheld")),
+        "{:?}",
+        writer(&b_staff_answer)
+    );
+    // Operators review audits but do not answer subject access requests.
+    let status = f
+        .gateway
+        .client(&pki.client_files("ContactPoint operations", "On call")?)
+        .await?
+        .subject_access(sar.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
     // B was told of the police's view.
     let mut b_at_node = f.nodes[1].client(&b_management_files).await?;
     let told = b_at_node
