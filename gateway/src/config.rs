@@ -47,6 +47,13 @@ pub struct GatewayConfig {
     /// any record (RULES.md, audit); 0 turns the flag off. Default: 20.
     #[serde(default = "default_flag_searches")]
     pub flag_searches_without_view: u32,
+    /// Where Prometheus scrapes `/metrics` over plain HTTP; an address only
+    /// operators reach. Default: none (no metrics endpoint).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// "text" (default) or "json" (one object per line).
+    #[serde(default)]
+    pub log_format: contactpoint_ops::LogFormat,
     /// Limits that keep one caller from starving the others.
     #[serde(default)]
     pub limits: Limits,

@@ -56,6 +56,11 @@ pub enum StartError {
     Transport(#[from] tonic::transport::Error),
     #[error("the gateway's key cannot countersign audit checkpoints: {0}")]
     Signing(String),
+    #[error("cannot listen for metrics on {address}: {source}")]
+    Metrics {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes.
@@ -64,8 +69,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let tls = contactpoint_mtls::server_config(&config.tls)?;
+    let tls = Arc::new(contactpoint_mtls::ServerTls::open(&config.tls)?);
     let policy = Arc::new(PolicyHandle::open(&config.policy)?);
+    let metrics = Arc::new(contactpoint_ops::Metrics::new("contactpoint_gateway"));
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| StartError::Metrics { address, source })?,
+        ),
+        None => None,
+    };
     let store = store::Store::open(&config.database_url, config.pool_size).await?;
     let directory = nodes::Directory::new(&config.nodes, &config.tls)?;
     let signer = contactpoint_mtls::KeySigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
@@ -95,22 +109,22 @@ pub async fn serve(
         Duration::from_millis(config.witness_interval_ms),
     ));
     background.spawn(policy.clone().watch(POLICY_CHECK_INTERVAL));
-    background.spawn(reload_on_hangup(policy.clone()));
+    background.spawn(contactpoint_ops::reload_on_hangup(
+        policy.clone(),
+        tls.clone(),
+    ));
+    if let Some(listener) = metrics_listener {
+        background.spawn(contactpoint_ops::serve_metrics(listener, metrics.clone()));
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
-    background.spawn(report_health(health, store.clone()));
+    background.spawn(report_health(health, store.clone(), metrics.clone()));
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let gateway = GatewayServer::new(GatewayService::new(
-        store,
-        directory,
-        policy,
-        Duration::from_millis(config.search_deadline_ms),
-        Duration::from_millis(config.lookup_timeout_ms),
-        transfers,
-        config.flag_searches_without_view,
+        store, directory, policy, transfers, metrics, &config,
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -143,26 +157,20 @@ pub async fn serve(
     Ok(served?)
 }
 
-/// Reloads the policy on SIGHUP, for operators who prefer a signal to waiting.
-async fn reload_on_hangup(policy: Arc<PolicyHandle>) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        match policy.reload() {
-            Ok(()) => tracing::info!("access policy reloaded on SIGHUP"),
-            Err(error) => {
-                tracing::error!(%error, "access policy not reloaded; the previous one stays in force")
-            }
-        }
-    }
-}
-
-async fn report_health(reporter: tonic_health::server::HealthReporter, store: store::Store) {
+/// Keeps the health service true, and the pool and transfer metrics current.
+async fn report_health(
+    reporter: tonic_health::server::HealthReporter,
+    store: store::Store,
+    metrics: Arc<contactpoint_ops::Metrics>,
+) {
     let mut serving = None;
     loop {
         let up = store.ping().await;
+        let (size, available, max) = store.pool_status();
+        metrics.set_pool(size, available, max);
+        if let Ok(by_state) = store.transfers_by_state().await {
+            metrics.set_transfers(&by_state);
+        }
         if serving != Some(up) {
             if up {
                 reporter

@@ -25,13 +25,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let config = contactpoint_gateway::GatewayConfig::load(args.config.as_deref())?;
+    contactpoint_ops::init_logging(config.log_format);
     if let Some(code) = &args.export_witness {
         let store = contactpoint_gateway::store::Store::open(&config.database_url, 1).await?;
         for witness in store.witnesses(code).await? {

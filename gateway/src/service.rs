@@ -38,6 +38,7 @@ pub struct GatewayService {
     transfers: Arc<Transfers>,
     /// Searches in 24 hours without a view that flag a user; 0 for never.
     flag_searches: u32,
+    metrics: Arc<contactpoint_ops::Metrics>,
 }
 
 /// A caller with a verified certificate and the role the policy gives it.
@@ -46,6 +47,8 @@ struct Caller {
     role: Option<Role>,
     /// Whether a person's access conditions are met today.
     admitted: Result<(), contactpoint_policy::Refusal>,
+    /// When the call arrived, for its latency.
+    started: std::time::Instant,
 }
 
 impl Caller {
@@ -79,23 +82,25 @@ fn stated_reason(reason: &str) -> Result<String, GatewayError> {
 }
 
 impl GatewayService {
+    /// The service over its store, nodes, policy and transfer worker, with
+    /// the deadlines and thresholds of `config`.
     pub fn new(
         store: Store,
         directory: Directory,
         policy: Arc<PolicyHandle>,
-        search_deadline: Duration,
-        lookup_timeout: Duration,
         transfers: Arc<Transfers>,
-        flag_searches: u32,
+        metrics: Arc<contactpoint_ops::Metrics>,
+        config: &crate::GatewayConfig,
     ) -> Self {
         Self {
-            flag_searches,
             store,
             directory,
             policy,
-            search_deadline,
-            lookup_timeout,
+            search_deadline: Duration::from_millis(config.search_deadline_ms),
+            lookup_timeout: Duration::from_millis(config.lookup_timeout_ms),
             transfers,
+            flag_searches: config.flag_searches_without_view,
+            metrics,
         }
     }
 
@@ -112,6 +117,7 @@ impl GatewayService {
             identity,
             role,
             admitted,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -139,6 +145,9 @@ impl GatewayService {
             Ok(_) => "ok",
             Err(error) => error.kind(),
         };
+        let role = caller.role.as_ref().map_or("none", Role::kind);
+        self.metrics
+            .observe_call(method, outcome_name, role, caller.started);
         let span = tracing::Span::current();
         span.record("authorities", tracing::field::debug(&outcome.authorities));
         let entry = AuditEntry {
@@ -219,6 +228,8 @@ impl GatewayService {
             let request = on_behalf(message.clone(), caller, role, self.lookup_timeout);
             let answer =
                 tokio::time::timeout(self.lookup_timeout, call(node.client(), request)).await;
+            self.metrics
+                .observe_node_call(&node.code, node_call_outcome(&answer));
             match answer {
                 Ok(Ok(record)) => {
                     if indexed.as_deref() != Some(target.as_str()) {
@@ -318,6 +329,8 @@ impl GatewayService {
         };
         while let Some(joined) = asks.join_next().await {
             let Ok((node, answer)) = joined else { continue };
+            self.metrics
+                .observe_node_call(&node.code, node_call_outcome(&answer));
             let reason = match answer {
                 Ok(Ok(found)) => {
                     response.matches.extend(found.into_inner().matches);
@@ -524,6 +537,18 @@ fn gss_code(value: &str, field: &'static str) -> Result<String, GatewayError> {
             field,
             reason: "is not an English GSS code such as E06000001".into(),
         })
+    }
+}
+
+/// How a call to a node ended, for the metrics.
+fn node_call_outcome<T>(
+    answer: &Result<Result<T, Status>, tokio::time::error::Elapsed>,
+) -> &'static str {
+    match answer {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(status)) if is_unavailable(status) => "unavailable",
+        Ok(Err(_)) => "refused",
+        Err(_) => "deadline",
     }
 }
 

@@ -268,6 +268,21 @@ impl Store {
             .collect())
     }
 
+    /// The pool's size, available connections and maximum.
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available, status.max_size)
+    }
+
+    /// How many transfers the journal holds in each state.
+    pub async fn transfers_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query("SELECT state, count(*) FROM transfer GROUP BY state", &[])
+            .await?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
     /// Every authority a transfer has named for a record, from or to.
     pub async fn transfer_authorities(&self, record_id: &str) -> Result<Vec<String>, StoreError> {
         let client = self.pool.get().await?;

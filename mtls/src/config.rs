@@ -144,6 +144,43 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// A server's TLS configuration that can be read again from its files while
+/// the server runs (on SIGHUP): a new CRL refuses a revoked client from the
+/// next handshake on. Connections already open keep the configuration they
+/// were accepted with. A reload that fails keeps the configuration in force.
+#[derive(Debug)]
+pub struct ServerTls {
+    files: TlsFiles,
+    current: std::sync::RwLock<Arc<ServerConfig>>,
+}
+
+impl ServerTls {
+    pub fn open(files: &TlsFiles) -> Result<Self, TlsError> {
+        Ok(Self {
+            files: files.clone(),
+            current: std::sync::RwLock::new(server_config(files)?),
+        })
+    }
+
+    /// The configuration new connections are accepted with.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Reads the CA, certificate, key and CRLs again.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = server_config(&self.files)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = config;
+        Ok(())
+    }
+}
+
 /// The client side, for tonic channels: trusts only `files.ca`, presents
 /// `files.cert`, and checks that the server's certificate names `server_name`.
 pub fn client_tls(

@@ -2,7 +2,6 @@
 //! task per connection with a deadline, so a slow or hostile client cannot hold
 //! up the accept loop; a failed handshake (no certificate, wrong CA, revoked,
 //! expired) closes that connection and is logged at debug level only.
-use rustls::ServerConfig;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +18,13 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `tonic::transport::Server::serve_with_incoming_shutdown` takes. Tonic reads
 /// the peer certificates from these streams (`Request::peer_certs`). The
 /// accept loop ends when the server drops the stream.
+/// Each connection is accepted with the configuration `tls` holds at that
+/// moment, so a reload applies from the next handshake.
 pub fn accept_tls(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    tls: Arc<crate::ServerTls>,
 ) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
     let (sender, receiver) = mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -41,7 +41,7 @@ pub fn accept_tls(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
+            let acceptor = TlsAcceptor::from(tls.current());
             let sender = sender.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

@@ -19,8 +19,8 @@ mod incoming;
 mod signing;
 
 pub use config::{
-    client_tls, install_crypto_provider, private_key_pkcs8, public_key, server_config, TlsError,
-    TlsFiles,
+    client_tls, install_crypto_provider, private_key_pkcs8, public_key, server_config, ServerTls,
+    TlsError, TlsFiles,
 };
 pub use identity::PeerIdentity;
 pub use incoming::accept_tls;

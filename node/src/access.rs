@@ -27,6 +27,8 @@ pub struct Caller {
     pub query: Option<String>,
     /// What the responsible authority is told of this access.
     pub notify: Vec<crate::store::Notify>,
+    /// When the call arrived, for its latency.
+    pub started: std::time::Instant,
     /// Whether the caller's access conditions (training, criminal record
     /// check, user agreement) are met today, as this node's policy records them.
     admitted: Result<(), Refusal>,
@@ -59,6 +61,7 @@ impl Caller {
                 reason: None,
                 query: None,
                 notify: Vec::new(),
+                started: std::time::Instant::now(),
                 admitted: Ok(()),
             });
         }
@@ -81,6 +84,7 @@ impl Caller {
                 reason: None,
                 query: None,
                 notify: Vec::new(),
+                started: std::time::Instant::now(),
                 admitted: Ok(()),
             }),
             // The gateway acting for itself (reading the routing feed).
@@ -91,6 +95,7 @@ impl Caller {
                 reason: None,
                 query: None,
                 notify: Vec::new(),
+                started: std::time::Instant::now(),
                 admitted: Ok(()),
             }),
             _ => Err(NodeError::Forbidden(Refusal {

@@ -41,8 +41,16 @@ pub struct NodeConfig {
     /// Mutual TLS: the federation CA, this node's certificate and key, CRLs.
     pub tls: TlsFiles,
     /// The access policy: which certificate identities hold which role
-    /// (see `contactpoint_policy`). Required. Reloaded when the file changes.
+    /// (see `contactpoint_policy`). Required. Reloaded when the file changes,
+    /// and (with the TLS files and CRLs) on SIGHUP.
     pub policy: PathBuf,
+    /// Where Prometheus scrapes `/metrics` over plain HTTP; an address only
+    /// operators reach. Default: none (no metrics endpoint).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// "text" (default) or "json" (one object per line).
+    #[serde(default)]
+    pub log_format: contactpoint_ops::LogFormat,
 }
 
 fn default_listen() -> SocketAddr {

@@ -56,6 +56,11 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot listen for metrics on {address}: {source}")]
+    Metrics {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Serves the node on `listener` until `shutdown` completes, with the system clock.
@@ -74,8 +79,17 @@ pub async fn serve_with_clock(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let tls = contactpoint_mtls::server_config(&config.tls)?;
+    let tls = Arc::new(contactpoint_mtls::ServerTls::open(&config.tls)?);
     let policy = Arc::new(contactpoint_policy::PolicyHandle::open(&config.policy)?);
+    let metrics = Arc::new(contactpoint_ops::Metrics::new("contactpoint_node"));
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| StartError::Metrics { address, source })?,
+        ),
+        None => None,
+    };
     let authority = ResponsibleAuthority {
         code: config.authority_code.clone(),
         name: config.authority_name.clone(),
@@ -89,8 +103,15 @@ pub async fn serve_with_clock(
     let (health, health_service) = tonic_health::server::health_reporter();
     // Background work; the set aborts it all when dropped, on any early return too.
     let mut background = tokio::task::JoinSet::new();
-    background.spawn(report_health(health, store.clone()));
+    background.spawn(report_health(health, store.clone(), metrics.clone()));
     background.spawn(policy.clone().watch(POLICY_CHECK_INTERVAL));
+    background.spawn(contactpoint_ops::reload_on_hangup(
+        policy.clone(),
+        tls.clone(),
+    ));
+    if let Some(listener) = metrics_listener {
+        background.spawn(contactpoint_ops::serve_metrics(listener, metrics.clone()));
+    }
     background.spawn(archive_and_destroy(
         store.clone(),
         clock.clone(),
@@ -105,7 +126,7 @@ pub async fn serve_with_clock(
         .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let node = AuthorityNodeServer::new(NodeService::new(store, clock, policy))
+    let node = AuthorityNodeServer::new(NodeService::new(store, clock, policy, metrics))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -156,11 +177,21 @@ async fn checkpoint_audit(store: Store, signer: audit::CheckpointSigner, every: 
     }
 }
 
-/// Keeps the health service true: NOT_SERVING while the database does not answer.
-async fn report_health(reporter: tonic_health::server::HealthReporter, store: Store) {
+/// Keeps the health service true: NOT_SERVING while the database does not
+/// answer; and the pool and audit checkpoint metrics current.
+async fn report_health(
+    reporter: tonic_health::server::HealthReporter,
+    store: Store,
+    metrics: Arc<contactpoint_ops::Metrics>,
+) {
     let mut serving = None;
     loop {
         let up = store.ping().await;
+        let (size, available, max) = store.pool_status();
+        metrics.set_pool(size, available, max);
+        if let Ok(Some(age)) = store.checkpoint_age_seconds().await {
+            metrics.set_checkpoint_age(age);
+        }
         if serving != Some(up) {
             if up {
                 reporter

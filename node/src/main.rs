@@ -32,13 +32,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let config = contactpoint_node::NodeConfig::load(args.config.as_deref())?;
+    contactpoint_ops::init_logging(config.log_format);
     if args.verify_audit {
         let witnesses = match (&args.witness, &args.witness_cert) {
             (Some(file), Some(cert)) => Some((read_witnesses(file)?, cert.clone())),

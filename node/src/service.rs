@@ -23,17 +23,24 @@ pub struct NodeService {
     store: Store,
     clock: Arc<dyn Clock>,
     policy: Arc<PolicyHandle>,
+    metrics: Arc<contactpoint_ops::Metrics>,
 }
 
 /// Most routing events returned by one ReadRoutingFeed call.
 const MAX_FEED_EVENTS: u32 = 1000;
 
 impl NodeService {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, policy: Arc<PolicyHandle>) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        policy: Arc<PolicyHandle>,
+        metrics: Arc<contactpoint_ops::Metrics>,
+    ) -> Self {
         Self {
             store,
             clock,
             policy,
+            metrics,
         }
     }
 
@@ -215,14 +222,17 @@ impl NodeService {
         record_ids: Vec<String>,
         result: Result<T, NodeError>,
     ) -> Result<Response<T>, Status> {
-        if result.is_ok() && method.audits_in_transaction() {
-            tracing::debug!(method = method.name(), organisation = %caller.identity.organisation, "handled");
-            return result.map(Response::new).map_err(NodeError::into_status);
-        }
         let outcome = match &result {
             Ok(_) => "ok",
             Err(error) => error_kind(error),
         };
+        let role = caller.role.as_ref().map_or("none", Role::kind);
+        self.metrics
+            .observe_call(method.name(), outcome, role, caller.started);
+        if result.is_ok() && method.audits_in_transaction() {
+            tracing::debug!(method = method.name(), organisation = %caller.identity.organisation, "handled");
+            return result.map(Response::new).map_err(NodeError::into_status);
+        }
         let event = AuditEvent {
             record_ids,
             outcome,

@@ -179,6 +179,24 @@ impl Store {
         Ok(Self { pool, authority })
     }
 
+    /// The pool's size, available connections and maximum.
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available, status.max_size)
+    }
+
+    /// Seconds since the newest signed audit checkpoint, if there is one.
+    pub async fn checkpoint_age_seconds(&self) -> Result<Option<i64>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT extract(epoch FROM now() - max(at))::bigint FROM audit_checkpoint",
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
     /// Whether the database answers, for the health service.
     pub async fn ping(&self) -> bool {
         match self.pool.get().await {

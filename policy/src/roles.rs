@@ -320,6 +320,20 @@ impl Role {
         }
     }
 
+    /// The role's kind, as the policy file names it: a label for metrics,
+    /// which never name a person or an authority.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NationalPartner(_) => "national_partner",
+            Self::Practitioner { .. } => "practitioner",
+            Self::Contributor(_) => "contributor",
+            Self::Management { .. } => "management",
+            Self::Node { .. } => "node",
+            Self::Gateway => "gateway",
+            Self::Operator => "operator",
+        }
+    }
+
     /// People who read records, and so are bound by access conditions:
     /// national partners' staff, practitioners and management teams.
     pub fn is_person_reading_records(&self) -> bool {

@@ -361,6 +361,28 @@ pub async fn archived_young_person(
     Ok(record)
 }
 
+/// A loopback address with a port the system just handed out and nobody
+/// holds, for a server's metrics endpoint.
+pub fn free_port() -> Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// The text a server's metrics endpoint serves (plain HTTP/1.1 GET).
+pub async fn scrape(address: SocketAddr) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("an HTTP response")?;
+    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "metrics answered {head}");
+    Ok(body.to_owned())
+}
+
 /// A node serving on a loopback port until stopped.
 pub struct TestNode {
     pub address: SocketAddr,
@@ -393,6 +415,8 @@ impl TestNode {
             archive_interval_seconds: 3600,
             tls: pki.node_files(code)?,
             policy: pki.policy_path(),
+            metrics_listen: Some(free_port()?),
+            log_format: Default::default(),
         };
         Self::start_config(config, clock).await
     }
@@ -572,6 +596,8 @@ impl TestGateway {
             transfer_retry_ms: 100,
             witness_interval_ms: 200,
             flag_searches_without_view: 3,
+            metrics_listen: Some(free_port()?),
+            log_format: Default::default(),
             limits: contactpoint_gateway::config::Limits::default(),
             nodes: node_entries(nodes),
         })
