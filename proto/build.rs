@@ -18,6 +18,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("contactpoint_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    let encoded = descriptors.encode_to_vec();
     tonic_prost_build::configure().compile_fds(descriptors)?;
+    // Serde for every message in the protobuf JSON mapping (field names in
+    // lowerCamelCase, enums by name), for the command line's files and --json.
+    pbjson_build::Builder::new()
+        .register_descriptors(&encoded)?
+        .build(&[".contactpoint"])?;
     Ok(())
 }

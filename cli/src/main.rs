@@ -1,10 +1,14 @@
-//! `cpctl`: the operator's command line. Makes the development certificate
-//! authority, and talks to a node over mutual TLS: health, lookup, search,
-//! and the demonstration (sample records, then a search and a lookup).
+//! `cpctl`: the command line for authorities, partners and operators. It
+//! speaks to a node or the gateway over mutual TLS with the user's own
+//! certificate: who am I, search, show, create, update, load, transfer,
+//! audit, notifications, health; and it keeps a development certificate
+//! authority (`pki`). Tables by default, `--json` for scripts; the exit code
+//! says how a call ended (see `--help`).
 use anyhow::{bail, Context, Result};
 use chrono::{Datelike, Utc};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -15,38 +19,70 @@ use contactpoint_proto::v1::{
     self as pb, authority_node_client::AuthorityNodeClient, gateway_client::GatewayClient,
 };
 
+mod load;
+mod pki;
 mod render;
 
-/// The operator's command line for the children's index.
+const EXIT_CODES: &str =
+    "Exit codes: 0 done; 1 failed (cannot connect, bad file...); 2 bad command line; \
+3 invalid argument; 4 not found; 5 permission denied; 6 failed precondition (stale version, \
+transfer state); 7 unavailable (try again); 8 partly done (rows rejected by load).";
+
+const EXAMPLES: &str =
+    "Examples (CPCTL_ENDPOINT, CPCTL_CA, CPCTL_CERT and CPCTL_KEY stand for the connection flags):
+  cpctl pki init --dir pki && cpctl pki node --dir pki --code E06000001
+  cpctl pki user --dir pki --organisation NSPCC --name 'Jo Smith' --schedule2 3
+  cpctl whoami
+  cpctl search --surname Hartley --dob 2026-07-26 --reason 'referral from a health visitor'
+  cpctl show E06000001-00000001-77 --reason 'referral from a health visitor' --json
+  cpctl load children.csv --rejected rejected.csv
+  cpctl transfer start E06000001-00000001-77 --to E06000003 --wait
+  cpctl audit who E06000001-00000001-77 --reason 'subject access request'
+  cpctl audit verify --config node.toml";
+
+/// The command line for the children's index.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"))]
 struct Cli {
+    /// Print JSON (one document, or one per line) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// A development certificate authority in a folder: CA, node, gateway
+    /// and user certificates, revocation (CRL).
+    Pki {
+        #[command(subcommand)]
+        action: PkiAction,
+    },
     /// Makes (or extends) a development CA in a folder: ca.pem, and a
     /// certificate and key per node and per client. Keeps an existing CA.
+    #[command(hide = true)]
     DevCa {
         /// The folder for the PEM files.
         #[arg(long)]
         dir: PathBuf,
-        /// A node certificate for this authority's GSS code (repeatable):
-        /// node-<CODE>.pem and node-<CODE>.key, valid for localhost and 127.0.0.1.
+        /// A node certificate for this authority's GSS code (repeatable).
         #[arg(long = "node")]
         nodes: Vec<String>,
-        /// A client certificate as ORGANISATION/NAME (repeatable):
-        /// client-<organisation>.pem and .key.
+        /// A client certificate as ORGANISATION/NAME (repeatable).
         #[arg(long = "client")]
         clients: Vec<String>,
-        /// Also a certificate for the gateway (gateway.pem, gateway.key):
-        /// organisation "ContactPoint gateway", valid for localhost.
+        /// Also a certificate for the gateway.
         #[arg(long)]
         gateway: bool,
     },
-    /// Waits until the node's health service says SERVING.
+    /// The identity and role the server sees for your certificate, and
+    /// whether your access conditions are met.
+    Whoami {
+        #[command(flatten)]
+        target: NodeArgs,
+    },
+    /// Waits until the server's health service says SERVING.
     Health {
         #[command(flatten)]
         node: NodeArgs,
@@ -57,16 +93,21 @@ enum Command {
         #[arg(long, default_value = "contactpoint.v1.AuthorityNode")]
         service: String,
     },
-    /// Shows one record by identifier.
-    Get {
+    /// Shows one record by identifier (node or gateway).
+    #[command(alias = "get")]
+    Show {
         #[command(flatten)]
         node: NodeArgs,
         id: String,
         /// Why you are looking (required; audited).
         #[arg(long)]
         reason: String,
+        /// Your role has child protection functions and you must see a
+        /// shielded record for the stated reason (audited, reported).
+        #[arg(long)]
+        override_shielding: bool,
     },
-    /// Searches the node's records.
+    /// Searches by surname and date of birth (or postcode).
     Search {
         #[command(flatten)]
         node: NodeArgs,
@@ -83,24 +124,57 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
-    /// Starts a transfer through the gateway and waits for it to end.
-    Transfer {
+    /// Creates a record at a node from a JSON file (a CreateRecordRequest in
+    /// the protobuf JSON mapping).
+    Create {
         #[command(flatten)]
-        gateway: NodeArgs,
-        /// The record's identifier.
-        #[arg(long)]
-        id: String,
-        /// GSS code of the authority becoming responsible.
-        #[arg(long)]
-        to: String,
+        node: NodeArgs,
+        file: PathBuf,
     },
-    /// Lists an authority's transfers in and out, through the gateway.
-    Transfers {
+    /// Replaces a record's details from a JSON file (RecordDetails), if the
+    /// record is still at the version you read.
+    Update {
         #[command(flatten)]
-        gateway: NodeArgs,
-        /// GSS code of the authority.
+        node: NodeArgs,
+        id: String,
+        /// The version you read (`show` prints it).
         #[arg(long)]
-        authority: String,
+        version: u64,
+        file: PathBuf,
+    },
+    /// Loads records into a node from CSV (given_names, family_name, gender,
+    /// date_of_birth, address, town, postcode) or JSON lines (one
+    /// CreateRecordRequest each). Each row is created whole or not at all;
+    /// rejected rows go to a file with the reason for each.
+    Load {
+        #[command(flatten)]
+        node: NodeArgs,
+        file: PathBuf,
+        /// Where the rejected rows go. Default: FILE with .rejected.csv.
+        #[arg(long)]
+        rejected: Option<PathBuf>,
+        /// Rows in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Transfers between authorities, through the gateway.
+    Transfer {
+        #[command(subcommand)]
+        action: TransferAction,
+    },
+    /// Who has looked at a record, and checking an audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    /// What your authority has been told: views by other organisations,
+    /// shielding overrides, possible duplicates (a node; management team).
+    Notifications {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Only those after this notification id.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
     },
     /// Records a set of sample children at a node (0, 1 or 2).
     Seed {
@@ -109,9 +183,7 @@ enum Command {
         #[arg(long)]
         set: usize,
     },
-    /// Through the gateway: searches and a lookup as the NSPCC, a search as
-    /// the police, a refusal for an operator. Uses the certificates that
-    /// `dev-ca` made in --pki.
+    /// The demonstration through the gateway, with the certificates `dev-ca` made in --pki.
     FederationDemo {
         /// The gateway's address, for example https://localhost:7400.
         #[arg(long)]
@@ -122,10 +194,135 @@ enum Command {
     },
 }
 
-/// Where the node is and who we are.
+#[derive(Debug, Subcommand)]
+enum PkiAction {
+    /// Makes the CA (ca.pem, ca.key) unless the folder has one.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// A node's server certificate (node-<CODE>.pem/.key).
+    Node {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The authority's GSS code.
+        #[arg(long)]
+        code: String,
+        /// Host names the certificate is valid for.
+        #[arg(long = "host", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+        hosts: Vec<String>,
+    },
+    /// The gateway's certificate (gateway.pem/.key).
+    Gateway {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long = "host", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+        hosts: Vec<String>,
+    },
+    /// A user's certificate, and the policy entries that give them their role.
+    User {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificate's O: the user's organisation.
+        #[arg(long)]
+        organisation: String,
+        /// The certificate's OU, if the policy distinguishes units.
+        #[arg(long)]
+        unit: Option<String>,
+        /// The certificate's CN: the user's name.
+        #[arg(long)]
+        name: String,
+        /// A national partner's staff: Schedule 2 paragraph 1 to 7.
+        #[arg(long, group = "role")]
+        schedule2: Option<u8>,
+        /// A practitioner: Schedule 3 paragraph, e.g. "3" or "9(1)(d)"; needs --authority.
+        #[arg(long, group = "role", requires = "authority")]
+        schedule3: Option<String>,
+        /// An authority's management team member; needs --authority.
+        #[arg(long, group = "role", requires = "authority")]
+        management: bool,
+        /// An operator.
+        #[arg(long, group = "role")]
+        operator: bool,
+        /// The authority that gave access (GSS code).
+        #[arg(long)]
+        authority: Option<String>,
+    },
+    /// Revokes a certificate this CA issued (by its file name, without
+    /// .pem) and writes crl.pem; send the servers SIGHUP.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TransferAction {
+    /// Starts moving a record to the authority now responsible.
+    Start {
+        #[command(flatten)]
+        gateway: NodeArgs,
+        id: String,
+        /// GSS code of the authority becoming responsible.
+        #[arg(long)]
+        to: String,
+        /// Wait until the transfer ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// One transfer's state.
+    Status {
+        #[command(flatten)]
+        gateway: NodeArgs,
+        transfer_id: String,
+    },
+    /// An authority's transfers in and out.
+    List {
+        #[command(flatten)]
+        gateway: NodeArgs,
+        #[arg(long)]
+        authority: String,
+    },
+    /// Cancels a transfer before its cutover.
+    Cancel {
+        #[command(flatten)]
+        gateway: NodeArgs,
+        transfer_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Who has accessed a record, at every authority it has passed through
+    /// (the gateway's subject access request; the responsible authority's staff).
+    Who {
+        #[command(flatten)]
+        gateway: NodeArgs,
+        id: String,
+        /// Why (for example the subject access request); required, audited.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Verifies a node's audit log end to end (on the node's host: reads its
+    /// database and certificate from its configuration).
+    Verify {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The gateway's countersigned checkpoints (contactpoint-gateway --export-witness).
+        #[arg(long, requires = "witness_cert")]
+        witness: Option<PathBuf>,
+        /// The gateway's certificate.
+        #[arg(long, requires = "witness")]
+        witness_cert: Option<PathBuf>,
+    },
+}
+
+/// Where the server is and who we are.
 #[derive(Debug, Args)]
 struct NodeArgs {
-    /// The node's address, for example https://localhost:7401.
+    /// The server's address, for example https://localhost:7401 (a node) or :7400 (the gateway).
     #[arg(long, env = "CPCTL_ENDPOINT")]
     endpoint: String,
     /// The federation CA certificate.
@@ -137,7 +334,7 @@ struct NodeArgs {
     /// Our private key.
     #[arg(long, env = "CPCTL_KEY")]
     key: PathBuf,
-    /// The name the node's certificate must carry.
+    /// The name the server's certificate must carry.
     #[arg(long, default_value = "localhost")]
     server_name: String,
 }
@@ -162,35 +359,143 @@ impl NodeArgs {
     async fn client(&self) -> Result<AuthorityNodeClient<Channel>> {
         Ok(AuthorityNodeClient::new(self.channel().await?))
     }
+
+    async fn gateway(&self) -> Result<GatewayClient<Channel>> {
+        Ok(GatewayClient::new(self.channel().await?))
+    }
+
+    /// Whether this is the gateway: its health service names the Gateway.
+    async fn is_gateway(&self) -> Result<bool> {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel().await?);
+        let asked = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "contactpoint.v1.Gateway".into(),
+            })
+            .await;
+        Ok(asked.is_ok())
+    }
+}
+
+/// Some of the work was done, some refused (exit code 8).
+#[derive(Debug)]
+struct Partial(String);
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Partial {}
+
+/// The exit code for how a command failed (see `EXIT_CODES`).
+fn exit_code(error: &anyhow::Error) -> u8 {
+    use tonic::Code;
+    if error.downcast_ref::<Partial>().is_some() {
+        return 8;
+    }
+    let Some(status) = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<tonic::Status>())
+    else {
+        return 1;
+    };
+    match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => 3,
+        Code::NotFound => 4,
+        Code::PermissionDenied | Code::Unauthenticated => 5,
+        Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => 6,
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => 7,
+        _ => 1,
+    }
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            match error
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<tonic::Status>())
+            {
+                Some(status) => eprintln!("refused: {:?}: {}", status.code(), status.message()),
+                None => eprintln!("error: {error:#}"),
+            }
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// Prints `value` as JSON, or `text` for people.
+fn emit<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not the expected JSON", path.display()))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Pki { action } => pki_command(action),
         Command::DevCa {
             dir,
             nodes,
             clients,
             gateway,
         } => dev_ca(&dir, &nodes, &clients, gateway),
+        Command::Whoami { target } => {
+            let me = if target.is_gateway().await? {
+                target
+                    .gateway()
+                    .await?
+                    .who_am_i(pb::WhoAmIRequest {})
+                    .await?
+            } else {
+                target
+                    .client()
+                    .await?
+                    .who_am_i(pb::WhoAmIRequest {})
+                    .await?
+            }
+            .into_inner();
+            emit(json, &me, || render::whoami(&me))
+        }
         Command::Health {
             node,
             wait,
             service,
         } => health(&node, wait, &service).await,
-        Command::Get { node, id, reason } => {
-            let record = node
-                .client()
-                .await?
-                .get_record(pb::GetRecordRequest {
-                    id,
-                    reason,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            print!("{}", render::record(&record));
-            Ok(())
+        Command::Show {
+            node,
+            id,
+            reason,
+            override_shielding,
+        } => {
+            let request = pb::GetRecordRequest {
+                id,
+                reason,
+                override_shielding,
+                ..Default::default()
+            };
+            let record = if node.is_gateway().await? {
+                node.gateway().await?.get_record(request).await?
+            } else {
+                node.client().await?.get_record(request).await?
+            }
+            .into_inner();
+            emit(json, &record, || render::record(&record))
         }
         Command::Search {
             node,
@@ -208,110 +513,354 @@ async fn main() -> Result<()> {
                 reason,
                 ..Default::default()
             };
-            let found = node
-                .client()
-                .await?
-                .search_records(request)
-                .await?
-                .into_inner();
-            print!("{}", render::matches(&found.matches));
+            let (matches, unanswered) = if node.is_gateway().await? {
+                let found = node
+                    .gateway()
+                    .await?
+                    .search_records(request)
+                    .await?
+                    .into_inner();
+                (found.matches, found.unanswered)
+            } else {
+                let found = node
+                    .client()
+                    .await?
+                    .search_records(request)
+                    .await?
+                    .into_inner();
+                (found.matches, vec![])
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "matches": matches,
+                        "unanswered": unanswered,
+                    }))?
+                );
+            } else {
+                print!("{}", render::matches_table(&matches));
+                for missing in &unanswered {
+                    println!(
+                        "partial results: {} ({}) did not answer: {}",
+                        missing.name, missing.code, missing.reason
+                    );
+                }
+            }
             Ok(())
         }
+        Command::Create { node, file } => {
+            let request: pb::CreateRecordRequest = read_json(&file)?;
+            let record = node
+                .client()
+                .await?
+                .create_record(request)
+                .await?
+                .into_inner();
+            emit(json, &record, || render::record(&record))
+        }
+        Command::Update {
+            node,
+            id,
+            version,
+            file,
+        } => {
+            let details: pb::RecordDetails = read_json(&file)?;
+            let record = node
+                .client()
+                .await?
+                .update_record(pb::UpdateRecordRequest {
+                    id,
+                    expected_version: version,
+                    details: Some(details),
+                })
+                .await?
+                .into_inner();
+            emit(json, &record, || render::record(&record))
+        }
+        Command::Load {
+            node,
+            file,
+            rejected,
+            concurrency,
+        } => load::load(node.channel().await?, &file, rejected, concurrency, json).await,
+        Command::Transfer { action } => transfer_command(action, json).await,
+        Command::Audit { action } => audit_command(action, json).await,
+        Command::Notifications { node, after } => {
+            let told = node
+                .client()
+                .await?
+                .list_notifications(pb::ListNotificationsRequest {
+                    after_id: after,
+                    limit: 0,
+                })
+                .await?
+                .into_inner();
+            emit(json, &told, || render::notifications(&told.notifications))
+        }
         Command::Seed { node, set } => seed(&node, set).await,
-        Command::Transfer { gateway, id, to } => {
-            let mut client = GatewayClient::new(gateway.channel().await?);
-            let started = client
+        Command::FederationDemo { endpoint, pki } => federation_demo(&endpoint, &pki).await,
+    }
+}
+
+fn pki_command(action: PkiAction) -> Result<()> {
+    match action {
+        PkiAction::Init { dir } => {
+            pki::open(&dir)?;
+            println!("development CA in {}", dir.join("ca.pem").display());
+        }
+        PkiAction::Node { dir, code, hosts } => {
+            let ca = pki::open(&dir)?;
+            let path = pki::server(&ca, &dir, &format!("node-{code}"), &code, "node", &hosts)?;
+            println!("{}", path.display());
+            println!("\n# the node's entry in the access policy\n[[identity]]\norganisation = \"{code}\"\nunit = \"node\"\nrole = \"node\"\nauthority = \"{code}\"");
+        }
+        PkiAction::Gateway { dir, hosts } => {
+            let ca = pki::open(&dir)?;
+            let path = pki::server(
+                &ca,
+                &dir,
+                "gateway",
+                "ContactPoint gateway",
+                "gateway",
+                &hosts,
+            )?;
+            println!("{}", path.display());
+            println!("\n# the gateway's entry in the access policy\n[[identity]]\norganisation = \"ContactPoint gateway\"\nunit = \"gateway\"\nrole = \"gateway\"");
+        }
+        PkiAction::User {
+            dir,
+            organisation,
+            unit,
+            name,
+            schedule2,
+            schedule3,
+            management,
+            operator,
+            authority,
+        } => {
+            let ca = pki::open(&dir)?;
+            let file = format!("user-{}-{}", pki::stem(&organisation), pki::stem(&name));
+            let path = pki::issue(
+                &ca,
+                &dir,
+                &file,
+                &Subject {
+                    organisation: &organisation,
+                    unit: unit.as_deref(),
+                    common_name: &name,
+                    server_names: &[],
+                    validity: Validity::Current,
+                },
+            )?;
+            println!("{}", path.display());
+            let role = match (schedule2, schedule3, management, operator) {
+                (Some(p), ..) => format!("role = \"national_partner\"\nschedule2 = {p}"),
+                (_, Some(citation), ..) => format!(
+                    "role = \"practitioner\"\nschedule3 = \"{citation}\"\nauthority = \"{}\"",
+                    authority.unwrap_or_default()
+                ),
+                (_, _, true, _) => format!(
+                    "role = \"management\"\nauthority = \"{}\"",
+                    authority.unwrap_or_default()
+                ),
+                (_, _, _, true) => "role = \"operator\"".to_owned(),
+                _ => bail!(
+                    "name the user's role: --schedule2, --schedule3, --management or --operator"
+                ),
+            };
+            let unit_line = unit
+                .map(|u| format!("unit = \"{u}\"\n"))
+                .unwrap_or_default();
+            let today = Utc::now().date_naive();
+            println!(
+                "\n# add to the access policy\n[[identity]]\norganisation = \"{organisation}\"\n{unit_line}common_name = \"{name}\"\n{role}\n\n[[conditions]]\norganisation = \"{organisation}\"\n{unit_line}common_name = \"{name}\"\ntraining_completed_on = {today}         # the dates they were met\ncriminal_record_check_on = {today}\nuser_agreement_signed_on = {today}"
+            );
+        }
+        PkiAction::Revoke { dir, name } => {
+            let crl = pki::revoke(&dir, &name)?;
+            println!(
+                "{name} revoked; the servers refuse it once they reread {} (SIGHUP)",
+                crl.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn transfer_command(action: TransferAction, json: bool) -> Result<()> {
+    match action {
+        TransferAction::Start {
+            gateway,
+            id,
+            to,
+            wait,
+        } => {
+            let mut client = gateway.gateway().await?;
+            let mut transfer = client
                 .start_transfer(pb::StartTransferRequest {
                     id,
                     to_authority: to,
                 })
                 .await?
                 .into_inner();
-            print!(
-                "{}",
-                render::transfer(&wait_for_transfer(&mut client, &started.transfer_id).await?)
-            );
-            Ok(())
+            if wait {
+                transfer = wait_for_transfer(&mut client, &transfer.transfer_id).await?;
+            }
+            emit(json, &transfer, || render::transfer(&transfer))
         }
-        Command::Transfers { gateway, authority } => {
-            let mut client = GatewayClient::new(gateway.channel().await?);
-            let listed = client
+        TransferAction::Status {
+            gateway,
+            transfer_id,
+        } => {
+            let transfer = gateway
+                .gateway()
+                .await?
+                .get_transfer(pb::GetTransferRequest { transfer_id })
+                .await?
+                .into_inner();
+            emit(json, &transfer, || render::transfer(&transfer))
+        }
+        TransferAction::Cancel {
+            gateway,
+            transfer_id,
+        } => {
+            let transfer = gateway
+                .gateway()
+                .await?
+                .cancel_transfer(pb::GetTransferRequest { transfer_id })
+                .await?
+                .into_inner();
+            emit(json, &transfer, || render::transfer(&transfer))
+        }
+        TransferAction::List { gateway, authority } => {
+            let listed = gateway
+                .gateway()
+                .await?
                 .list_transfers(pb::ListTransfersRequest { authority })
                 .await?
                 .into_inner();
-            println!("out:");
-            listed
-                .outgoing
-                .iter()
-                .for_each(|t| print!("{}", render::transfer(t)));
-            println!("in:");
-            listed
-                .incoming
-                .iter()
-                .for_each(|t| print!("{}", render::transfer(t)));
+            emit(json, &listed, || {
+                let mut text = String::from("out:\n");
+                listed
+                    .outgoing
+                    .iter()
+                    .for_each(|t| text.push_str(&render::transfer(t)));
+                text.push_str("in:\n");
+                listed
+                    .incoming
+                    .iter()
+                    .for_each(|t| text.push_str(&render::transfer(t)));
+                text
+            })
+        }
+    }
+}
+
+async fn audit_command(action: AuditAction, json: bool) -> Result<()> {
+    match action {
+        AuditAction::Who {
+            gateway,
+            id,
+            reason,
+        } => {
+            let answer = gateway
+                .gateway()
+                .await?
+                .subject_access(pb::SubjectAccessRequest { id, reason })
+                .await?
+                .into_inner();
+            emit(json, &answer, || render::accesses(&answer))
+        }
+        AuditAction::Verify {
+            config,
+            witness,
+            witness_cert,
+        } => {
+            let config = contactpoint_node::NodeConfig::load(Some(&config))?;
+            let (client, connection) =
+                tokio_postgres::connect(&config.database_url, tokio_postgres::NoTls)
+                    .await
+                    .context("cannot connect to the node's database")?;
+            tokio::spawn(connection);
+            let node_key = contactpoint_mtls::public_key(&config.tls.cert)?;
+            let mut report = contactpoint_node::audit::verify(&client, &node_key).await?;
+            if let (Some(file), Some(cert)) = (witness, witness_cert) {
+                let witnesses = std::fs::read_to_string(&file)?
+                    .lines()
+                    .filter(|line| !line.trim().is_empty())
+                    .map(contactpoint_proto::audit::Witness::from_line)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(anyhow::Error::msg)?;
+                let gateway_key = contactpoint_mtls::public_key(&cert)?;
+                contactpoint_node::audit::check_witnesses(
+                    &mut report,
+                    &config.authority_code,
+                    &witnesses,
+                    &node_key,
+                    &gateway_key,
+                );
+            }
+            let summary = serde_json::json!({
+                "entries": report.entries,
+                "checkpoints": report.checkpoints,
+                "countersigned": report.witnessed,
+                "problems": report.problems,
+            });
+            emit(json, &summary, || {
+                let mut text = format!(
+                    "{} audit entries, {} signed checkpoints, {} countersigned by the gateway\n",
+                    report.entries, report.checkpoints, report.witnessed
+                );
+                if report.is_intact() {
+                    text.push_str("the audit log is intact\n");
+                }
+                for problem in &report.problems {
+                    text.push_str(&format!("BROKEN: {problem}\n"));
+                }
+                text
+            })?;
+            if !report.is_intact() {
+                bail!("the audit log of {} is broken", config.authority_code);
+            }
             Ok(())
         }
-        Command::FederationDemo { endpoint, pki } => federation_demo(&endpoint, &pki).await,
     }
 }
 
-fn write(dir: &Path, name: &str, contents: &str) -> Result<()> {
-    let path = dir.join(name);
-    std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))
-}
-
+/// The demo's CA: node, gateway and client certificates (client-<organisation>.pem).
 fn dev_ca(dir: &Path, nodes: &[String], clients: &[String], gateway: bool) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let (ca_cert, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
-    let ca = if ca_cert.exists() && ca_key.exists() {
-        DevCa::load(
-            &std::fs::read_to_string(&ca_cert)?,
-            &std::fs::read_to_string(&ca_key)?,
-        )?
-    } else {
-        let ca = DevCa::generate("ContactPoint development CA")?;
-        write(dir, "ca.pem", ca.cert_pem())?;
-        write(dir, "ca.key", ca.key_pem())?;
-        ca
-    };
+    let ca: DevCa = pki::open(dir)?;
+    let local = ["localhost".to_owned(), "127.0.0.1".to_owned()];
     for code in nodes {
-        let issued = ca.issue(&Subject {
-            organisation: code,
-            unit: Some("node"),
-            common_name: &format!("node {code}"),
-            server_names: &["localhost", "127.0.0.1"],
-            validity: Validity::Current,
-        })?;
-        write(dir, &format!("node-{code}.pem"), &issued.cert_pem)?;
-        write(dir, &format!("node-{code}.key"), &issued.key_pem)?;
+        pki::server(&ca, dir, &format!("node-{code}"), code, "node", &local)?;
     }
     if gateway {
-        let issued = ca.issue(&Subject {
-            organisation: "ContactPoint gateway",
-            unit: Some("gateway"),
-            common_name: "gateway",
-            server_names: &["localhost", "127.0.0.1"],
-            validity: Validity::Current,
-        })?;
-        write(dir, "gateway.pem", &issued.cert_pem)?;
-        write(dir, "gateway.key", &issued.key_pem)?;
+        pki::server(
+            &ca,
+            dir,
+            "gateway",
+            "ContactPoint gateway",
+            "gateway",
+            &local,
+        )?;
     }
     for client in clients {
         let Some((organisation, name)) = client.split_once('/') else {
             bail!("--client {client:?}: expected ORGANISATION/NAME");
         };
-        let issued = ca.issue(&Subject {
-            organisation,
-            unit: None,
-            common_name: name,
-            server_names: &[],
-            validity: Validity::Current,
-        })?;
-        let stem = organisation
-            .to_lowercase()
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
-        write(dir, &format!("client-{stem}.pem"), &issued.cert_pem)?;
-        write(dir, &format!("client-{stem}.key"), &issued.key_pem)?;
+        pki::issue(
+            &ca,
+            dir,
+            &format!("client-{}", pki::stem(organisation)),
+            &Subject {
+                organisation,
+                unit: None,
+                common_name: name,
+                server_names: &[],
+                validity: Validity::Current,
+            },
+        )?;
     }
     println!("development CA in {}", dir.display());
     Ok(())

@@ -253,3 +253,118 @@ pub fn transfer(t: &pb::Transfer) -> String {
     }
     out
 }
+
+/// Search results as a table.
+pub fn matches_table(found: &[pb::SearchMatch]) -> String {
+    if found.is_empty() {
+        return "no child matches\n".into();
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    table.set_header([
+        "score",
+        "identifier",
+        "name",
+        "born",
+        "postcode",
+        "authority",
+    ]);
+    for m in found {
+        table.add_row([
+            m.score.to_string(),
+            m.id.clone(),
+            name(&m.name),
+            date(&m.date_of_birth),
+            if m.shielded {
+                "(shielded)".to_owned()
+            } else {
+                m.postcode.clone()
+            },
+            m.responsible_authority
+                .as_ref()
+                .map_or(String::new(), |a| a.name.clone()),
+        ]);
+    }
+    format!("{table}\n")
+}
+
+pub fn whoami(me: &pb::WhoAmIResponse) -> String {
+    let unit = if me.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" / {}", me.unit)
+    };
+    let role = if me.role_description.is_empty() {
+        "no role: the access policy does not name this certificate".to_owned()
+    } else {
+        format!("{} ({})", me.role_description, me.role)
+    };
+    let conditions = if me.access_refused.is_empty() {
+        "met".to_owned()
+    } else {
+        me.access_refused.clone()
+    };
+    format!(
+        "you are   {}{unit} / {}\nrole      {role}\naccess    {conditions}\n",
+        me.organisation, me.common_name
+    )
+}
+
+pub fn notifications(told: &[pb::Notification]) -> String {
+    if told.is_empty() {
+        return "nothing to report\n".into();
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    table.set_header(["#", "when", "what", "record", "who", "role", "reason"]);
+    for n in told {
+        let kind = pb::NotificationKind::try_from(n.kind)
+            .map(|k| {
+                k.as_str_name()
+                    .trim_start_matches("NOTIFICATION_KIND_")
+                    .to_lowercase()
+            })
+            .unwrap_or_default();
+        table.add_row([
+            n.notification_id.to_string(),
+            n.at.clone(),
+            kind,
+            n.record_id.clone(),
+            format!("{} / {}", n.organisation, n.name),
+            n.role.clone(),
+            n.reason.clone(),
+        ]);
+    }
+    format!("{table}\n")
+}
+
+pub fn accesses(answer: &pb::SubjectAccessResponse) -> String {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    table.set_header([
+        "when",
+        "authority",
+        "who",
+        "role",
+        "what",
+        "reason",
+        "outcome",
+    ]);
+    for a in &answer.accesses {
+        table.add_row([
+            a.at.clone(),
+            a.authority_code.clone(),
+            format!("{} / {}", a.organisation, a.name),
+            a.role.clone(),
+            a.method.clone(),
+            a.reason.clone(),
+            a.outcome.clone(),
+        ]);
+    }
+    format!(
+        "record {} at {}: {} accesses\n{table}\n",
+        answer.id,
+        answer.authorities.join(", "),
+        answer.accesses.len()
+    )
+}

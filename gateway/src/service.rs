@@ -990,4 +990,28 @@ impl Gateway for GatewayService {
         self.finish(&caller, "ListAuditFlags", Outcome::default(), result)
             .await
     }
+
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let caller = self.caller(&request)?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            organisation: caller.identity.organisation.clone(),
+            unit: caller.identity.unit.clone().unwrap_or_default(),
+            common_name: caller.identity.common_name.clone(),
+            role: caller.role_name(),
+            role_description: caller
+                .role
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            access_refused: caller
+                .admitted
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }))
+    }
 }

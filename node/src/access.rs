@@ -157,6 +157,11 @@ impl Caller {
         }
     }
 
+    /// Why the caller's access conditions refuse them, if they do.
+    pub fn access_refused(&self) -> Option<String> {
+        self.admitted.as_ref().err().map(ToString::to_string)
+    }
+
     /// The role as the audit records it.
     pub fn role_name(&self) -> String {
         self.role.as_ref().map(Role::to_wire).unwrap_or_default()

@@ -1112,4 +1112,23 @@ impl AuthorityNode for NodeService {
         .await;
         result.map(Response::new).map_err(NodeError::into_status)
     }
+
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let caller = self.caller(&request)?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            organisation: caller.identity.organisation.clone(),
+            unit: caller.identity.unit.clone().unwrap_or_default(),
+            common_name: caller.identity.common_name.clone(),
+            role: caller.role_name(),
+            role_description: caller
+                .role
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            access_refused: caller.access_refused().unwrap_or_default(),
+        }))
+    }
 }

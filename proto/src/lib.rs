@@ -31,6 +31,7 @@ pub fn search_parameters(request: &v1::SearchRecordsRequest) -> String {
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("contactpoint.v1");
+    include!(concat!(env!("OUT_DIR"), "/contactpoint.v1.serde.rs"));
 
     /// The encoded descriptor set, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

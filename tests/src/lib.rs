@@ -383,6 +383,21 @@ pub async fn scrape(address: SocketAddr) -> Result<String> {
     Ok(body.to_owned())
 }
 
+/// A binary of the workspace (`cpctl`, `contactpoint-gateway`...), which
+/// `scripts/test` builds before the tests.
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let binary = target.join("debug").join(name);
+    anyhow::ensure!(
+        binary.exists(),
+        "{} is missing: build the binaries first (scripts/test does: cargo build --workspace --bins)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
 /// A node serving on a loopback port until stopped.
 pub struct TestNode {
     pub address: SocketAddr,

@@ -134,20 +134,6 @@ async fn metrics_are_served_after_traffic() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The gateway binary, built by `scripts/test` before the tests.
-fn gateway_binary() -> anyhow::Result<std::path::PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let binary = target.join("debug/contactpoint-gateway");
-    anyhow::ensure!(
-        binary.exists(),
-        "{} is missing: build the binaries first (scripts/test does: cargo build --workspace --bins)",
-        binary.display()
-    );
-    Ok(binary)
-}
-
 /// SIGTERM to a gateway with a search in flight: the search is answered in
 /// full, then the process exits cleanly. Its logs, asked for as JSON, are
 /// one JSON object per line, with nothing personal in them.
@@ -189,7 +175,7 @@ endpoint = "https://localhost:{port}"
             port = slow.port(),
         ),
     )?;
-    let child = tokio::process::Command::new(gateway_binary()?)
+    let child = tokio::process::Command::new(workspace_binary("contactpoint-gateway")?)
         .arg("--config")
         .arg(&file)
         .stdout(std::process::Stdio::piped())

@@ -1,0 +1,106 @@
+//! `cpctl pki`: a development certificate authority in a folder. It keeps
+//! `ca.pem`/`ca.key`, each issued certificate as `<name>.pem`/`<name>.key`,
+//! a register of serial numbers (`issued.tsv`) and, once something is
+//! revoked, `revoked.tsv` and the CRL `crl.pem` that servers name in their
+//! `tls.crls` and reread on SIGHUP. The tests use the same `DevCa`.
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use contactpoint_mtls::devca::{DevCa, Subject, Validity};
+
+/// Opens the CA in `dir`, making it first if there is none.
+pub fn open(dir: &Path) -> Result<DevCa> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    if cert.exists() && key.exists() {
+        return Ok(DevCa::load(
+            &std::fs::read_to_string(&cert)?,
+            &std::fs::read_to_string(&key)?,
+        )?);
+    }
+    let ca = DevCa::generate("ContactPoint development CA")?;
+    write(dir, "ca.pem", ca.cert_pem())?;
+    write(dir, "ca.key", ca.key_pem())?;
+    Ok(ca)
+}
+
+fn write(dir: &Path, name: &str, contents: &str) -> Result<()> {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A file name from an organisation or person: lower case, hyphens.
+pub fn stem(text: &str) -> String {
+    text.to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Issues a certificate as `<name>.pem` and `<name>.key` and registers its serial.
+pub fn issue(ca: &DevCa, dir: &Path, name: &str, subject: &Subject<'_>) -> Result<PathBuf> {
+    let issued = ca.issue(subject)?;
+    write(dir, &format!("{name}.pem"), &issued.cert_pem)?;
+    write(dir, &format!("{name}.key"), &issued.key_pem)?;
+    let register = dir.join("issued.tsv");
+    let mut text = std::fs::read_to_string(&register).unwrap_or_default();
+    text.push_str(&format!("{}\t{name}\n", issued.serial));
+    std::fs::write(&register, text)?;
+    Ok(dir.join(format!("{name}.pem")))
+}
+
+/// Revokes the certificate issued as `name`, and writes the CRL of every
+/// certificate revoked so far to `crl.pem`.
+pub fn revoke(dir: &Path, name: &str) -> Result<PathBuf> {
+    let ca = open(dir)?;
+    let register = std::fs::read_to_string(dir.join("issued.tsv")).unwrap_or_default();
+    let serials: Vec<u64> = register
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, issued)| *issued == name)
+        .filter_map(|(serial, _)| serial.parse().ok())
+        .collect();
+    if serials.is_empty() {
+        bail!(
+            "no certificate named {name:?} was issued from {}",
+            dir.display()
+        );
+    }
+    let revoked_path = dir.join("revoked.tsv");
+    let mut revoked = std::fs::read_to_string(&revoked_path).unwrap_or_default();
+    for serial in &serials {
+        revoked.push_str(&format!("{serial}\t{name}\n"));
+    }
+    std::fs::write(&revoked_path, &revoked)?;
+    let all: Vec<u64> = revoked
+        .lines()
+        .filter_map(|line| line.split('\t').next()?.parse().ok())
+        .collect();
+    write(dir, "crl.pem", &ca.revocation_list(&all)?)?;
+    Ok(dir.join("crl.pem"))
+}
+
+/// A server certificate for a node or the gateway, valid for `hosts`.
+pub fn server(
+    ca: &DevCa,
+    dir: &Path,
+    name: &str,
+    organisation: &str,
+    unit: &str,
+    hosts: &[String],
+) -> Result<PathBuf> {
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    issue(
+        ca,
+        dir,
+        name,
+        &Subject {
+            organisation,
+            unit: Some(unit),
+            common_name: name,
+            server_names: &hosts,
+            validity: Validity::Current,
+        },
+    )
+}
