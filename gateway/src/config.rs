@@ -8,7 +8,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Address to listen on. Default: 127.0.0.1:7400.
@@ -62,7 +62,7 @@ pub struct GatewayConfig {
 }
 
 /// Protections in the stack.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Requests one caller may have in flight. Default: 32.
@@ -90,7 +90,7 @@ impl Default for Limits {
 }
 
 /// One authority's node.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     /// GSS code, as in authorities.csv.

@@ -152,7 +152,8 @@ pub async fn serve(
         .add_service(gateway)
         .serve_with_incoming_shutdown(contactpoint_mtls::accept_tls(listener, tls), shutdown)
         .await;
-    background.abort_all();
+    // Abort the background work and wait until it is gone (its listeners closed).
+    background.shutdown().await;
     tracing::info!("gateway stopped");
     Ok(served?)
 }

@@ -146,7 +146,8 @@ pub async fn serve_with_clock(
         .add_service(node)
         .serve_with_incoming_shutdown(contactpoint_mtls::accept_tls(listener, tls), shutdown)
         .await;
-    background.abort_all();
+    // Abort the background work and wait until it is gone (its listeners closed).
+    background.shutdown().await;
     tracing::info!(authority = %config.authority_code, "node stopped");
     Ok(served?)
 }

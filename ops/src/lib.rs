@@ -22,7 +22,7 @@ use contactpoint_policy::PolicyHandle;
 use serde::Deserialize;
 
 /// How logs are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// One readable line per event (the default).

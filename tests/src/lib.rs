@@ -840,6 +840,7 @@ impl Federation {
     pub async fn restart_gateway(&mut self) -> Result<()> {
         let mut config = self.gateway.config.clone();
         config.listen = "127.0.0.1:0".parse()?;
+        config.metrics_listen = Some(free_port()?);
         let fresh = TestGateway::start(config).await?;
         let old = std::mem::replace(&mut self.gateway, fresh);
         drop(old);
