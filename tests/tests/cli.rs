@@ -170,6 +170,53 @@ async fn the_command_line_end_to_end() -> anyhow::Result<()> {
         "{who}"
     );
 
+    // The development CA: a user of a Schedule 3 role, with the policy
+    // entries to add, then revoked into a CRL.
+    let ca_dir = f.pki.dir.path().join("cli-pki");
+    let ca = ca_dir.to_str().unwrap();
+    expect(&cpctl(&staff, gateway, &["pki", "init", "--dir", ca])?, 0);
+    let user = expect(
+        &cpctl(
+            &staff,
+            gateway,
+            &[
+                "pki",
+                "user",
+                "--dir",
+                ca,
+                "--organisation",
+                "Cleveland Police",
+                "--name",
+                "PC 99",
+                "--schedule3",
+                "3",
+                "--authority",
+                A,
+            ],
+        )?,
+        0,
+    );
+    assert!(
+        user.contains("schedule3 = \"3\"")
+            && user.contains("common_name = \"PC 99\"")
+            && user.contains("[[conditions]]"),
+        "{user}"
+    );
+    assert!(ca_dir.join("user-cleveland-police-pc-99.pem").exists());
+    expect(
+        &cpctl(
+            &staff,
+            gateway,
+            &["pki", "revoke", "--dir", ca, "user-cleveland-police-pc-99"],
+        )?,
+        0,
+    );
+    assert!(std::fs::read_to_string(ca_dir.join("crl.pem"))?.contains("BEGIN X509 CRL"));
+    expect(
+        &cpctl(&staff, gateway, &["pki", "revoke", "--dir", ca, "nobody"])?,
+        1,
+    );
+
     // A's audit log verifies.
     let node = &f.nodes[0].config;
     let config = f.pki.dir.path().join("node-a.toml");
