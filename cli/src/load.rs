@@ -103,7 +103,10 @@ fn read_lines(path: &Path) -> Result<Vec<Line>> {
             })
             .collect());
     }
-    let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    // A row with too few or too many fields is rejected on its own.
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let headers = reader
         .headers()
         .context("the CSV has no header row")?
@@ -151,8 +154,25 @@ pub async fn load(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut loaded: Vec<(usize, String)> = Vec::new();
-    let mut rejected: Vec<(usize, String, String)> = Vec::new();
+    // Both files are written as results arrive, so an interrupted load
+    // still says what it created.
+    let open = |path: &Path, header: &[&str]| -> Result<csv::Writer<std::fs::File>> {
+        let mut writer = csv::Writer::from_path(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writer.write_record(header)?;
+        writer.flush()?;
+        Ok(writer)
+    };
+    let loaded_path = path.with_extension("loaded.csv");
+    let rejected_path = rejected_path.unwrap_or_else(|| path.with_extension("rejected.csv"));
+    let mut loaded_file = open(&loaded_path, &["line", "id"])?;
+    let mut rejected_file = open(&rejected_path, &["line", "reason", "row"])?;
+    let (mut loaded, mut rejected, mut denied) = (0usize, 0usize, None::<tonic::Status>);
+    let mut reject = |number: usize, text: &str, reason: &str| -> Result<()> {
+        rejected_file.write_record([number.to_string().as_str(), reason, text])?;
+        rejected_file.flush()?;
+        Ok(())
+    };
     let mut pending = lines.into_iter();
     let mut calls = tokio::task::JoinSet::new();
     loop {
@@ -160,7 +180,8 @@ pub async fn load(
             let Some(line) = pending.next() else { break };
             match line.request {
                 Err(reason) => {
-                    rejected.push((line.number, line.text, reason));
+                    reject(line.number, &line.text, &reason)?;
+                    rejected += 1;
                     progress.inc(1);
                 }
                 Ok(request) => {
@@ -178,48 +199,38 @@ pub async fn load(
         };
         let (number, text, answer) = joined.context("a load task failed")?;
         match answer {
-            Ok(record) => loaded.push((number, record.into_inner().id)),
-            Err(status) => rejected.push((number, text, status.message().to_owned())),
+            Ok(record) => {
+                loaded_file.write_record([number.to_string(), record.into_inner().id])?;
+                loaded_file.flush()?;
+                loaded += 1;
+            }
+            Err(status) => {
+                use tonic::Code;
+                let reason = match status.code() {
+                    // The node may have created it before the answer was lost.
+                    Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => format!(
+                        "outcome unknown ({:?}: {}): check whether it was created before loading it again",
+                        status.code(),
+                        status.message()
+                    ),
+                    _ => status.message().to_owned(),
+                };
+                reject(number, &text, &reason)?;
+                rejected += 1;
+                if status.code() == Code::PermissionDenied {
+                    denied = Some(status);
+                }
+            }
         }
         progress.inc(1);
     }
     progress.finish_and_clear();
-    loaded.sort();
-    rejected.sort();
-    let write_file = |path: &Path, rows: Vec<Vec<String>>, header: &[&str]| -> Result<()> {
-        let mut writer = csv::Writer::from_path(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        writer.write_record(header)?;
-        for row in rows {
-            writer.write_record(row)?;
-        }
-        writer.flush()?;
-        Ok(())
-    };
-    let loaded_path = path.with_extension("loaded.csv");
-    write_file(
-        &loaded_path,
-        loaded
-            .iter()
-            .map(|(n, id)| vec![n.to_string(), id.clone()])
-            .collect(),
-        &["line", "id"],
-    )?;
-    let rejected_path = rejected_path.unwrap_or_else(|| path.with_extension("rejected.csv"));
-    write_file(
-        &rejected_path,
-        rejected
-            .iter()
-            .map(|(n, text, reason)| vec![n.to_string(), reason.clone(), text.clone()])
-            .collect(),
-        &["line", "reason", "row"],
-    )?;
     if json {
         println!(
             "{}",
             serde_json::json!({
-                "loaded": loaded.len(),
-                "rejected": rejected.len(),
+                "loaded": loaded,
+                "rejected": rejected,
                 "loaded_file": loaded_path,
                 "rejected_file": rejected_path,
             })
@@ -227,15 +238,16 @@ pub async fn load(
     } else {
         println!(
             "loaded {} rows, rejected {} (identifiers in {}, rejected rows and why in {})",
-            loaded.len(),
-            rejected.len(),
+            loaded,
+            rejected,
             loaded_path.display(),
             rejected_path.display()
         );
     }
-    if rejected.is_empty() {
-        Ok(())
-    } else {
-        Err(Partial(format!("{} rows were rejected", rejected.len())).into())
+    match (loaded, rejected, denied) {
+        (_, 0, _) => Ok(()),
+        // Refused outright (the certificate may not create records): exit 5.
+        (0, _, Some(status)) => Err(status.into()),
+        _ => Err(Partial(format!("{rejected} rows were rejected")).into()),
     }
 }

@@ -255,6 +255,11 @@ enum PkiAction {
         dir: PathBuf,
         name: String,
     },
+    /// Reissues crl.pem (it is good for 30 days); send the servers SIGHUP.
+    Crl {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -639,8 +644,29 @@ fn pki_command(action: PkiAction) -> Result<()> {
             operator,
             authority,
         } => {
+            // The role first: nothing is issued for a user without one.
+            let quote = |text: &str| toml::Value::String(text.to_owned()).to_string();
+            let role = match (schedule2, schedule3, management, operator) {
+                (Some(p), ..) => format!("role = \"national_partner\"\nschedule2 = {p}"),
+                (_, Some(citation), ..) => format!(
+                    "role = \"practitioner\"\nschedule3 = {}\nauthority = {}",
+                    quote(&citation),
+                    quote(&authority.unwrap_or_default())
+                ),
+                (_, _, true, _) => format!(
+                    "role = \"management\"\nauthority = {}",
+                    quote(&authority.unwrap_or_default())
+                ),
+                (_, _, _, true) => "role = \"operator\"".to_owned(),
+                _ => bail!(
+                    "name the user's role: --schedule2, --schedule3, --management or --operator"
+                ),
+            };
             let ca = pki::open(&dir)?;
             let file = format!("user-{}-{}", pki::stem(&organisation), pki::stem(&name));
+            if dir.join(format!("{file}.pem")).exists() {
+                bail!("{file}.pem exists already: revoke it first, or name the user differently");
+            }
             let path = pki::issue(
                 &ca,
                 &dir,
@@ -654,28 +680,21 @@ fn pki_command(action: PkiAction) -> Result<()> {
                 },
             )?;
             println!("{}", path.display());
-            let role = match (schedule2, schedule3, management, operator) {
-                (Some(p), ..) => format!("role = \"national_partner\"\nschedule2 = {p}"),
-                (_, Some(citation), ..) => format!(
-                    "role = \"practitioner\"\nschedule3 = \"{citation}\"\nauthority = \"{}\"",
-                    authority.unwrap_or_default()
-                ),
-                (_, _, true, _) => format!(
-                    "role = \"management\"\nauthority = \"{}\"",
-                    authority.unwrap_or_default()
-                ),
-                (_, _, _, true) => "role = \"operator\"".to_owned(),
-                _ => bail!(
-                    "name the user's role: --schedule2, --schedule3, --management or --operator"
-                ),
-            };
-            let unit_line = unit
-                .map(|u| format!("unit = \"{u}\"\n"))
-                .unwrap_or_default();
+            let who = format!(
+                "organisation = {}\n{}common_name = {}",
+                quote(&organisation),
+                unit.map(|u| format!("unit = {}\n", quote(&u)))
+                    .unwrap_or_default(),
+                quote(&name)
+            );
             let today = Utc::now().date_naive();
             println!(
-                "\n# add to the access policy\n[[identity]]\norganisation = \"{organisation}\"\n{unit_line}common_name = \"{name}\"\n{role}\n\n[[conditions]]\norganisation = \"{organisation}\"\n{unit_line}common_name = \"{name}\"\ntraining_completed_on = {today}         # the dates they were met\ncriminal_record_check_on = {today}\nuser_agreement_signed_on = {today}"
+                "\n# add to the access policy\n[[identity]]\n{who}\n{role}\n\n[[conditions]]\n{who}\ntraining_completed_on = {today}         # the dates they were met\ncriminal_record_check_on = {today}\nuser_agreement_signed_on = {today}"
             );
+        }
+        PkiAction::Crl { dir } => {
+            let crl = pki::reissue_crl(&pki::open(&dir)?, &dir)?;
+            println!("{} reissued", crl.display());
         }
         PkiAction::Revoke { dir, name } => {
             let crl = pki::revoke(&dir, &name)?;

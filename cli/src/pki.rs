@@ -21,12 +21,25 @@ pub fn open(dir: &Path) -> Result<DevCa> {
     let ca = DevCa::generate("ContactPoint development CA")?;
     write(dir, "ca.pem", ca.cert_pem())?;
     write(dir, "ca.key", ca.key_pem())?;
+    // An empty CRL from the start, so servers can name it in tls.crls.
+    write(dir, "crl.pem", &ca.revocation_list(&[])?)?;
     Ok(ca)
 }
 
+/// Writes a file; private keys (`*.key`) readable by their owner only.
 fn write(dir: &Path, name: &str, contents: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(name);
-    std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))
+    let mode = if name.ends_with(".key") { 0o600 } else { 0o644 };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&path)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A file name from an organisation or person: lower case, hyphens.
@@ -73,6 +86,13 @@ pub fn revoke(dir: &Path, name: &str) -> Result<PathBuf> {
         revoked.push_str(&format!("{serial}\t{name}\n"));
     }
     std::fs::write(&revoked_path, &revoked)?;
+    reissue_crl(&ca, dir)
+}
+
+/// Writes `crl.pem` anew with every revoked serial (a CRL is good for 30
+/// days: reissue it before then, and send the servers SIGHUP).
+pub fn reissue_crl(ca: &DevCa, dir: &Path) -> Result<PathBuf> {
+    let revoked = std::fs::read_to_string(dir.join("revoked.tsv")).unwrap_or_default();
     let all: Vec<u64> = revoked
         .lines()
         .filter_map(|line| line.split('\t').next()?.parse().ok())

@@ -35,6 +35,9 @@ pub use service::GatewayService;
 /// bytes; responses hold at most one record or a hundred matches.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// The longest a client's connection lives before it must handshake again.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(600);
+
 /// How often the policy file is checked for changes.
 const POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// How often health checks the gateway's database.
@@ -63,15 +66,13 @@ pub enum StartError {
     },
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes.
+/// Serves the gateway on `listener` until `shutdown` completes; the metrics
+/// endpoint (if `metrics_listen` is set) is bound here.
 pub async fn serve(
     config: GatewayConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let tls = Arc::new(contactpoint_mtls::ServerTls::open(&config.tls)?);
-    let policy = Arc::new(PolicyHandle::open(&config.policy)?);
-    let metrics = Arc::new(contactpoint_ops::Metrics::new("contactpoint_gateway"));
     let metrics_listener = match config.metrics_listen {
         Some(address) => Some(
             TcpListener::bind(address)
@@ -80,6 +81,20 @@ pub async fn serve(
         ),
         None => None,
     };
+    serve_on(config, listener, metrics_listener, shutdown).await
+}
+
+/// As [`serve`], with the metrics endpoint's listener already bound (tests
+/// bind port 0).
+pub async fn serve_on(
+    config: GatewayConfig,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let tls = Arc::new(contactpoint_mtls::ServerTls::open(&config.tls)?);
+    let policy = Arc::new(PolicyHandle::open(&config.policy)?);
+    let metrics = Arc::new(contactpoint_ops::Metrics::new("contactpoint_gateway"));
     let store = store::Store::open(&config.database_url, config.pool_size).await?;
     let directory = nodes::Directory::new(&config.nodes, &config.tls)?;
     let signer = contactpoint_mtls::KeySigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
@@ -146,6 +161,10 @@ pub async fn serve(
         .timeout(Duration::from_secs(limits.request_timeout_seconds))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Connections are renewed, so a certificate revoked since (SIGHUP
+        // rereads the CRLs) stops working within this time even on a
+        // connection it already holds.
+        .max_connection_age(MAX_CONNECTION_AGE)
         .layer(stack)
         .add_service(health_service)
         .add_service(reflection)

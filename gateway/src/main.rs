@@ -25,6 +25,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Registered first, so a SIGHUP that arrives while the server starts
+    // (systemctl reload) is not the default "terminate"; the server reloads
+    // on each one once it serves.
+    let _hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let config = contactpoint_gateway::GatewayConfig::load(args.config.as_deref())?;
     contactpoint_ops::init_logging(config.log_format);
     if let Some(code) = &args.export_witness {

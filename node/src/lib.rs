@@ -36,6 +36,9 @@ use store::{Store, StoreError};
 /// kilobytes; a megabyte leaves room without letting one call hog memory.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// The longest a client's connection lives before it must handshake again.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(600);
+
 /// How often the access policy file is checked for changes.
 const POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -72,16 +75,14 @@ pub async fn serve(
     serve_with_clock(config, listener, Arc::new(SystemClock), shutdown).await
 }
 
-/// As [`serve`], with the given clock.
+/// As [`serve`], with the given clock; the metrics endpoint (if
+/// `metrics_listen` is set) is bound here.
 pub async fn serve_with_clock(
     config: NodeConfig,
     listener: TcpListener,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let tls = Arc::new(contactpoint_mtls::ServerTls::open(&config.tls)?);
-    let policy = Arc::new(contactpoint_policy::PolicyHandle::open(&config.policy)?);
-    let metrics = Arc::new(contactpoint_ops::Metrics::new("contactpoint_node"));
     let metrics_listener = match config.metrics_listen {
         Some(address) => Some(
             TcpListener::bind(address)
@@ -90,6 +91,21 @@ pub async fn serve_with_clock(
         ),
         None => None,
     };
+    serve_on(config, listener, metrics_listener, clock, shutdown).await
+}
+
+/// As [`serve_with_clock`], with the metrics endpoint's listener already
+/// bound (tests bind port 0).
+pub async fn serve_on(
+    config: NodeConfig,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let tls = Arc::new(contactpoint_mtls::ServerTls::open(&config.tls)?);
+    let policy = Arc::new(contactpoint_policy::PolicyHandle::open(&config.policy)?);
+    let metrics = Arc::new(contactpoint_ops::Metrics::new("contactpoint_node"));
     let authority = ResponsibleAuthority {
         code: config.authority_code.clone(),
         name: config.authority_name.clone(),
@@ -141,6 +157,10 @@ pub async fn serve_with_clock(
         // Dead peers are noticed and their connections closed.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Connections are renewed, so a certificate revoked since (SIGHUP
+        // rereads the CRLs) stops working within this time even on a
+        // connection it already holds.
+        .max_connection_age(MAX_CONNECTION_AGE)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(node)

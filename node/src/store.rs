@@ -185,12 +185,14 @@ impl Store {
         (status.size, status.available, status.max_size)
     }
 
-    /// Seconds since the newest signed audit checkpoint, if there is one.
+    /// How long the oldest audit entry has waited for a signed checkpoint
+    /// (0 when every entry is under one): grows only if checkpointing stops.
     pub async fn checkpoint_age_seconds(&self) -> Result<Option<i64>> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
-                "SELECT extract(epoch FROM now() - max(at))::bigint FROM audit_checkpoint",
+                "SELECT COALESCE(extract(epoch FROM now() - min(at))::bigint, 0) FROM audit_event
+                 WHERE event_id > COALESCE((SELECT max(last_event_id) FROM audit_checkpoint), 0)",
                 &[],
             )
             .await?;

@@ -89,7 +89,7 @@ impl Metrics {
         let checkpoint_age = Gauge::default();
         registry.register(
             "audit_checkpoint_age_seconds",
-            "Seconds since the node last signed a checkpoint of its audit chain",
+            "How long the oldest audit entry has waited for a signed checkpoint (0: all are signed)",
             checkpoint_age.clone(),
         );
         Self {
@@ -141,15 +141,26 @@ impl Metrics {
         }
     }
 
-    /// Transfers by state, replacing the previous counts.
+    /// Transfers by state; a state with none reads 0.
     pub fn set_transfers(&self, by_state: &[(String, i64)]) {
-        self.transfers.clear();
-        for (state, count) in by_state {
+        const STATES: [&str; 6] = [
+            "requested",
+            "staged",
+            "handed_over",
+            "activated",
+            "completed",
+            "cancelled",
+        ];
+        for state in STATES {
+            let count = by_state
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, count)| *count);
             self.transfers
                 .get_or_create(&StateLabels {
-                    state: state.clone(),
+                    state: state.into(),
                 })
-                .set(*count);
+                .set(count);
         }
     }
 
@@ -201,6 +212,8 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
                     }
                 });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(5))
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await
             {

@@ -361,8 +361,19 @@ pub async fn archived_young_person(
     Ok(record)
 }
 
+/// Binds a server's metrics address here (port 0 in tests), writing the
+/// address it got back into the configuration, so a test can scrape it.
+async fn bind_metrics(address: &mut Option<SocketAddr>) -> Result<Option<tokio::net::TcpListener>> {
+    let Some(wanted) = *address else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(wanted).await?;
+    *address = Some(listener.local_addr()?);
+    Ok(Some(listener))
+}
+
 /// A loopback address with a port the system just handed out and nobody
-/// holds, for a server's metrics endpoint.
+/// holds (for a server run as a separate process).
 pub fn free_port() -> Result<SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
@@ -430,19 +441,21 @@ impl TestNode {
             archive_interval_seconds: 3600,
             tls: pki.node_files(code)?,
             policy: pki.policy_path(),
-            metrics_listen: Some(free_port()?),
+            metrics_listen: Some("127.0.0.1:0".parse()?),
             log_format: Default::default(),
         };
         Self::start_config(config, clock).await
     }
 
-    pub async fn start_config(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+    pub async fn start_config(mut config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
+        let metrics = bind_metrics(&mut config.metrics_listen).await?;
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(contactpoint_node::serve_with_clock(
+        let task = tokio::spawn(contactpoint_node::serve_on(
             config.clone(),
             listener,
+            metrics,
             clock,
             async {
                 let _ = stopped.await;
@@ -611,20 +624,22 @@ impl TestGateway {
             transfer_retry_ms: 100,
             witness_interval_ms: 200,
             flag_searches_without_view: 3,
-            metrics_listen: Some(free_port()?),
+            metrics_listen: Some("127.0.0.1:0".parse()?),
             log_format: Default::default(),
             limits: contactpoint_gateway::config::Limits::default(),
             nodes: node_entries(nodes),
         })
     }
 
-    pub async fn start(config: contactpoint_gateway::GatewayConfig) -> Result<Self> {
+    pub async fn start(mut config: contactpoint_gateway::GatewayConfig) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
+        let metrics = bind_metrics(&mut config.metrics_listen).await?;
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(contactpoint_gateway::serve(
+        let task = tokio::spawn(contactpoint_gateway::serve_on(
             config.clone(),
             listener,
+            metrics,
             async {
                 let _ = stopped.await;
             },
@@ -840,7 +855,7 @@ impl Federation {
     pub async fn restart_gateway(&mut self) -> Result<()> {
         let mut config = self.gateway.config.clone();
         config.listen = "127.0.0.1:0".parse()?;
-        config.metrics_listen = Some(free_port()?);
+        config.metrics_listen = Some("127.0.0.1:0".parse()?);
         let fresh = TestGateway::start(config).await?;
         let old = std::mem::replace(&mut self.gateway, fresh);
         drop(old);

@@ -80,15 +80,71 @@ async fn the_command_line_end_to_end() -> anyhow::Result<()> {
             && bad_row.contains("Ben,Cliff"),
         "{rejected}"
     );
-    let ids: Vec<String> = std::fs::read_to_string(csv.with_extension("loaded.csv"))?
+    // Written as the answers came: order them by line.
+    let mut rows: Vec<(usize, String)> = std::fs::read_to_string(csv.with_extension("loaded.csv"))?
         .lines()
         .skip(1)
-        .map(|line| line.split(',').nth(1).unwrap_or_default().to_owned())
+        .filter_map(|line| line.split_once(','))
+        .map(|(line, id)| (line.parse().unwrap_or_default(), id.to_owned()))
         .collect();
+    rows.sort();
+    let ids: Vec<String> = rows.into_iter().map(|(_, id)| id).collect();
     assert_eq!(ids.len(), 2);
     for id in &ids {
         f.wait_until_routed(id, A).await?;
     }
+
+    // Create from a JSON file, then update it from another, at A's node.
+    let request = sample::child_request("Dana", "Cliff", date(born), "TS24 8AH");
+    let create_file = f.pki.dir.path().join("dana.json");
+    std::fs::write(&create_file, serde_json::to_string(&request)?)?;
+    let created: serde_json::Value = serde_json::from_str(&expect(
+        &cpctl(
+            &staff,
+            f.nodes[0].address,
+            &["create", create_file.to_str().unwrap(), "--json"],
+        )?,
+        0,
+    ))?;
+    let dana = created["id"].as_str().unwrap_or_default().to_owned();
+    let mut details = request.details.clone().unwrap_or_default();
+    details.name = Some(pb::PersonName {
+        given_names: "Dana Mae".into(),
+        family_name: "Cliff".into(),
+    });
+    let update_file = f.pki.dir.path().join("dana-details.json");
+    std::fs::write(&update_file, serde_json::to_string(&details)?)?;
+    let updated = expect(
+        &cpctl(
+            &staff,
+            f.nodes[0].address,
+            &[
+                "update",
+                &dana,
+                "--version",
+                "1",
+                update_file.to_str().unwrap(),
+            ],
+        )?,
+        0,
+    );
+    assert!(updated.contains("Dana Mae Cliff"), "{updated}");
+    // The same version again is stale: exit 6.
+    expect(
+        &cpctl(
+            &staff,
+            f.nodes[0].address,
+            &[
+                "update",
+                &dana,
+                "--version",
+                "1",
+                update_file.to_str().unwrap(),
+            ],
+        )?,
+        6,
+    );
+    f.wait_until_routed(&dana, A).await?;
 
     // Search through the gateway: a table, and JSON.
     let dob = born.to_string();
@@ -107,7 +163,11 @@ async fn the_command_line_end_to_end() -> anyhow::Result<()> {
     as_json.push("--json");
     let found: serde_json::Value =
         serde_json::from_str(&expect(&cpctl(&nspcc, gateway, &as_json)?, 0))?;
-    assert_eq!(found["matches"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        found["matches"].as_array().map(Vec::len),
+        Some(3),
+        "Ava, Cara and Dana"
+    );
 
     // Show: JSON in the protobuf mapping; NotFound and PermissionDenied codes.
     let shown: serde_json::Value = serde_json::from_str(&expect(
