@@ -133,12 +133,11 @@ fn read_lines(path: &Path) -> Result<Vec<Line>> {
     Ok(lines)
 }
 
-/// Loads `path` at the node behind `channel`, `concurrency` rows at a time.
+/// Loads `path` at the node behind `channel` with one LoadRecords stream.
 pub async fn load(
     channel: Channel,
     path: &Path,
     rejected_path: Option<PathBuf>,
-    concurrency: usize,
     json: bool,
 ) -> Result<()> {
     let lines = read_lines(path)?;
@@ -173,56 +172,78 @@ pub async fn load(
         rejected_file.flush()?;
         Ok(())
     };
-    let mut pending = lines.into_iter();
-    let mut calls = tokio::task::JoinSet::new();
-    loop {
-        while calls.len() < concurrency.max(1) {
-            let Some(line) = pending.next() else { break };
-            match line.request {
-                Err(reason) => {
-                    reject(line.number, &line.text, &reason)?;
-                    rejected += 1;
-                    progress.inc(1);
-                }
-                Ok(request) => {
-                    let mut client =
-                        pb::authority_node_client::AuthorityNodeClient::new(channel.clone());
-                    calls.spawn(async move {
-                        let answer = client.create_record(request).await;
-                        (line.number, line.text, answer)
-                    });
-                }
-            }
-        }
-        let Some(joined) = calls.join_next().await else {
-            break;
-        };
-        let (number, text, answer) = joined.context("a load task failed")?;
-        match answer {
-            Ok(record) => {
-                loaded_file.write_record([number.to_string(), record.into_inner().id])?;
-                loaded_file.flush()?;
-                loaded += 1;
-            }
-            Err(status) => {
-                use tonic::Code;
-                let reason = match status.code() {
-                    // The node may have created it before the answer was lost.
-                    Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => format!(
-                        "outcome unknown ({:?}: {}): check whether it was created before loading it again",
-                        status.code(),
-                        status.message()
-                    ),
-                    _ => status.message().to_owned(),
-                };
-                reject(number, &text, &reason)?;
+    // Rows that read go to the node in one stream (LoadRecords: batches of
+    // up to 1000, each one transaction); the node answers batch by batch.
+    let mut sent: Vec<(usize, String)> = Vec::new();
+    let mut requests = Vec::new();
+    for line in lines {
+        match line.request {
+            Err(reason) => {
+                reject(line.number, &line.text, &reason)?;
                 rejected += 1;
-                if status.code() == Code::PermissionDenied {
-                    denied = Some(status);
-                }
+                progress.inc(1);
+            }
+            Ok(request) => {
+                sent.push((line.number, line.text));
+                requests.push(request);
             }
         }
-        progress.inc(1);
+    }
+    let (feed, stream) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        for request in requests {
+            if feed.send(request).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut client = pb::authority_node_client::AuthorityNodeClient::new(channel);
+    let mut answered = vec![false; sent.len()];
+    let outcome = async {
+        let mut answers = client
+            .load_records(tokio_stream::wrappers::ReceiverStream::new(stream))
+            .await?
+            .into_inner();
+        while let Some(batch) = answers.message().await? {
+            for made in batch.loaded {
+                let Some((number, _)) = sent.get(made.index as usize) else {
+                    continue;
+                };
+                loaded_file.write_record([number.to_string(), made.id])?;
+                answered[made.index as usize] = true;
+                loaded += 1;
+                progress.inc(1);
+            }
+            loaded_file.flush()?;
+            for refused in batch.rejected {
+                let Some((number, text)) = sent.get(refused.index as usize) else {
+                    continue;
+                };
+                reject(*number, text, &refused.reason)?;
+                answered[refused.index as usize] = true;
+                rejected += 1;
+                progress.inc(1);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(error) = outcome {
+        let status = error.downcast_ref::<tonic::Status>().cloned();
+        // Refused outright (the certificate may not create records): exit 5.
+        if loaded == 0
+            && status
+                .as_ref()
+                .is_some_and(|s| s.code() == tonic::Code::PermissionDenied)
+        {
+            denied = status;
+        }
+        for (index, (number, text)) in sent.iter().enumerate() {
+            if !answered[index] {
+                reject(*number, text, &format!("outcome unknown ({error}): check whether it was created before loading it again"))?;
+                rejected += 1;
+            }
+        }
     }
     progress.finish_and_clear();
     if json {

@@ -144,8 +144,9 @@ enum Command {
     },
     /// Loads records into a node from CSV (given_names, family_name, gender,
     /// date_of_birth, address, town, postcode) or JSON lines (one
-    /// CreateRecordRequest each). Each row is created whole or not at all;
-    /// rejected rows go to a file with the reason for each.
+    /// CreateRecordRequest each), in one LoadRecords stream: batches of up to
+    /// 1000, each written whole or not at all; rejected rows go to a file
+    /// with the reason for each.
     Load {
         #[command(flatten)]
         node: NodeArgs,
@@ -153,9 +154,6 @@ enum Command {
         /// Where the rejected rows go. Default: FILE with .rejected.csv.
         #[arg(long)]
         rejected: Option<PathBuf>,
-        /// Rows in flight at once.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
     },
     /// Transfers between authorities, through the gateway.
     Transfer {
@@ -587,8 +585,7 @@ async fn run(cli: Cli) -> Result<()> {
             node,
             file,
             rejected,
-            concurrency,
-        } => load::load(node.channel().await?, &file, rejected, concurrency, json).await,
+        } => load::load(node.channel().await?, &file, rejected, json).await,
         Command::Transfer { action } => transfer_command(action, json).await,
         Command::Audit { action } => audit_command(action, json).await,
         Command::Notifications { node, after } => {

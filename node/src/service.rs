@@ -271,6 +271,7 @@ enum Method {
     ListRecordAccesses,
     ListNotifications,
     GetAuditCheckpoint,
+    LoadRecords,
 }
 
 impl Method {
@@ -297,6 +298,7 @@ impl Method {
             Self::ListRecordAccesses => "ListRecordAccesses",
             Self::ListNotifications => "ListNotifications",
             Self::GetAuditCheckpoint => "GetAuditCheckpoint",
+            Self::LoadRecords => "LoadRecords",
         }
     }
 
@@ -352,6 +354,9 @@ fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
 /// a body that wrote to the record (regulation 6(a)).
 const WITHHELD_WRITER: &str =
     "withheld: a body that supplied information (it may provide a sensitive service)";
+
+/// Records written in one transaction of a load.
+const LOAD_BATCH: usize = 1000;
 
 /// Most contributions in one batch, and most rows a listing returns.
 const MAX_BATCH: usize = 1000;
@@ -1130,5 +1135,126 @@ impl AuthorityNode for NodeService {
                 .unwrap_or_default(),
             access_refused: caller.access_refused().unwrap_or_default(),
         }))
+    }
+
+    type LoadRecordsStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::LoadRecordsBatch, Status>>;
+
+    async fn load_records(
+        &self,
+        request: Request<tonic::Streaming<pb::CreateRecordRequest>>,
+    ) -> Result<Response<Self::LoadRecordsStream>, Status> {
+        let caller = self.caller(&request)?;
+        if let Err(refused) = self.require(&caller, Right::MaintainRecord) {
+            return self
+                .finish(&caller, Method::LoadRecords, vec![], Err(refused))
+                .await;
+        }
+        let mut input = request.into_inner();
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut batch = LoadBatch::default();
+            let mut index = 0u32;
+            loop {
+                match input.message().await {
+                    Ok(Some(request)) => {
+                        match wire::decode_create(&request, &service.context()) {
+                            Ok(record) => batch.records.push((index, record)),
+                            Err(invalid) => batch.rejected.push(pb::RejectedRecord {
+                                index,
+                                reason: invalid.to_string(),
+                            }),
+                        }
+                        index += 1;
+                        if batch.records.len() + batch.rejected.len() >= LOAD_BATCH {
+                            let answer = service
+                                .write_batch(&caller, std::mem::take(&mut batch))
+                                .await;
+                            if sender.send(Ok(answer)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    // The caller went away or sent garbage: what was written stays written.
+                    Err(status) => {
+                        tracing::debug!(code = ?status.code(), "a load stream ended early");
+                        return;
+                    }
+                }
+            }
+            if !batch.records.is_empty() || !batch.rejected.is_empty() {
+                let answer = service.write_batch(&caller, batch).await;
+                let _ = sender.send(Ok(answer)).await;
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            receiver,
+        )))
+    }
+}
+
+/// Records of a load awaiting their batch's transaction.
+#[derive(Default)]
+struct LoadBatch {
+    records: Vec<(u32, crate::model::NewRecord)>,
+    rejected: Vec<pb::RejectedRecord>,
+}
+
+impl NodeService {
+    /// Writes one batch of a load; a batch that cannot be written is
+    /// answered as refused, every record of it, and audited as such.
+    async fn write_batch(&self, caller: &Caller, batch: LoadBatch) -> pb::LoadRecordsBatch {
+        let LoadBatch {
+            records,
+            mut rejected,
+        } = batch;
+        if records.is_empty() {
+            return pb::LoadRecordsBatch {
+                loaded: vec![],
+                rejected,
+            };
+        }
+        let (indices, records): (Vec<u32>, Vec<_>) = records.into_iter().unzip();
+        let written = self
+            .store
+            .load(
+                &records,
+                &supplier(caller),
+                &audited_change(caller, Method::LoadRecords),
+            )
+            .await;
+        match written {
+            Ok(ids) => pb::LoadRecordsBatch {
+                loaded: indices
+                    .into_iter()
+                    .zip(ids)
+                    .map(|(index, id)| pb::LoadedRecord {
+                        index,
+                        id: id.to_string(),
+                    })
+                    .collect(),
+                rejected,
+            },
+            Err(error) => {
+                // The status's words (never the database's own error text).
+                let reason = format!(
+                    "not loaded, load it again: {}",
+                    error_kind(&error).replace('_', " ")
+                );
+                let _ = self
+                    .finish::<()>(caller, Method::LoadRecords, vec![], Err(error))
+                    .await;
+                rejected.extend(indices.into_iter().map(|index| pb::RejectedRecord {
+                    index,
+                    reason: reason.clone(),
+                }));
+                pb::LoadRecordsBatch {
+                    loaded: vec![],
+                    rejected,
+                }
+            }
+        }
     }
 }

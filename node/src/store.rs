@@ -252,6 +252,127 @@ impl Store {
         Ok(stored)
     }
 
+    /// Creates many records in one transaction (an authority's initial load,
+    /// a national feed): the records' rows and their routing events go in
+    /// with PostgreSQL COPY, their lists and entries with prepared inserts,
+    /// then likely duplicates of shielded records are shielded, and one audit
+    /// entry names every record made. All of them or none. Returns the
+    /// identifiers, in order.
+    pub async fn load(
+        &self,
+        records: &[NewRecord],
+        provenance: &Provenance,
+        audit: &AuditEvent<'_>,
+    ) -> Result<Vec<RecordId>> {
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        use tokio_postgres::types::Type;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
+        let serials: Vec<i64> = tx
+            .query(
+                "SELECT nextval('record_serial_seq') FROM generate_series(1, $1::bigint)",
+                &[&count],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let ids: Vec<RecordId> = serials
+            .iter()
+            .map(|serial| RecordId::mint(&self.authority.code, *serial as u64))
+            .collect();
+
+        let sink = tx
+            .copy_in(
+                "COPY child_record (id, category, given_names, family_name, given_names_key, family_name_key,
+                     whereabouts, postcode, gender, date_of_birth, date_of_death,
+                     responsible_authority_code, responsible_authority_name, consent_given_on, consent_recorded_by)
+                 FROM STDIN BINARY",
+            )
+            .await?;
+        let types = [
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::JSONB,
+            Type::TEXT,
+            Type::TEXT,
+            Type::DATE,
+            Type::DATE,
+            Type::TEXT,
+            Type::TEXT,
+            Type::DATE,
+            Type::TEXT,
+        ];
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        for (id, record) in ids.iter().zip(records) {
+            let details = &record.details;
+            writer
+                .as_mut()
+                .write(&[
+                    &id.as_str(),
+                    &details.category.as_db(),
+                    &details.name.given_names,
+                    &details.name.family_name,
+                    &forenames_key(&details.name.given_names),
+                    &surname_key(&details.name.family_name),
+                    &Json(&details.whereabouts),
+                    &details.whereabouts.postcode(),
+                    &details.gender.as_db(),
+                    &details.date_of_birth,
+                    &details.date_of_death,
+                    &self.authority.code,
+                    &self.authority.name,
+                    &details.consent.as_ref().map(|consent| consent.given_on),
+                    &details
+                        .consent
+                        .as_ref()
+                        .map(|consent| consent.recorded_by.as_str()),
+                ])
+                .await?;
+        }
+        writer.as_mut().finish().await?;
+
+        let sink = tx
+            .copy_in("COPY routing_outbox (record_id, authority_code, moves) FROM STDIN BINARY")
+            .await?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
+            sink,
+            &[Type::TEXT, Type::TEXT, Type::INT4]
+        ));
+        for id in &ids {
+            writer
+                .as_mut()
+                .write(&[&id.as_str(), &self.authority.code, &0i32])
+                .await?;
+        }
+        writer.as_mut().finish().await?;
+
+        for (id, record) in ids.iter().zip(records) {
+            let details = &record.details;
+            if !(details.former_names.is_empty()
+                && details.body_identifiers.is_empty()
+                && details.metadata.is_empty())
+            {
+                write_lists(&tx, id, details).await?;
+            }
+            for entry in &record.entries {
+                insert_entry(&tx, id, entry, Some(provenance)).await?;
+            }
+        }
+        for id in &ids {
+            shield_duplicates(&tx, id, audit).await?;
+        }
+        let audited: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        crate::audit::append(&tx, audit, &audited).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     /// What this node holds for `id`: the live record, a staged copy, or
     /// where the record went.
     pub async fn lookup(&self, id: &RecordId) -> Result<Holding> {

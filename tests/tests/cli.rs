@@ -114,36 +114,12 @@ async fn the_command_line_end_to_end() -> anyhow::Result<()> {
     });
     let update_file = f.pki.dir.path().join("dana-details.json");
     std::fs::write(&update_file, serde_json::to_string(&details)?)?;
-    let updated = expect(
-        &cpctl(
-            &staff,
-            f.nodes[0].address,
-            &[
-                "update",
-                &dana,
-                "--version",
-                "1",
-                update_file.to_str().unwrap(),
-            ],
-        )?,
-        0,
-    );
+    let update_file = update_file.to_str().unwrap();
+    let update_at_version_1 = ["update", &dana, "--version", "1", update_file];
+    let updated = expect(&cpctl(&staff, f.nodes[0].address, &update_at_version_1)?, 0);
     assert!(updated.contains("Dana Mae Cliff"), "{updated}");
     // The same version again is stale: exit 6.
-    expect(
-        &cpctl(
-            &staff,
-            f.nodes[0].address,
-            &[
-                "update",
-                &dana,
-                "--version",
-                "1",
-                update_file.to_str().unwrap(),
-            ],
-        )?,
-        6,
-    );
+    expect(&cpctl(&staff, f.nodes[0].address, &update_at_version_1)?, 6);
     f.wait_until_routed(&dana, A).await?;
 
     // Search through the gateway: a table, and JSON.
