@@ -284,56 +284,14 @@ impl Store {
             .collect();
 
         let sink = tx
-            .copy_in(
-                "COPY child_record (id, category, given_names, family_name, given_names_key, family_name_key,
-                     whereabouts, postcode, gender, date_of_birth, date_of_death,
-                     responsible_authority_code, responsible_authority_name, consent_given_on, consent_recorded_by)
-                 FROM STDIN BINARY",
-            )
+            .copy_in(&format!(
+                "COPY child_record ({RECORD_COLUMNS}) FROM STDIN BINARY"
+            ))
             .await?;
-        let types = [
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::JSONB,
-            Type::TEXT,
-            Type::TEXT,
-            Type::DATE,
-            Type::DATE,
-            Type::TEXT,
-            Type::TEXT,
-            Type::DATE,
-            Type::TEXT,
-        ];
-        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &RECORD_COLUMN_TYPES));
         for (id, record) in ids.iter().zip(records) {
-            let details = &record.details;
-            writer
-                .as_mut()
-                .write(&[
-                    &id.as_str(),
-                    &details.category.as_db(),
-                    &details.name.given_names,
-                    &details.name.family_name,
-                    &forenames_key(&details.name.given_names),
-                    &surname_key(&details.name.family_name),
-                    &Json(&details.whereabouts),
-                    &details.whereabouts.postcode(),
-                    &details.gender.as_db(),
-                    &details.date_of_birth,
-                    &details.date_of_death,
-                    &self.authority.code,
-                    &self.authority.name,
-                    &details.consent.as_ref().map(|consent| consent.given_on),
-                    &details
-                        .consent
-                        .as_ref()
-                        .map(|consent| consent.recorded_by.as_str()),
-                ])
-                .await?;
+            let columns = RecordColumns::new(id, &record.details, &self.authority);
+            writer.as_mut().write(&columns.values()).await?;
         }
         writer.as_mut().finish().await?;
 
@@ -411,35 +369,24 @@ impl Store {
         provenance: &[Option<Provenance>],
         placed: &Placement<'_>,
     ) -> Result<()> {
+        let columns = RecordColumns::new(id, details, &self.authority);
+        let moves = i32::try_from(placed.moves).unwrap_or(i32::MAX);
+        let version = placed.version as i64;
+        let mut values = columns.values().to_vec();
+        values.extend_from_slice(&[
+            &placed.status,
+            &placed.transfer_id,
+            &version,
+            &moves,
+            &placed.shield_reason,
+            &placed.archived_on,
+        ]);
         tx.execute(
-            "INSERT INTO child_record (id, category, given_names, family_name, given_names_key, family_name_key,
-                 whereabouts, postcode, gender, date_of_birth, date_of_death,
-                 responsible_authority_code, responsible_authority_name, status, transfer_id, version, moves,
-                 shield_reason, archived_on, consent_given_on, consent_recorded_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-            &[
-                &id.as_str(),
-                &details.category.as_db(),
-                &details.name.given_names,
-                &details.name.family_name,
-                &forenames_key(&details.name.given_names),
-                &surname_key(&details.name.family_name),
-                &Json(&details.whereabouts),
-                &details.whereabouts.postcode(),
-                &details.gender.as_db(),
-                &details.date_of_birth,
-                &details.date_of_death,
-                &self.authority.code,
-                &self.authority.name,
-                &placed.status,
-                &placed.transfer_id,
-                &(placed.version as i64),
-                &i32::try_from(placed.moves).unwrap_or(i32::MAX),
-                &placed.shield_reason,
-                &placed.archived_on,
-                &details.consent.as_ref().map(|consent| consent.given_on),
-                &details.consent.as_ref().map(|consent| consent.recorded_by.as_str()),
-            ],
+            &format!(
+                "INSERT INTO child_record ({RECORD_COLUMNS}, status, transfer_id, version, moves, shield_reason, archived_on)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+            ),
+            &values,
         )
         .await?;
         write_lists(tx, id, details).await?;
@@ -1448,6 +1395,96 @@ async fn lock_record(tx: &Transaction<'_>, id: &RecordId) -> Result<(RecordFacts
         date_of_birth: row.get(1),
     };
     Ok((facts, row.get::<_, i64>(2) as u64))
+}
+
+/// The columns of a record's row that come from its details, as both the
+/// COPY of a load and the INSERT of one record name them.
+const RECORD_COLUMNS: &str =
+    "id, category, given_names, family_name, given_names_key, family_name_key,
+     whereabouts, postcode, gender, date_of_birth, date_of_death,
+     responsible_authority_code, responsible_authority_name, consent_given_on, consent_recorded_by";
+
+/// Their types, for binary COPY.
+const RECORD_COLUMN_TYPES: [tokio_postgres::types::Type; 15] = {
+    use tokio_postgres::types::Type;
+    [
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::JSONB,
+        Type::TEXT,
+        Type::TEXT,
+        Type::DATE,
+        Type::DATE,
+        Type::TEXT,
+        Type::TEXT,
+        Type::DATE,
+        Type::TEXT,
+    ]
+};
+
+/// The values of `RECORD_COLUMNS` for one record.
+struct RecordColumns<'a> {
+    id: &'a str,
+    details: &'a RecordDetails,
+    category: &'static str,
+    gender: &'static str,
+    given_key: String,
+    family_key: String,
+    whereabouts: Json<&'a Whereabouts>,
+    postcode: Option<&'a str>,
+    consent_given_on: Option<NaiveDate>,
+    consent_recorded_by: Option<&'a str>,
+    authority: &'a ResponsibleAuthority,
+}
+
+impl<'a> RecordColumns<'a> {
+    fn new(
+        id: &'a RecordId,
+        details: &'a RecordDetails,
+        authority: &'a ResponsibleAuthority,
+    ) -> Self {
+        Self {
+            id: id.as_str(),
+            details,
+            category: details.category.as_db(),
+            gender: details.gender.as_db(),
+            given_key: forenames_key(&details.name.given_names),
+            family_key: surname_key(&details.name.family_name),
+            whereabouts: Json(&details.whereabouts),
+            postcode: details.whereabouts.postcode(),
+            consent_given_on: details.consent.as_ref().map(|consent| consent.given_on),
+            consent_recorded_by: details
+                .consent
+                .as_ref()
+                .map(|consent| consent.recorded_by.as_str()),
+            authority,
+        }
+    }
+
+    fn values(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 15] {
+        let details = self.details;
+        [
+            &self.id,
+            &self.category,
+            &details.name.given_names,
+            &details.name.family_name,
+            &self.given_key,
+            &self.family_key,
+            &self.whereabouts,
+            &self.postcode,
+            &self.gender,
+            &details.date_of_birth,
+            &details.date_of_death,
+            &self.authority.code,
+            &self.authority.name,
+            &self.consent_given_on,
+            &self.consent_recorded_by,
+        ]
+    }
 }
 
 /// How a record is placed when its rows are written.
