@@ -42,28 +42,32 @@ impl Caller {
         policy: &Policy,
         today: chrono::NaiveDate,
     ) -> Result<Self, NodeError> {
-        let mut caller = Self::identify(request, policy)?;
-        if let Some(role) = &caller.role {
-            caller.admitted = policy.admit(&caller.identity, role, today);
-        }
-        Ok(caller)
+        let (identity, role, via) = Self::identify(request, policy)?;
+        let admitted = role
+            .as_ref()
+            .map_or(Ok(()), |role| policy.admit(&identity, role, today));
+        Ok(Self {
+            identity,
+            role,
+            via,
+            reason: None,
+            query: None,
+            notify: Vec::new(),
+            started: std::time::Instant::now(),
+            admitted,
+        })
     }
 
-    fn identify<T>(request: &Request<T>, policy: &Policy) -> Result<Self, NodeError> {
+    /// Who acts, in which role, and the gateway when it acts for them.
+    fn identify<T>(
+        request: &Request<T>,
+        policy: &Policy,
+    ) -> Result<(PeerIdentity, Option<Role>, Option<PeerIdentity>), NodeError> {
         let peer = PeerIdentity::from_request(request).ok_or(NodeError::Unauthenticated)?;
         let role = policy.role_of(&peer).cloned();
         if role != Some(Role::Gateway) {
             // Forwarding metadata from anyone but the gateway is not believed.
-            return Ok(Self {
-                identity: peer,
-                role,
-                via: None,
-                reason: None,
-                query: None,
-                notify: Vec::new(),
-                started: std::time::Instant::now(),
-                admitted: Ok(()),
-            });
+            return Ok((peer, role, None));
         }
         let metadata = request.metadata();
         let identity = metadata
@@ -77,27 +81,9 @@ impl Caller {
         let named = metadata.get_bin(forwarded::CALLER_HEADER).is_some()
             || metadata.get(forwarded::ROLE_HEADER).is_some();
         match (identity, on_behalf_role) {
-            (Some(identity), Some(role)) => Ok(Self {
-                identity,
-                role: Some(role),
-                via: Some(peer),
-                reason: None,
-                query: None,
-                notify: Vec::new(),
-                started: std::time::Instant::now(),
-                admitted: Ok(()),
-            }),
+            (Some(identity), Some(role)) => Ok((identity, Some(role), Some(peer))),
             // The gateway acting for itself (reading the routing feed).
-            _ if !named => Ok(Self {
-                identity: peer,
-                role: Some(Role::Gateway),
-                via: None,
-                reason: None,
-                query: None,
-                notify: Vec::new(),
-                started: std::time::Instant::now(),
-                admitted: Ok(()),
-            }),
+            _ if !named => Ok((peer, Some(Role::Gateway), None)),
             _ => Err(NodeError::Forbidden(Refusal {
                 role: Role::Gateway.to_string(),
                 reason: format!(
@@ -109,7 +95,6 @@ impl Caller {
         }
     }
 
-    /// Refuses the call unless the caller's role holds `right` at `authority`.
     /// As `require`, for a right held at any authority (the caller's own
     /// authority is checked by whoever vouches for it).
     pub fn require_anywhere(&self, right: Right) -> Result<&Role, NodeError> {
@@ -117,6 +102,7 @@ impl Caller {
         Ok(authorize(self.role.as_ref(), &self.identity, right, None)?)
     }
 
+    /// Refuses the call unless the caller's role holds `right` at `authority`.
     /// A person must also meet their access conditions.
     pub fn require(&self, right: Right, authority: &str) -> Result<&Role, NodeError> {
         self.admitted.clone()?;

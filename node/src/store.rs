@@ -1180,19 +1180,6 @@ impl Store {
             .collect())
     }
 
-    /// Whether this node ever held `id` (live, handed over, or forwarded).
-    pub async fn has_held(&self, id: &RecordId) -> Result<bool> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM child_record WHERE id = $1 AND status <> 'arriving')
-                     OR EXISTS (SELECT 1 FROM record_forwarding WHERE record_id = $1)",
-                &[&id.as_str()],
-            )
-            .await?;
-        Ok(row.get(0))
-    }
-
     /// What the responsible authority has been told, oldest first after `after`.
     pub async fn notifications(&self, after: i64, limit: u32) -> Result<Vec<NotificationRow>> {
         let client = self.pool.get().await?;
