@@ -1,0 +1,504 @@
+//! The servers a benchmark runs: a development CA and access policy, one
+//! database per node cloned from a migrated template, node and gateway
+//! processes from the workspace's own binaries, nginx, and the bare tonic
+//! server; each a child process that is stopped when dropped.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use contactpoint_mtls::devca::{DevCa, Subject, Validity};
+use contactpoint_mtls::TlsFiles;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::population::Authority;
+
+/// The organisation and name on the benchmark's reader certificate.
+pub const READER_ORGANISATION: &str = "NSPCC";
+pub const READER_NAME: &str = "Bench reader";
+const GATEWAY_ORGANISATION: &str = "ContactPoint gateway";
+
+/// The benchmark's working folder: certificates, configuration, logs.
+pub struct Workspace {
+    pub dir: PathBuf,
+    /// Where cpbench's sibling binaries are (contactpoint-node, ...).
+    pub bin: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(dir: &Path) -> Result<Self> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir.join("pki"))?;
+        let dir = std::fs::canonicalize(dir)?;
+        let exe = std::env::current_exe()?;
+        let bin = exe.parent().context("cpbench has no folder")?.to_path_buf();
+        Ok(Self { dir, bin })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The certificate and key issued as `stem`, with the CA.
+    pub fn files(&self, stem: &str) -> TlsFiles {
+        TlsFiles {
+            ca: self.path("pki/ca.pem"),
+            cert: self.path(&format!("pki/{stem}.pem")),
+            key: self.path(&format!("pki/{stem}.key")),
+            crls: vec![],
+        }
+    }
+
+    /// A CA, a certificate for every node, the gateway, nginx and the bare
+    /// server (servers on "localhost"), the reader, and a loader per authority.
+    pub fn issue_certificates(&self, authorities: &[Authority]) -> Result<()> {
+        let ca = DevCa::generate("ContactPoint benchmark CA")?;
+        std::fs::write(self.path("pki/ca.pem"), ca.cert_pem())?;
+        let issue =
+            |stem: &str, organisation: &str, unit: Option<&str>, name: &str, server: bool| {
+                let localhost = ["localhost"];
+                let issued = ca.issue(&Subject {
+                    organisation,
+                    unit,
+                    common_name: name,
+                    server_names: if server { &localhost } else { &[] },
+                    validity: Validity::Current,
+                })?;
+                std::fs::write(self.path(&format!("pki/{stem}.pem")), issued.cert_pem)?;
+                std::fs::write(self.path(&format!("pki/{stem}.key")), issued.key_pem)?;
+                anyhow::Ok(())
+            };
+        for authority in authorities {
+            let code = &authority.code;
+            issue(
+                &format!("node-{code}"),
+                code,
+                Some("node"),
+                &format!("{code} node"),
+                true,
+            )?;
+            issue(&format!("loader-{code}"), code, None, "Bench loader", false)?;
+        }
+        issue(
+            "gateway",
+            GATEWAY_ORGANISATION,
+            Some("gateway"),
+            "gateway",
+            true,
+        )?;
+        issue("reader", READER_ORGANISATION, None, READER_NAME, false)?;
+        issue(
+            "nginx",
+            "ContactPoint benchmark",
+            Some("proxy"),
+            "nginx",
+            true,
+        )?;
+        issue(
+            "bare",
+            "ContactPoint benchmark",
+            Some("bare"),
+            "bare tonic",
+            true,
+        )?;
+        Ok(())
+    }
+
+    /// The access policy: each authority's node and loader (a practitioner
+    /// of that authority), the gateway, and the reader (a Schedule 2
+    /// national partner), all with their access conditions met.
+    pub fn write_policy(&self, authorities: &[Authority]) -> Result<PathBuf> {
+        let recorded = (chrono::Utc::now().date_naive() - chrono::Duration::days(365)).to_string();
+        let mut text = String::from(
+            "[access]\nconditions_required = true\nallow_organisation_wide_conditions = true\n",
+        );
+        let conditions = |organisation: &str| {
+            format!(
+                "\n[[conditions]]\norganisation = \"{organisation}\"\ntraining_completed_on = {recorded}\ncriminal_record_check_on = {recorded}\nuser_agreement_signed_on = {recorded}\n"
+            )
+        };
+        for authority in authorities {
+            let code = &authority.code;
+            text.push_str(&conditions(code));
+            text.push_str(&format!(
+                "\n[[identity]]\norganisation = \"{code}\"\nrole = \"practitioner\"\nschedule3 = \"1(2)(a)\"\nauthority = \"{code}\"\n\n[[identity]]\norganisation = \"{code}\"\nunit = \"node\"\nrole = \"node\"\nauthority = \"{code}\"\n"
+            ));
+        }
+        text.push_str(&conditions(READER_ORGANISATION));
+        text.push_str(&format!(
+            "\n[[identity]]\norganisation = \"{READER_ORGANISATION}\"\nrole = \"national_partner\"\nschedule2 = 3\n\n[[identity]]\norganisation = \"{GATEWAY_ORGANISATION}\"\nrole = \"gateway\"\n"
+        ));
+        let path = self.path("policy.toml");
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+}
+
+/// A free port on loopback (bound, then released for a server to take).
+pub fn free_port() -> Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// A server process, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Server {
+    pub name: String,
+    pub address: SocketAddr,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `program` with `args`, its output to `log`.
+    pub fn spawn(
+        name: &str,
+        address: SocketAddr,
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+    ) -> Result<Self> {
+        let log = std::fs::File::create(log)?;
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            address,
+            child,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process has already exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited early ({status}); see its log", self.name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A mutual TLS channel to a server on loopback that presents a
+/// certificate for "localhost".
+pub async fn channel(address: SocketAddr, files: &TlsFiles) -> Result<Channel> {
+    let tls = contactpoint_mtls::client_tls(files, "localhost")?;
+    Ok(
+        Endpoint::from_shared(format!("https://localhost:{}", address.port()))?
+            .tls_config(tls)?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .connect()
+            .await?,
+    )
+}
+
+/// Waits until `server` answers the health service as serving `service`.
+pub async fn wait_serving(server: &mut Server, files: &TlsFiles, service: &str) -> Result<()> {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        server.check_running()?;
+        if let Ok(channel) = channel(server.address, files).await {
+            let answer = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: service.to_owned(),
+                })
+                .await;
+            if answer.is_ok_and(|answer| answer.into_inner().status == 1) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not start serving within two minutes", server.name);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A database for each node, cloned from one migrated template (a node's
+/// migrations run once, not once per authority).
+pub struct Databases {
+    admin: tokio_postgres::Client,
+    base_url: String,
+    prefix: String,
+}
+
+impl Databases {
+    pub async fn open(admin_url: &str, prefix: &str) -> Result<Self> {
+        let (admin, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+            .await
+            .context("cannot reach PostgreSQL")?;
+        tokio::spawn(connection);
+        let base_url = admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| base.to_owned())
+            .context("the admin URL names no database")?;
+        Ok(Self {
+            admin,
+            base_url,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("{}/{}_{name}", self.base_url, self.prefix)
+    }
+
+    /// The PostgreSQL server's postmaster process, when it runs on this
+    /// machine (for its CPU: the backends are its children).
+    pub async fn postmaster(&self) -> Option<u32> {
+        let row = self
+            .admin
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .ok()?;
+        let backend: i32 = row.get(0);
+        let parent = crate::procs::parent(backend as u32).ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{parent}/comm")).ok()?;
+        (comm.trim() == "postgres").then_some(parent)
+    }
+
+    /// Creates (anew) the database `name`, empty or from `template`.
+    pub async fn create(&self, name: &str, template: Option<&str>) -> Result<String> {
+        let full = format!("{}_{name}", self.prefix);
+        self.admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{full}\" WITH (FORCE)"))
+            .await?;
+        let from = template
+            .map(|template| format!(" TEMPLATE \"{}_{template}\"", self.prefix))
+            .unwrap_or_default();
+        self.admin
+            .batch_execute(&format!("CREATE DATABASE \"{full}\"{from}"))
+            .await
+            .with_context(|| format!("cannot create database {full}"))?;
+        Ok(self.url(name))
+    }
+
+    /// A template holding the node's schema, made by the node's own migrations.
+    pub async fn node_template(&self) -> Result<()> {
+        let url = self.create("template", None).await?;
+        let store = contactpoint_node::store::Store::open(
+            &url,
+            1,
+            contactpoint_node::model::ResponsibleAuthority {
+                code: "E00000000".into(),
+                name: "template".into(),
+            },
+        )
+        .await?;
+        drop(store);
+        Ok(())
+    }
+
+    /// Drops every database this benchmark made.
+    pub async fn drop_all(&self) -> Result<()> {
+        let rows = self
+            .admin
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                &[&format!("{}\\_%", self.prefix)],
+            )
+            .await?;
+        for row in rows {
+            let name: String = row.get(0);
+            self.admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts the node of `authority` on its database.
+pub fn start_node(
+    work: &Workspace,
+    authority: &Authority,
+    database_url: String,
+    pool_size: usize,
+) -> Result<Server> {
+    let address = free_port()?;
+    let code = &authority.code;
+    let config = contactpoint_node::NodeConfig {
+        authority_code: code.clone(),
+        authority_name: authority.name.clone(),
+        listen: address,
+        database_url,
+        pool_size,
+        request_timeout_seconds: 60,
+        archive_interval_seconds: 3600,
+        audit_checkpoint_seconds: 60,
+        concurrency_per_connection: 256,
+        tls: work.files(&format!("node-{code}")),
+        policy: work.path("policy.toml"),
+        metrics_listen: None,
+        log_format: Default::default(),
+    };
+    let path = work.path(&format!("node-{code}.toml"));
+    std::fs::write(&path, toml::to_string(&config)?)?;
+    Server::spawn(
+        &format!("node {code}"),
+        address,
+        &work.bin.join("contactpoint-node"),
+        &["--config", path.to_str().context("path")?],
+        &work.path(&format!("node-{code}.log")),
+    )
+}
+
+/// Starts a gateway over `nodes`, with limits raised so that one caller
+/// (the load generator) is not rate limited.
+pub fn start_gateway(
+    work: &Workspace,
+    name: &str,
+    database_url: String,
+    nodes: &[(&Authority, SocketAddr)],
+) -> Result<Server> {
+    use contactpoint_gateway::config::{Limits, NodeEntry};
+    let address = free_port()?;
+    let mut config: contactpoint_gateway::GatewayConfig = toml::from_str(&format!(
+        "database_url = \"{database_url}\"\npolicy = \"{}\"\nlisten = \"{address}\"\nnodes = []\n[tls]\nca = \"\"\ncert = \"\"\nkey = \"\"\n",
+        work.path("policy.toml").display()
+    ))?;
+    config.tls = work.files("gateway");
+    config.search_deadline_ms = 30_000;
+    config.limits = Limits {
+        per_caller_in_flight: 4096,
+        per_caller_per_second: 1e9,
+        per_caller_burst: 1e9,
+        global_in_flight: 8192,
+        request_timeout_seconds: 60,
+    };
+    config.nodes = nodes
+        .iter()
+        .map(|(authority, address)| NodeEntry {
+            code: authority.code.clone(),
+            name: authority.name.clone(),
+            endpoint: format!("https://localhost:{}", address.port()),
+            server_name: None,
+        })
+        .collect();
+    let path = work.path(&format!("gateway-{name}.toml"));
+    std::fs::write(&path, toml::to_string(&config)?)?;
+    Server::spawn(
+        &format!("gateway {name}"),
+        address,
+        &work.bin.join("contactpoint-gateway"),
+        &["--config", path.to_str().context("path")?],
+        &work.path(&format!("gateway-{name}.log")),
+    )
+}
+
+/// nginx as an authority would put it in front of its node: a plain gRPC
+/// proxy (`grpc_pass`) with mutual TLS to the client and to the node, and
+/// kept-alive upstream connections. It presents the reader's certificate
+/// to the node, so the node does the same work as for a direct call.
+pub fn start_nginx(work: &Workspace, nginx: &Path, node: SocketAddr) -> Result<Server> {
+    let address = free_port()?;
+    let prefix = work.path("nginx");
+    std::fs::create_dir_all(prefix.join("logs"))?;
+    let pki = work.path("pki");
+    let (pki, prefix_text) = (pki.display(), prefix.display());
+    let conf = format!(
+        r#"# Written by cpbench: nginx as a gRPC proxy in front of one node.
+daemon off;
+master_process on;
+worker_processes auto;
+pid {prefix_text}/nginx.pid;
+error_log {prefix_text}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix_text}/client_body;
+    proxy_temp_path {prefix_text}/proxy;
+    fastcgi_temp_path {prefix_text}/fastcgi;
+    uwsgi_temp_path {prefix_text}/uwsgi;
+    scgi_temp_path {prefix_text}/scgi;
+    upstream node {{
+        server 127.0.0.1:{node_port};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_protocols TLSv1.3;
+        ssl_certificate {pki}/nginx.pem;
+        ssl_certificate_key {pki}/nginx.key;
+        ssl_client_certificate {pki}/ca.pem;
+        ssl_verify_client on;
+        location / {{
+            grpc_pass grpcs://node;
+            grpc_ssl_protocols TLSv1.3;
+            grpc_ssl_certificate {pki}/reader.pem;
+            grpc_ssl_certificate_key {pki}/reader.key;
+            grpc_ssl_trusted_certificate {pki}/ca.pem;
+            grpc_ssl_verify on;
+            grpc_ssl_name localhost;
+            grpc_ssl_server_name on;
+            grpc_ssl_session_reuse on;
+        }}
+    }}
+}}
+"#,
+        node_port = node.port(),
+        port = address.port(),
+    );
+    let path = prefix.join("nginx.conf");
+    std::fs::write(&path, conf)?;
+    Server::spawn(
+        "nginx",
+        address,
+        nginx,
+        &[
+            "-p",
+            prefix.to_str().context("path")?,
+            "-c",
+            path.to_str().context("path")?,
+        ],
+        &work.path("nginx.log"),
+    )
+}
+
+/// The bare tonic server, with its own certificate.
+pub fn start_bare(work: &Workspace) -> Result<Server> {
+    let address = free_port()?;
+    let files = work.files("bare");
+    let text = |path: &Path| path.to_str().map(str::to_owned).context("path");
+    Server::spawn(
+        "bare tonic server",
+        address,
+        &work.bin.join("bare-tonic-server"),
+        &[
+            &address.to_string(),
+            &text(&files.ca)?,
+            &text(&files.cert)?,
+            &text(&files.key)?,
+        ],
+        &work.path("bare.log"),
+    )
+}

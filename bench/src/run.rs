@@ -1,0 +1,929 @@
+//! `cpbench run`: the whole benchmark in one go, printing one table per
+//! question. Everything is measured side by side in this one run, and the
+//! answers are ratios, because the machine is shared and noisy: paths are
+//! interleaved round by round, and CPU is read from /proc for each process
+//! involved before and after each measurement.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use contactpoint_proto::v1 as pb;
+use pb::authority_node_client::AuthorityNodeClient;
+use pb::gateway_client::GatewayClient;
+use tonic::transport::Channel;
+
+use crate::fleet::{self, channel, wait_serving, Databases, Server, Workspace};
+use crate::load::{self, Outcome};
+use crate::population::{read_authorities, Authority, Population};
+use crate::procs::{self, Group};
+
+/// What `cpbench run` is asked to do.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Superuser URL of the PostgreSQL server (ending in /postgres); every
+    /// database the benchmark makes starts with `cpbench_`.
+    #[arg(long, env = "CONTACTPOINT_PG_URL")]
+    pub admin_url: String,
+    /// Working folder for certificates, configuration and logs (cleared first).
+    #[arg(long, default_value = ".bench")]
+    pub dir: PathBuf,
+    /// England's authorities (code,name).
+    #[arg(long, default_value = "data/authorities.csv")]
+    pub authorities: PathBuf,
+    /// Records in the synthetic population, spread over the largest N's authorities.
+    #[arg(long, default_value_t = 100_000)]
+    pub records: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The federation sizes to search across (one node process each).
+    #[arg(long, value_delimiter = ',', default_value = "3,30,153")]
+    pub nodes: Vec<usize>,
+    /// Seconds of each measurement in a round.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Rounds; each round runs every path once, in a rotating order.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Requests in flight for the throughput measurements.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Database connections of each node.
+    #[arg(long, default_value_t = 4)]
+    pub pool_size: usize,
+    /// The prefix of every database the benchmark makes (and drops).
+    #[arg(long, default_value = "cpbench")]
+    pub database_prefix: String,
+    /// nginx, for the plain gRPC proxy path.
+    #[arg(long, default_value = "/usr/sbin/nginx")]
+    pub nginx: PathBuf,
+    /// Also write the tables as Markdown to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+/// One table of the report.
+pub struct Section {
+    pub title: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Section {
+    fn new(title: impl Into<String>, header: &[&str]) -> Self {
+        Self {
+            title: title.into(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(comfy_table::presets::ASCII_MARKDOWN)
+            .set_header(&self.header);
+        for row in &self.rows {
+            table.add_row(row);
+        }
+        format!("### {}\n\n{table}\n", self.title)
+    }
+}
+
+fn f(value: f64, decimals: usize) -> String {
+    format!("{value:.decimals$}")
+}
+
+fn ratio(numerator: f64, denominator: f64) -> f64 {
+    numerator / denominator.max(1e-12)
+}
+
+/// The lookup paths of part a.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    Direct,
+    Gateway,
+    Nginx,
+}
+
+const PATHS: [Path; 3] = [Path::Direct, Path::Gateway, Path::Nginx];
+
+impl Path {
+    fn label(self) -> &'static str {
+        match self {
+            Path::Direct => "client -> node",
+            Path::Gateway => "client -> gateway -> node",
+            Path::Nginx => "client -> nginx -> node",
+        }
+    }
+}
+
+/// The clients of part a, with the identifiers to look up.
+#[derive(Clone)]
+struct Lookups {
+    direct: AuthorityNodeClient<Channel>,
+    gateway: GatewayClient<Channel>,
+    nginx: AuthorityNodeClient<Channel>,
+    ids: Arc<Vec<String>>,
+}
+
+fn status_text(status: tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}
+
+impl Lookups {
+    /// The n-th lookup by `path`: the same request whichever the path.
+    fn request(
+        &self,
+        path: Path,
+        n: u64,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        let request = pb::GetRecordRequest {
+            id: self.ids[n as usize % self.ids.len()].clone(),
+            reason: "benchmark lookup".into(),
+            ..Default::default()
+        };
+        let (node, gateway) = match path {
+            Path::Direct => (Some(self.direct.clone()), None),
+            Path::Nginx => (Some(self.nginx.clone()), None),
+            Path::Gateway => (None, Some(self.gateway.clone())),
+        };
+        async move {
+            let answer = match (node, gateway) {
+                (Some(mut node), _) => node.get_record(request).await.map(drop),
+                (None, Some(mut gateway)) => gateway.get_record(request).await.map(drop),
+                (None, None) => unreachable!("every path has a client"),
+            };
+            answer.map_err(status_text)
+        }
+    }
+}
+
+/// Runs `work` and returns what it measured with the CPU seconds each
+/// group used meanwhile.
+async fn with_cpu<Fut>(groups: &[Group], work: Fut) -> (Outcome, Vec<f64>)
+where
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let before = procs::snapshot(groups);
+    let outcome = work.await;
+    let after = procs::snapshot(groups);
+    let used = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    (outcome, used)
+}
+
+/// Per-path totals across rounds.
+struct Tally {
+    outcome: Outcome,
+    cpu: Vec<f64>,
+}
+
+impl Tally {
+    fn new(groups: usize) -> Self {
+        Self {
+            outcome: Outcome::empty(),
+            cpu: vec![0.0; groups],
+        }
+    }
+
+    fn add(&mut self, outcome: &Outcome, cpu: &[f64]) {
+        self.outcome.merge(outcome);
+        for (total, used) in self.cpu.iter_mut().zip(cpu) {
+            *total += used;
+        }
+    }
+
+    /// Milliseconds of CPU per answered request, for each group.
+    fn cpu_ms_per_request(&self) -> Vec<f64> {
+        let count = self.outcome.count().max(1) as f64;
+        self.cpu
+            .iter()
+            .map(|seconds| seconds * 1000.0 / count)
+            .collect()
+    }
+
+    fn check(&self, what: &str) -> Result<()> {
+        if self.outcome.errors > 0 {
+            bail!(
+                "{what}: {} requests failed, the first with {}",
+                self.outcome.errors,
+                self.outcome.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        if self.outcome.count() == 0 {
+            bail!("{what}: no request was answered");
+        }
+        Ok(())
+    }
+}
+
+/// Samples a process's PSS while `work` runs; returns the largest seen.
+async fn sampling_pss<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, u64) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(async move {
+        let mut largest = 0;
+        loop {
+            largest = largest.max(procs::pss_kib(pid).unwrap_or(0));
+            tokio::select! {
+                _ = &mut stopped => return largest,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    });
+    let value = work.await;
+    let _ = stop.send(());
+    let largest = sampler.await.unwrap_or(0);
+    (value, largest)
+}
+
+/// Idle memory of a process: PSS and peak after it has settled.
+async fn idle_memory(pid: u32) -> Result<(u64, u64)> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok((procs::pss_kib(pid)?, procs::peak_kib(pid)?))
+}
+
+fn mib(kib: u64) -> String {
+    f(kib as f64 / 1024.0, 1)
+}
+
+/// Loads `records` at a node through LoadRecords; returns the identifiers.
+async fn load_records(
+    address: std::net::SocketAddr,
+    files: &contactpoint_mtls::TlsFiles,
+    records: Vec<pb::CreateRecordRequest>,
+) -> Result<Vec<String>> {
+    let mut client = AuthorityNodeClient::new(channel(address, files).await?)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let mut answers = client
+        .load_records(tokio_stream::iter(records))
+        .await?
+        .into_inner();
+    let mut ids = Vec::new();
+    while let Some(batch) = answers.message().await? {
+        if let Some(rejected) = batch.rejected.first() {
+            bail!(
+                "the node refused generated record {}: {}",
+                rejected.index,
+                rejected.reason
+            );
+        }
+        ids.extend(batch.loaded.into_iter().map(|loaded| loaded.id));
+    }
+    Ok(ids)
+}
+
+/// The tables a node's load writes, which `psql \copy` writes in turn.
+const LOADED_TABLES: [&str; 10] = [
+    "child_record",
+    "routing_outbox",
+    "former_name",
+    "body_identifier",
+    "record_metadata",
+    "contact",
+    "education",
+    "service",
+    "caf_assessment",
+    "lead_professional",
+];
+
+fn psql(url: &str, args: &[&str]) -> Result<()> {
+    let output = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .args(args)
+        .output()
+        .context("cannot run psql")?;
+    if !output.status.success() {
+        bail!("psql failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}
+
+/// Runs the benchmark; returns its tables.
+pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
+    let mut report = Vec::new();
+    let rounds = args.rounds.max(1);
+    let seconds = Duration::from_secs_f64(args.seconds);
+
+    eprintln!("cpbench: e. the loopback round trip");
+    let rtt = load::loopback_round_trip(20_000).await?;
+    let rtt_ms = rtt.value_at_quantile(0.5) as f64 / 1000.0;
+    let mut section = Section::new(
+        "e. Loopback round trip (1 byte each way over TCP on 127.0.0.1)",
+        &["samples", "p50 µs", "p99 µs", "p99.9 µs"],
+    );
+    section.row(vec![
+        rtt.len().to_string(),
+        rtt.value_at_quantile(0.5).to_string(),
+        rtt.value_at_quantile(0.99).to_string(),
+        rtt.value_at_quantile(0.999).to_string(),
+    ]);
+    report.push(section);
+
+    let all = read_authorities(&args.authorities)?;
+    let largest_n = args
+        .nodes
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(3)
+        .clamp(1, all.len());
+    let authorities: Vec<Authority> = all[..largest_n].to_vec();
+    let today = chrono::Utc::now().date_naive();
+    let population = Population::new(args.seed, args.records, today, authorities.clone());
+
+    eprintln!("cpbench: certificates, policy and {largest_n} databases");
+    let work = Workspace::new(&args.dir)?;
+    work.issue_certificates(&authorities)?;
+    work.write_policy(&authorities)?;
+    let databases = Databases::open(&args.admin_url, &args.database_prefix).await?;
+    databases.drop_all().await?;
+    databases.node_template().await?;
+    let postmaster = databases.postmaster().await;
+    let mut node_urls = Vec::new();
+    for authority in &authorities {
+        node_urls.push(
+            databases
+                .create(&authority.code.to_lowercase(), Some("template"))
+                .await?,
+        );
+    }
+
+    eprintln!("cpbench: starting {largest_n} node processes");
+    let mut nodes: Vec<Server> = Vec::new();
+    for (authority, url) in authorities.iter().zip(&node_urls) {
+        nodes.push(fleet::start_node(
+            &work,
+            authority,
+            url.clone(),
+            args.pool_size,
+        )?);
+    }
+    for (node, authority) in nodes.iter_mut().zip(&authorities) {
+        let files = work.files(&format!("loader-{}", authority.code));
+        wait_serving(node, &files, "contactpoint.v1.AuthorityNode").await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fleet_pss: Vec<u64> = nodes
+        .iter()
+        .filter_map(|node| procs::pss_kib(node.pid()).ok())
+        .collect();
+
+    // c. Bulk load: the largest authority alone and timed, then the rest.
+    let sizes = population.sizes().to_vec();
+    let largest = (0..sizes.len())
+        .max_by_key(|index| sizes[*index])
+        .unwrap_or(0);
+    let code = authorities[largest].code.clone();
+    eprintln!(
+        "cpbench: c. loading {} records at {} ({}) through LoadRecords",
+        sizes[largest], authorities[largest].name, code
+    );
+    let records: Vec<_> = population.records(largest).collect();
+    let loaded_count = records.len();
+    let started = Instant::now();
+    let ids = load_records(
+        nodes[largest].address,
+        &work.files(&format!("loader-{code}")),
+        records,
+    )
+    .await?;
+    let node_load = started.elapsed();
+
+    eprintln!("cpbench: c. the same rows with psql \\copy");
+    let copies = work.path("copy");
+    std::fs::create_dir_all(&copies)?;
+    let mut dump = Vec::new();
+    let mut restore = String::new();
+    for table in LOADED_TABLES {
+        let file = copies.join(format!("{table}.tsv"));
+        dump.push("-c".to_owned());
+        dump.push(format!("\\copy {table} to '{}'", file.display()));
+        restore.push_str(&format!("\\copy {table} from '{}'\n", file.display()));
+    }
+    let dump: Vec<&str> = dump.iter().map(String::as_str).collect();
+    psql(&node_urls[largest], &dump)?;
+    let script = copies.join("restore.sql");
+    std::fs::write(&script, restore)?;
+    let target = databases.create("copy_target", Some("template")).await?;
+    let started = Instant::now();
+    psql(&target, &["-1", "-f", script.to_str().context("path")?])?;
+    let psql_load = started.elapsed();
+
+    let node_rate = loaded_count as f64 / node_load.as_secs_f64();
+    let psql_rate = loaded_count as f64 / psql_load.as_secs_f64();
+    let mut section = Section::new(
+        format!(
+            "c. Bulk load of {} ({loaded_count} records with their entries)",
+            authorities[largest].name
+        ),
+        &["path", "seconds", "records/s", "ratio to psql \\copy"],
+    );
+    section.row(vec![
+        "cpctl-style LoadRecords stream to the node (mTLS, validated, audited)".into(),
+        f(node_load.as_secs_f64(), 2),
+        f(node_rate, 0),
+        f(ratio(node_rate, psql_rate), 2),
+    ]);
+    section.row(vec![
+        "psql \\copy of the same rows, one transaction".into(),
+        f(psql_load.as_secs_f64(), 2),
+        f(psql_rate, 0),
+        "1.00".into(),
+    ]);
+    report.push(section);
+
+    eprintln!("cpbench: loading the other authorities");
+    let mut loads = tokio::task::JoinSet::new();
+    let mut pending: Vec<usize> = (0..authorities.len()).filter(|i| *i != largest).collect();
+    pending.reverse();
+    loop {
+        while loads.len() < 2 {
+            let Some(index) = pending.pop() else { break };
+            let records: Vec<_> = population.records(index).collect();
+            let files = work.files(&format!("loader-{}", authorities[index].code));
+            let address = nodes[index].address;
+            loads.spawn(async move { load_records(address, &files, records).await });
+        }
+        match loads.join_next().await {
+            Some(done) => {
+                done??;
+            }
+            None => break,
+        }
+    }
+
+    // The lookup node starts afresh, so its memory is measured from a clean start.
+    eprintln!("cpbench: a. and d. lookups and memory");
+    let reader = work.files("reader");
+    drop(nodes.remove(largest));
+    let fresh = fleet::start_node(
+        &work,
+        &authorities[largest],
+        node_urls[largest].clone(),
+        args.pool_size,
+    )?;
+    nodes.insert(largest, fresh);
+    wait_serving(
+        &mut nodes[largest],
+        &reader,
+        "contactpoint.v1.AuthorityNode",
+    )
+    .await?;
+    let node_pid = nodes[largest].pid();
+    let node_idle = idle_memory(node_pid).await?;
+
+    let mut bare = fleet::start_bare(&work)?;
+    wait_serving(&mut bare, &reader, "").await?;
+    let bare_idle = idle_memory(bare.pid()).await?;
+
+    let addresses: Vec<(&Authority, std::net::SocketAddr)> = authorities
+        .iter()
+        .zip(&nodes)
+        .map(|(authority, node)| (authority, node.address))
+        .collect();
+    let mut gateways: Vec<(usize, Server)> = Vec::new();
+    for n in &args.nodes {
+        let n = (*n).clamp(1, largest_n);
+        if gateways.iter().any(|(size, _)| *size == n) {
+            continue;
+        }
+        let url = databases.create(&format!("gateway_{n}"), None).await?;
+        let mut gateway = fleet::start_gateway(&work, &n.to_string(), url, &addresses[..n])?;
+        wait_serving(&mut gateway, &reader, "contactpoint.v1.Gateway").await?;
+        gateways.push((n, gateway));
+    }
+    // Lookups go through the gateway of the whole federation, once its
+    // index has caught up with the lookup node's records.
+    let gateway_address = gateways
+        .iter()
+        .find(|(size, _)| *size == largest_n)
+        .map(|(_, gateway)| gateway.address)
+        .context("no gateway over every node")?;
+    let gateway_pid = gateways
+        .iter()
+        .find(|(size, _)| *size == largest_n)
+        .map(|(_, gateway)| gateway.pid())
+        .context("no gateway over every node")?;
+
+    let mut nginx = fleet::start_nginx(&work, &args.nginx, nodes[largest].address)?;
+    wait_serving(&mut nginx, &reader, "contactpoint.v1.AuthorityNode").await?;
+
+    let sample: Vec<String> = ids
+        .iter()
+        .step_by((ids.len() / 1000).max(1))
+        .cloned()
+        .collect();
+    let lookups = Lookups {
+        direct: AuthorityNodeClient::new(channel(nodes[largest].address, &reader).await?),
+        gateway: GatewayClient::new(channel(gateway_address, &reader).await?),
+        nginx: AuthorityNodeClient::new(channel(nginx.address, &reader).await?),
+        ids: Arc::new(sample),
+    };
+    let routed = Instant::now();
+    loop {
+        let last = lookups.ids.len() as u64 - 1;
+        if lookups.request(Path::Gateway, last).await.is_ok() {
+            break;
+        }
+        if routed.elapsed() > Duration::from_secs(600) {
+            bail!("the gateway did not learn where the loaded records are within ten minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut groups = vec![
+        Group::of("client", vec![std::process::id()]),
+        Group::of("node", vec![node_pid]),
+        Group::of("gateway", vec![gateway_pid]),
+        Group::tree("nginx", nginx.pid()),
+    ];
+    if let Some(postmaster) = postmaster {
+        groups.push(Group::tree("postgres", postmaster));
+    }
+
+    // Warm every path (connections, caches) before measuring.
+    for path in PATHS {
+        let lookups = lookups.clone();
+        load::closed_loop(4, Duration::from_millis(500), move |n| {
+            lookups.request(path, n)
+        })
+        .await;
+    }
+
+    let mut latency: Vec<Tally> = PATHS.iter().map(|_| Tally::new(groups.len())).collect();
+    let mut throughput: Vec<Tally> = PATHS.iter().map(|_| Tally::new(groups.len())).collect();
+    let mut node_loaded_pss = 0;
+    for round in 0..rounds {
+        for k in 0..PATHS.len() {
+            let index = (round + k) % PATHS.len();
+            let path = PATHS[index];
+            let client = lookups.clone();
+            let (outcome, cpu) = with_cpu(
+                &groups,
+                load::closed_loop(1, seconds, move |n| client.request(path, n)),
+            )
+            .await;
+            latency[index].add(&outcome, &cpu);
+        }
+        for k in 0..PATHS.len() {
+            let index = (round + k) % PATHS.len();
+            let path = PATHS[index];
+            let client = lookups.clone();
+            let ((outcome, cpu), pss) = sampling_pss(
+                node_pid,
+                with_cpu(
+                    &groups,
+                    load::closed_loop(args.concurrency, seconds, move |n| client.request(path, n)),
+                ),
+            )
+            .await;
+            node_loaded_pss = node_loaded_pss.max(pss);
+            throughput[index].add(&outcome, &cpu);
+        }
+    }
+    for (index, path) in PATHS.iter().enumerate() {
+        latency[index].check(path.label())?;
+        throughput[index].check(path.label())?;
+    }
+    let node_peak = procs::peak_kib(node_pid)?;
+
+    // Open loop: every path at half the slowest path's throughput.
+    let rate = throughput
+        .iter()
+        .map(|tally| tally.outcome.throughput())
+        .fold(f64::INFINITY, f64::min)
+        * 0.5;
+    let mut open: Vec<Outcome> = Vec::new();
+    for path in PATHS {
+        let client = lookups.clone();
+        let outcome = load::open_loop(rate, seconds.mul_f64(rounds as f64), move |n| {
+            client.request(path, n)
+        })
+        .await;
+        open.push(outcome);
+    }
+
+    // d. The bare server under the same load (health checks).
+    let bare_channel = channel(bare.address, &reader).await?;
+    let (bare_outcome, bare_loaded_pss) = sampling_pss(
+        bare.pid(),
+        load::closed_loop(
+            args.concurrency,
+            seconds.mul_f64(rounds as f64),
+            move |_| {
+                let mut client =
+                    tonic_health::pb::health_client::HealthClient::new(bare_channel.clone());
+                async move {
+                    client
+                        .check(tonic_health::pb::HealthCheckRequest::default())
+                        .await
+                        .map(drop)
+                        .map_err(status_text)
+                }
+            },
+        ),
+    )
+    .await;
+    let bare_peak = procs::peak_kib(bare.pid())?;
+
+    let group_names: Vec<&str> = groups.iter().map(|group| group.name.as_str()).collect();
+    let mut header = vec!["path", "p50 ms", "p99 ms", "p99.9 ms", "p50 in RTTs"];
+    let cpu_headers: Vec<String> = group_names
+        .iter()
+        .map(|name| format!("CPU ms/req {name}"))
+        .collect();
+    header.extend(cpu_headers.iter().map(String::as_str));
+    header.push("CPU ms/req total");
+    let mut section = Section::new(
+        format!(
+            "a. Lookup by identifier, one request in flight ({} requests a path over {rounds} interleaved rounds)",
+            latency[0].outcome.count()
+        ),
+        &header,
+    );
+    for (index, path) in PATHS.iter().enumerate() {
+        let tally = &latency[index];
+        let cpu = tally.cpu_ms_per_request();
+        let mut row = vec![
+            path.label().to_owned(),
+            f(tally.outcome.ms(0.5), 3),
+            f(tally.outcome.ms(0.99), 3),
+            f(tally.outcome.ms(0.999), 3),
+            f(tally.outcome.ms(0.5) / rtt_ms, 1),
+        ];
+        row.extend(cpu.iter().map(|ms| f(*ms, 3)));
+        row.push(f(cpu.iter().sum(), 3));
+        section.row(row);
+    }
+    report.push(section);
+
+    let mut section = Section::new(
+        format!(
+            "a. Lookup throughput, {} requests in flight",
+            args.concurrency
+        ),
+        &[
+            "path",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "ratio to direct",
+            "CPU ms/req total",
+        ],
+    );
+    let direct_throughput = throughput[0].outcome.throughput();
+    for (index, path) in PATHS.iter().enumerate() {
+        let tally = &throughput[index];
+        section.row(vec![
+            path.label().to_owned(),
+            f(tally.outcome.throughput(), 0),
+            f(tally.outcome.ms(0.5), 3),
+            f(tally.outcome.ms(0.99), 3),
+            f(ratio(tally.outcome.throughput(), direct_throughput), 2),
+            f(tally.cpu_ms_per_request().iter().sum(), 3),
+        ]);
+    }
+    report.push(section);
+
+    let mut section = Section::new(
+        format!(
+            "a. Lookup, open loop at {rate:.0} requests/s (half the slowest path's throughput)"
+        ),
+        &["path", "answered", "errors", "p50 ms", "p99 ms", "p99.9 ms"],
+    );
+    for (index, path) in PATHS.iter().enumerate() {
+        let outcome = &open[index];
+        section.row(vec![
+            path.label().to_owned(),
+            outcome.count().to_string(),
+            outcome.errors.to_string(),
+            f(outcome.ms(0.5), 3),
+            f(outcome.ms(0.99), 3),
+            f(outcome.ms(0.999), 3),
+        ]);
+    }
+    report.push(section);
+
+    let mut section = Section::new(
+        "d. Memory (PSS and peak resident, MiB)",
+        &[
+            "process",
+            "idle PSS",
+            "idle peak",
+            "under load PSS (max)",
+            "peak after load",
+            "PSS ratio to bare tonic (idle / load)",
+        ],
+    );
+    section.row(vec![
+        format!("node {} ({} records)", code, sizes[largest]),
+        mib(node_idle.0),
+        mib(node_idle.1),
+        mib(node_loaded_pss),
+        mib(node_peak),
+        format!(
+            "{} / {}",
+            f(ratio(node_idle.0 as f64, bare_idle.0 as f64), 2),
+            f(ratio(node_loaded_pss as f64, bare_loaded_pss as f64), 2)
+        ),
+    ]);
+    section.row(vec![
+        format!("bare tonic server ({} health checks)", bare_outcome.count()),
+        mib(bare_idle.0),
+        mib(bare_idle.1),
+        mib(bare_loaded_pss),
+        mib(bare_peak),
+        "1.00 / 1.00".into(),
+    ]);
+    if !fleet_pss.is_empty() {
+        let mean = fleet_pss.iter().sum::<u64>() / fleet_pss.len() as u64;
+        let most = fleet_pss.iter().copied().max().unwrap_or(0);
+        section.row(vec![
+            format!(
+                "each of {} nodes, started, empty (mean; max {})",
+                fleet_pss.len(),
+                mib(most)
+            ),
+            mib(mean),
+            "".into(),
+            "".into(),
+            "".into(),
+            f(ratio(mean as f64, bare_idle.0 as f64), 2),
+        ]);
+    }
+    report.push(section);
+
+    // b. Search across N nodes, against the floor.
+    eprintln!("cpbench: b. search across {:?} nodes", args.nodes);
+    let direct_searches = search_queries_at(&population, largest, 1000);
+    let direct_client = AuthorityNodeClient::new(channel(nodes[largest].address, &reader).await?);
+    let mut search_clients = Vec::new();
+    for (n, gateway) in &gateways {
+        search_clients.push((
+            *n,
+            gateway.pid(),
+            GatewayClient::new(channel(gateway.address, &reader).await?),
+            search_queries(&population, *n, 1000),
+        ));
+    }
+    let node_pids: Vec<u32> = nodes.iter().map(Server::pid).collect();
+    let mut direct_tally = Tally::new(0);
+    let mut search_tallies: Vec<Tally> = search_clients.iter().map(|_| Tally::new(1)).collect();
+    for round in 0..rounds {
+        let client = direct_client.clone();
+        let queries = direct_searches.clone();
+        let outcome = load::closed_loop(1, seconds, move |n| {
+            let mut client = client.clone();
+            let request = queries[n as usize % queries.len()].clone();
+            async move {
+                client
+                    .search_records(request)
+                    .await
+                    .map(drop)
+                    .map_err(status_text)
+            }
+        })
+        .await;
+        direct_tally.add(&outcome, &[]);
+        for k in 0..search_clients.len() {
+            let index = (round + k) % search_clients.len();
+            let (n, gateway_pid, client, searches) = &search_clients[index];
+            let mut search_groups = vec![
+                Group::of("client", vec![std::process::id()]),
+                Group::of("gateway", vec![*gateway_pid]),
+                Group::of("nodes", node_pids[..*n].to_vec()),
+            ];
+            if let Some(postmaster) = postmaster {
+                search_groups.push(Group::tree("postgres", postmaster));
+            }
+            let client = client.clone();
+            let queries = searches.clone();
+            let n = *n;
+            let (outcome, cpu) = with_cpu(
+                &search_groups,
+                load::closed_loop(1, seconds, move |i| {
+                    let mut client = client.clone();
+                    let request = queries[i as usize % queries.len()].clone();
+                    async move {
+                        let answer = client.search_records(request).await.map_err(status_text)?;
+                        let answer = answer.into_inner();
+                        if !answer.unanswered.is_empty() || answer.authorities_asked as usize != n {
+                            return Err(format!(
+                                "partial: {} of {n} authorities unanswered",
+                                answer.unanswered.len()
+                            ));
+                        }
+                        Ok(())
+                    }
+                }),
+            )
+            .await;
+            search_tallies[index].add(&outcome, &[cpu.iter().sum()]);
+        }
+    }
+    direct_tally.check("direct search")?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    let mut section = Section::new(
+        format!("b. Search by surname and date of birth, one in flight, {cores} cores; floor = max(one direct search, total CPU per search / cores)"),
+        &["nodes", "searches", "p50 ms", "p99 ms", "CPU ms/search (all processes)", "floor p50 ms", "floor p99 ms", "p50 / floor", "p99 / floor"],
+    );
+    section.row(vec![
+        format!("1 (direct to {code})"),
+        direct_tally.outcome.count().to_string(),
+        f(direct_tally.outcome.ms(0.5), 3),
+        f(direct_tally.outcome.ms(0.99), 3),
+        "".into(),
+        "".into(),
+        "".into(),
+        "".into(),
+        "".into(),
+    ]);
+    let mut order: Vec<usize> = (0..search_clients.len()).collect();
+    order.sort_by_key(|index| search_clients[*index].0);
+    for index in order {
+        let tally = &search_tallies[index];
+        tally.check(&format!("search across {} nodes", search_clients[index].0))?;
+        let cpu_ms = tally.cpu_ms_per_request()[0];
+        let floor_50 = direct_tally.outcome.ms(0.5).max(cpu_ms / cores);
+        let floor_99 = direct_tally.outcome.ms(0.99).max(cpu_ms / cores);
+        section.row(vec![
+            search_clients[index].0.to_string(),
+            tally.outcome.count().to_string(),
+            f(tally.outcome.ms(0.5), 3),
+            f(tally.outcome.ms(0.99), 3),
+            f(cpu_ms, 3),
+            f(floor_50, 3),
+            f(floor_99, 3),
+            f(ratio(tally.outcome.ms(0.5), floor_50), 2),
+            f(ratio(tally.outcome.ms(0.99), floor_99), 2),
+        ]);
+    }
+    report.push(section);
+
+    drop(nginx);
+    drop(bare);
+    drop(gateways);
+    drop(nodes);
+    databases.drop_all().await?;
+    Ok(report)
+}
+
+/// A search for a surname and date of birth that the population holds.
+fn search_for(record: &pb::CreateRecordRequest) -> pb::SearchRecordsRequest {
+    let details = record.details.as_ref();
+    pb::SearchRecordsRequest {
+        surname: details
+            .and_then(|details| details.name.as_ref())
+            .map(|name| name.family_name.clone())
+            .unwrap_or_default(),
+        date_of_birth: details.and_then(|details| details.date_of_birth),
+        reason: "benchmark search".into(),
+        ..Default::default()
+    }
+}
+
+/// `count` searches for children spread over the first `n` authorities
+/// in proportion to their size.
+fn search_queries(
+    population: &Population,
+    n: usize,
+    count: u64,
+) -> Arc<Vec<pb::SearchRecordsRequest>> {
+    let sizes = &population.sizes()[..n];
+    let total: u64 = sizes.iter().sum();
+    let mut queries = Vec::new();
+    for k in 0..count {
+        // A deterministic spread: the k-th of `count` evenly spaced records.
+        let mut position = (k * total.max(1)) / count.max(1);
+        for (authority, size) in sizes.iter().enumerate() {
+            if position < *size {
+                queries.push(search_for(&population.record(authority, position)));
+                break;
+            }
+            position -= size;
+        }
+    }
+    Arc::new(queries)
+}
+
+/// `count` searches for children of one authority.
+fn search_queries_at(
+    population: &Population,
+    authority: usize,
+    count: u64,
+) -> Arc<Vec<pb::SearchRecordsRequest>> {
+    let size = population.sizes()[authority].max(1);
+    Arc::new(
+        (0..count)
+            .map(|k| search_for(&population.record(authority, (k * size) / count % size)))
+            .collect(),
+    )
+}
