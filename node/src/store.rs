@@ -310,20 +310,16 @@ impl Store {
         }
         writer.as_mut().finish().await?;
 
-        for (id, record) in ids.iter().zip(records) {
-            let details = &record.details;
-            if !(details.former_names.is_empty()
-                && details.body_identifiers.is_empty()
-                && details.metadata.is_empty())
-            {
-                write_lists(&tx, id, details).await?;
+        copy_lists(&tx, &ids, records).await?;
+        copy_entries(&tx, &ids, records, provenance).await?;
+        // A new record is never shielded itself: it is shielded when it
+        // matches a shielded record, looked for once for the whole batch.
+        let keys: Vec<&str> = ids.iter().map(RecordId::as_str).collect();
+        let mut shielded = std::collections::HashSet::new();
+        for (id, other) in likely_duplicates(&tx, &keys, true).await? {
+            if shielded.insert(id.clone()) {
+                shield_as_duplicate(&tx, &id, &other, audit).await?;
             }
-            for entry in &record.entries {
-                insert_entry(&tx, id, entry, Some(provenance)).await?;
-            }
-        }
-        for id in &ids {
-            shield_duplicates(&tx, id, audit).await?;
         }
         let audited: Vec<String> = ids.iter().map(ToString::to_string).collect();
         crate::audit::append(&tx, audit, &audited).await?;
@@ -1253,23 +1249,23 @@ impl Store {
 /// current or former, first forename and date of birth), shielded or not.
 async fn likely_duplicates(
     tx: &Transaction<'_>,
-    id: &RecordId,
+    ids: &[&str],
     shielded: bool,
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, String)>> {
     let rows = tx
         .query(
-            "SELECT other.id FROM child_record new, child_record other
-             WHERE new.id = $1 AND other.id <> new.id AND (other.shield_reason IS NOT NULL) = $2
+            "SELECT new.id, other.id FROM child_record new, child_record other
+             WHERE new.id = ANY($1) AND other.id <> new.id AND (other.shield_reason IS NOT NULL) = $2
                AND other.status = 'live' AND other.date_of_birth = new.date_of_birth
                AND split_part(other.given_names_key, ' ', 1) = split_part(new.given_names_key, ' ', 1)
                AND (other.family_name_key = new.family_name_key
                     OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = other.id AND f.family_name_key = new.family_name_key)
                     OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = new.id AND f.family_name_key = other.family_name_key))
-             ORDER BY other.id FOR UPDATE OF other",
-            &[&id.as_str(), &shielded],
+             ORDER BY new.id, other.id FOR UPDATE OF other",
+            &[&ids, &shielded],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 /// Shields `id` as a possible duplicate of `shielded`, and tells the authority.
@@ -1318,10 +1314,10 @@ async fn shield_duplicates(
         .await?
         .get(0);
     if is_shielded {
-        for other in likely_duplicates(tx, id, false).await? {
+        for (_, other) in likely_duplicates(tx, &[id.as_str()], false).await? {
             shield_as_duplicate(tx, &other, id.as_str(), audit).await?;
         }
-    } else if let Some(shielded) = likely_duplicates(tx, id, true).await?.first() {
+    } else if let Some((_, shielded)) = likely_duplicates(tx, &[id.as_str()], true).await?.first() {
         shield_as_duplicate(tx, id.as_str(), shielded, audit).await?;
     }
     Ok(())
@@ -1604,6 +1600,241 @@ async fn write_lists(tx: &Transaction<'_>, id: &RecordId, details: &RecordDetail
         .await?;
     }
     Ok(())
+}
+
+/// A value for a binary COPY row.
+type CopyValue<'a> = Box<dyn tokio_postgres::types::ToSql + Sync + Send + 'a>;
+
+/// Writes `rows` into `target` ("table (columns)", from this file, never
+/// from input) with one binary COPY.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    target: &str,
+    types: &[tokio_postgres::types::Type],
+    rows: Vec<Vec<CopyValue<'_>>>,
+) -> Result<()> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sink = tx
+        .copy_in(&format!("COPY {target} FROM STDIN BINARY"))
+        .await?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, types));
+    for row in &rows {
+        let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = row
+            .iter()
+            .map(|value| &**value as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        writer.as_mut().write(&values).await?;
+    }
+    writer.as_mut().finish().await?;
+    Ok(())
+}
+
+/// The former names, body identifiers and metadata of loaded records
+/// (paras 1, 18, 20), a COPY for each table.
+async fn copy_lists(tx: &Transaction<'_>, ids: &[RecordId], records: &[NewRecord]) -> Result<()> {
+    use tokio_postgres::types::Type;
+    let (mut former, mut bodies, mut metadata) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, record) in ids.iter().zip(records) {
+        let details = &record.details;
+        for (position, name) in (0i32..).zip(&details.former_names) {
+            former.push(vec![
+                Box::new(id.as_str()) as CopyValue,
+                Box::new(position),
+                Box::new(name.name.given_names.as_str()),
+                Box::new(name.name.family_name.as_str()),
+                Box::new(surname_key(&name.name.family_name)),
+                Box::new(name.ceased_on),
+            ]);
+        }
+        for (position, body) in (0i32..).zip(&details.body_identifiers) {
+            bodies.push(vec![
+                Box::new(id.as_str()) as CopyValue,
+                Box::new(position),
+                Box::new(body.body.as_str()),
+                Box::new(body.scheme.as_str()),
+                Box::new(body.value.as_str()),
+            ]);
+        }
+        for (position, entry) in (0i32..).zip(&details.metadata) {
+            metadata.push(vec![
+                Box::new(id.as_str()) as CopyValue,
+                Box::new(position),
+                Box::new(i16::from(entry.paragraph)),
+                Box::new(entry.key.as_str()),
+                Box::new(entry.value.as_str()),
+            ]);
+        }
+    }
+    let (text, int) = (Type::TEXT, Type::INT4);
+    copy_rows(
+        tx,
+        "former_name (record_id, position, given_names, family_name, family_name_key, ceased_on)",
+        &[
+            text.clone(),
+            int.clone(),
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            Type::DATE,
+        ],
+        former,
+    )
+    .await?;
+    copy_rows(
+        tx,
+        "body_identifier (record_id, position, body, scheme, value)",
+        &[
+            text.clone(),
+            int.clone(),
+            text.clone(),
+            text.clone(),
+            text.clone(),
+        ],
+        bodies,
+    )
+    .await?;
+    copy_rows(
+        tx,
+        "record_metadata (record_id, position, paragraph, key, value)",
+        &[text.clone(), int, Type::INT2, text.clone(), text],
+        metadata,
+    )
+    .await
+}
+
+/// The entries of loaded records with their provenance (para 20), a COPY
+/// for each kind; supplied now (the transaction's time) unless the
+/// provenance says when.
+async fn copy_entries(
+    tx: &Transaction<'_>,
+    ids: &[RecordId],
+    records: &[NewRecord],
+    provenance: &Provenance,
+) -> Result<()> {
+    use tokio_postgres::types::Type;
+    let supplied_at: chrono::DateTime<chrono::Utc> = match provenance.supplied_at {
+        Some(at) => at,
+        None => tx.query_one("SELECT now()", &[]).await?.get(0),
+    };
+    let supplied = || -> [CopyValue; 3] {
+        [
+            Box::new(provenance.supplied_by.as_str()),
+            Box::new(provenance.body_reference.as_deref()),
+            Box::new(supplied_at),
+        ]
+    };
+    let mut rows: [Vec<Vec<CopyValue>>; 5] = Default::default();
+    for (id, record) in ids.iter().zip(records) {
+        let id = id.as_str();
+        for entry in &record.entries {
+            let (kind, mut row): (usize, Vec<CopyValue>) = match entry {
+                Entry::Contact(c) => (
+                    0,
+                    vec![
+                        Box::new(id),
+                        Box::new(c.relationship.as_db()),
+                        Box::new(c.name.given_names.as_str()),
+                        Box::new(c.name.family_name.as_str()),
+                        Box::new(Json(&c.details)),
+                        Box::new(c.started_on),
+                        Box::new(c.ended_on),
+                    ],
+                ),
+                Entry::Education(e) => (
+                    1,
+                    vec![
+                        Box::new(id),
+                        Box::new(e.setting.as_db()),
+                        Box::new(e.provider_name.as_str()),
+                        Box::new(Json(&e.details)),
+                        Box::new(e.started_on),
+                        Box::new(e.ended_on),
+                    ],
+                ),
+                Entry::Service(v) => (
+                    2,
+                    vec![
+                        Box::new(id),
+                        Box::new(v.kind.as_db()),
+                        Box::new(v.provider_name.as_str()),
+                        Box::new(Json(&v.details)),
+                        Box::new(v.sensitive.map(SensitiveGround::as_db)),
+                        Box::new(v.started_on),
+                        Box::new(v.ended_on),
+                        Box::new(v.archive_after_years.map(i16::from)),
+                        Box::new(v.archived_on),
+                    ],
+                ),
+                Entry::CafAssessment(a) => (
+                    3,
+                    vec![
+                        Box::new(id),
+                        Box::new(a.assessor_name.as_str()),
+                        Box::new(a.assessing_body.as_str()),
+                        Box::new(Json(&a.details)),
+                        Box::new(a.assessed_on),
+                        Box::new(a.actions_completed_on),
+                    ],
+                ),
+                Entry::LeadProfessional(l) => (
+                    4,
+                    vec![
+                        Box::new(id),
+                        Box::new(l.capacity.as_db()),
+                        Box::new(l.name.as_str()),
+                        Box::new(Json(&l.details)),
+                        Box::new(l.started_on),
+                        Box::new(l.ended_on),
+                    ],
+                ),
+            };
+            row.extend(supplied());
+            rows[kind].push(row);
+        }
+    }
+    let [contacts, education, services, cafs, leads] = rows;
+    let (text, date, json) = (Type::TEXT, Type::DATE, Type::JSONB);
+    let provenance_types = [Type::TEXT, Type::TEXT, Type::TIMESTAMPTZ];
+    let with_provenance = |types: &[Type]| [types, &provenance_types].concat();
+    const PROVENANCE: &str = "supplied_by, supplied_ref, supplied_at";
+    copy_rows(
+        tx,
+        &format!("contact (record_id, relationship, given_names, family_name, details, started_on, ended_on, {PROVENANCE})"),
+        &with_provenance(&[text.clone(), text.clone(), text.clone(), text.clone(), json.clone(), date.clone(), date.clone()]),
+        contacts,
+    )
+    .await?;
+    copy_rows(
+        tx,
+        &format!("education (record_id, setting, provider_name, details, started_on, ended_on, {PROVENANCE})"),
+        &with_provenance(&[text.clone(), text.clone(), text.clone(), json.clone(), date.clone(), date.clone()]),
+        education,
+    )
+    .await?;
+    copy_rows(
+        tx,
+        &format!("service (record_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years, archived_on, {PROVENANCE})"),
+        &with_provenance(&[text.clone(), text.clone(), text.clone(), json.clone(), text.clone(), date.clone(), date.clone(), Type::INT2, date.clone()]),
+        services,
+    )
+    .await?;
+    copy_rows(
+        tx,
+        &format!("caf_assessment (record_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on, {PROVENANCE})"),
+        &with_provenance(&[text.clone(), text.clone(), text.clone(), json.clone(), date.clone(), date.clone()]),
+        cafs,
+    )
+    .await?;
+    copy_rows(
+        tx,
+        &format!("lead_professional (record_id, capacity, name, details, started_on, ended_on, {PROVENANCE})"),
+        &with_provenance(&[text.clone(), text.clone(), text, json, date.clone(), date]),
+        leads,
+    )
+    .await
 }
 
 /// Inserts an entry with its provenance (when `provenance` has no time, now).
