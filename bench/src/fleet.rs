@@ -272,18 +272,32 @@ impl Databases {
         format!("{}/{}_{name}", self.base_url, self.prefix)
     }
 
-    /// The PostgreSQL server's postmaster process, when it runs on this
-    /// machine (for its CPU: the backends are its children).
-    pub async fn postmaster(&self) -> Option<u32> {
-        let row = self
+    /// The server processes (backends) connected to these databases now.
+    pub async fn backends(&self, names: &[&str]) -> Result<Vec<u32>> {
+        let full: Vec<String> = names
+            .iter()
+            .map(|name| format!("{}_{name}", self.prefix))
+            .collect();
+        let rows = self
             .admin
-            .query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .ok()?;
-        let backend: i32 = row.get(0);
-        let parent = crate::procs::parent(backend as u32).ok()?;
-        let comm = std::fs::read_to_string(format!("/proc/{parent}/comm")).ok()?;
-        (comm.trim() == "postgres").then_some(parent)
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1)",
+                &[&full],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get::<_, i32>(0) as u32).collect())
+    }
+
+    /// Vacuums and analyses a database, as after any bulk load: the planner
+    /// gets its statistics and autovacuum has nothing left to do mid-run.
+    pub async fn vacuum(&self, name: &str) -> Result<()> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.url(name), tokio_postgres::NoTls).await?;
+        let connection = tokio::spawn(connection);
+        client.batch_execute("VACUUM (ANALYZE)").await?;
+        drop(client);
+        let _ = connection.await;
+        Ok(())
     }
 
     /// Creates (anew) the database `name`, empty or from `template`.
@@ -443,6 +457,8 @@ http {{
     upstream node {{
         server 127.0.0.1:{node_port};
         keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 600s;
     }}
     server {{
         listen 127.0.0.1:{port} ssl http2;
@@ -451,6 +467,10 @@ http {{
         ssl_certificate_key {pki}/nginx.key;
         ssl_client_certificate {pki}/ca.pem;
         ssl_verify_client on;
+        # A client's HTTP/2 connection serves many requests (the default of
+        # 1000 closes it mid-run, failing the requests in flight).
+        keepalive_requests 1000000;
+        keepalive_timeout 600s;
         location / {{
             grpc_pass grpcs://node;
             grpc_ssl_protocols TLSv1.3;

@@ -71,6 +71,12 @@ pub fn pss_kib(pid: u32) -> Result<u64> {
     kib(&format!("/proc/{pid}/smaps_rollup"), "Pss")
 }
 
+/// Private memory (unique set size): resident pages no other process shares.
+pub fn private_kib(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    Ok(kib(&path, "Private_Clean")? + kib(&path, "Private_Dirty")?)
+}
+
 /// The largest resident set size the process has had.
 pub fn peak_kib(pid: u32) -> Result<u64> {
     kib(&format!("/proc/{pid}/status"), "VmHWM")

@@ -32,7 +32,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "data/authorities.csv")]
     pub authorities: PathBuf,
     /// Records in the synthetic population, spread over the largest N's authorities.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 200_000)]
     pub records: u64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -221,13 +221,40 @@ impl Tally {
     }
 }
 
-/// Samples a process's PSS while `work` runs; returns the largest seen.
-async fn sampling_pss<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, u64) {
+/// A process's memory in KiB: proportional (PSS), private (USS) and the
+/// peak resident set (VmHWM).
+#[derive(Clone, Copy, Default, Debug)]
+struct Memory {
+    pss: u64,
+    private: u64,
+    peak: u64,
+}
+
+impl Memory {
+    fn read(pid: u32) -> Result<Self> {
+        Ok(Self {
+            pss: procs::pss_kib(pid)?,
+            private: procs::private_kib(pid)?,
+            peak: procs::peak_kib(pid)?,
+        })
+    }
+
+    fn max(self, other: Self) -> Self {
+        Self {
+            pss: self.pss.max(other.pss),
+            private: self.private.max(other.private),
+            peak: self.peak.max(other.peak),
+        }
+    }
+}
+
+/// Samples a process's memory while `work` runs; returns the largest seen.
+async fn sampling_memory<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, Memory) {
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let sampler = tokio::spawn(async move {
-        let mut largest = 0;
+        let mut largest = Memory::default();
         loop {
-            largest = largest.max(procs::pss_kib(pid).unwrap_or(0));
+            largest = largest.max(Memory::read(pid).unwrap_or_default());
             tokio::select! {
                 _ = &mut stopped => return largest,
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
@@ -236,14 +263,14 @@ async fn sampling_pss<T>(pid: u32, work: impl std::future::Future<Output = T>) -
     });
     let value = work.await;
     let _ = stop.send(());
-    let largest = sampler.await.unwrap_or(0);
-    (value, largest)
+    let largest = sampler.await.unwrap_or_default();
+    (value, largest.max(Memory::read(pid).unwrap_or_default()))
 }
 
-/// Idle memory of a process: PSS and peak after it has settled.
-async fn idle_memory(pid: u32) -> Result<(u64, u64)> {
+/// Idle memory of a process, after it has settled.
+async fn idle_memory(pid: u32) -> Result<Memory> {
     tokio::time::sleep(Duration::from_secs(2)).await;
-    Ok((procs::pss_kib(pid)?, procs::peak_kib(pid)?))
+    Memory::read(pid)
 }
 
 fn mib(kib: u64) -> String {
@@ -344,7 +371,6 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     let databases = Databases::open(&args.admin_url, &args.database_prefix).await?;
     databases.drop_all().await?;
     databases.node_template().await?;
-    let postmaster = databases.postmaster().await;
     let mut node_urls = Vec::new();
     for authority in &authorities {
         node_urls.push(
@@ -369,9 +395,9 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         wait_serving(node, &files, "contactpoint.v1.AuthorityNode").await?;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let fleet_pss: Vec<u64> = nodes
+    let fleet_memory: Vec<Memory> = nodes
         .iter()
-        .filter_map(|node| procs::pss_kib(node.pid()).ok())
+        .filter_map(|node| Memory::read(node.pid()).ok())
         .collect();
 
     // c. Bulk load: the largest authority alone and timed, then the rest.
@@ -458,6 +484,11 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         }
     }
 
+    eprintln!("cpbench: VACUUM (ANALYZE) of every node's database, as after any bulk load");
+    for authority in &authorities {
+        databases.vacuum(&authority.code.to_lowercase()).await?;
+    }
+
     // The lookup node starts afresh, so its memory is measured from a clean start.
     eprintln!("cpbench: a. and d. lookups and memory");
     let reader = work.files("reader");
@@ -487,17 +518,21 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         .zip(&nodes)
         .map(|(authority, node)| (authority, node.address))
         .collect();
+    // The gateway of the whole federation now; the smaller ones for part b.
     let mut gateways: Vec<(usize, Server)> = Vec::new();
-    for n in &args.nodes {
-        let n = (*n).clamp(1, largest_n);
-        if gateways.iter().any(|(size, _)| *size == n) {
-            continue;
+    let start_gateway = |n: usize| {
+        let databases = &databases;
+        let work = &work;
+        let reader = &reader;
+        let addresses = &addresses;
+        async move {
+            let url = databases.create(&format!("gateway_{n}"), None).await?;
+            let mut gateway = fleet::start_gateway(work, &n.to_string(), url, &addresses[..n])?;
+            wait_serving(&mut gateway, reader, "contactpoint.v1.Gateway").await?;
+            anyhow::Ok((n, gateway))
         }
-        let url = databases.create(&format!("gateway_{n}"), None).await?;
-        let mut gateway = fleet::start_gateway(&work, &n.to_string(), url, &addresses[..n])?;
-        wait_serving(&mut gateway, &reader, "contactpoint.v1.Gateway").await?;
-        gateways.push((n, gateway));
-    }
+    };
+    gateways.push(start_gateway(largest_n).await?);
     // Lookups go through the gateway of the whole federation, once its
     // index has caught up with the lookup node's records.
     let gateway_address = gateways
@@ -537,16 +572,6 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let mut groups = vec![
-        Group::of("client", vec![std::process::id()]),
-        Group::of("node", vec![node_pid]),
-        Group::of("gateway", vec![gateway_pid]),
-        Group::tree("nginx", nginx.pid()),
-    ];
-    if let Some(postmaster) = postmaster {
-        groups.push(Group::tree("postgres", postmaster));
-    }
-
     // Warm every path (connections, caches) before measuring.
     for path in PATHS {
         let lookups = lookups.clone();
@@ -555,10 +580,20 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         })
         .await;
     }
+    // PostgreSQL's share: the backends serving the node's and the gateway's databases.
+    let lookup_databases = [code.to_lowercase(), format!("gateway_{largest_n}")];
+    let lookup_databases: Vec<&str> = lookup_databases.iter().map(String::as_str).collect();
+    let groups = vec![
+        Group::of("client", vec![std::process::id()]),
+        Group::of("node", vec![node_pid]),
+        Group::of("gateway", vec![gateway_pid]),
+        Group::tree("nginx", nginx.pid()),
+        Group::of("postgres", databases.backends(&lookup_databases).await?),
+    ];
 
     let mut latency: Vec<Tally> = PATHS.iter().map(|_| Tally::new(groups.len())).collect();
     let mut throughput: Vec<Tally> = PATHS.iter().map(|_| Tally::new(groups.len())).collect();
-    let mut node_loaded_pss = 0;
+    let mut node_loaded = Memory::default();
     for round in 0..rounds {
         for k in 0..PATHS.len() {
             let index = (round + k) % PATHS.len();
@@ -575,7 +610,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             let index = (round + k) % PATHS.len();
             let path = PATHS[index];
             let client = lookups.clone();
-            let ((outcome, cpu), pss) = sampling_pss(
+            let ((outcome, cpu), memory) = sampling_memory(
                 node_pid,
                 with_cpu(
                     &groups,
@@ -583,7 +618,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
                 ),
             )
             .await;
-            node_loaded_pss = node_loaded_pss.max(pss);
+            node_loaded = node_loaded.max(memory);
             throughput[index].add(&outcome, &cpu);
         }
     }
@@ -591,7 +626,6 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         latency[index].check(path.label())?;
         throughput[index].check(path.label())?;
     }
-    let node_peak = procs::peak_kib(node_pid)?;
 
     // Open loop: every path at half the slowest path's throughput.
     let rate = throughput
@@ -611,7 +645,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
 
     // d. The bare server under the same load (health checks).
     let bare_channel = channel(bare.address, &reader).await?;
-    let (bare_outcome, bare_loaded_pss) = sampling_pss(
+    let (bare_outcome, bare_loaded) = sampling_memory(
         bare.pid(),
         load::closed_loop(
             args.concurrency,
@@ -630,7 +664,6 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         ),
     )
     .await;
-    let bare_peak = procs::peak_kib(bare.pid())?;
 
     let group_names: Vec<&str> = groups.iter().map(|group| group.name.as_str()).collect();
     let mut header = vec!["path", "p50 ms", "p99 ms", "p99.9 ms", "p50 in RTTs"];
@@ -711,57 +744,78 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     report.push(section);
 
     let mut section = Section::new(
-        "d. Memory (PSS and peak resident, MiB)",
+        "d. Memory in MiB: PSS (shared pages divided among the processes sharing them), private (USS) and peak resident (VmHWM)",
         &[
             "process",
             "idle PSS",
+            "idle private",
             "idle peak",
-            "under load PSS (max)",
-            "peak after load",
-            "PSS ratio to bare tonic (idle / load)",
+            "load PSS",
+            "load private",
+            "load peak",
+            "ratio to bare: private idle / load",
+            "ratio to bare: peak idle / load",
         ],
     );
-    section.row(vec![
-        format!("node {} ({} records)", code, sizes[largest]),
-        mib(node_idle.0),
-        mib(node_idle.1),
-        mib(node_loaded_pss),
-        mib(node_peak),
-        format!(
-            "{} / {}",
-            f(ratio(node_idle.0 as f64, bare_idle.0 as f64), 2),
-            f(ratio(node_loaded_pss as f64, bare_loaded_pss as f64), 2)
-        ),
-    ]);
-    section.row(vec![
-        format!("bare tonic server ({} health checks)", bare_outcome.count()),
-        mib(bare_idle.0),
-        mib(bare_idle.1),
-        mib(bare_loaded_pss),
-        mib(bare_peak),
-        "1.00 / 1.00".into(),
-    ]);
-    if !fleet_pss.is_empty() {
-        let mean = fleet_pss.iter().sum::<u64>() / fleet_pss.len() as u64;
-        let most = fleet_pss.iter().copied().max().unwrap_or(0);
-        section.row(vec![
+    let row = |label: String, idle: Memory, loaded: Memory| {
+        vec![
+            label,
+            mib(idle.pss),
+            mib(idle.private),
+            mib(idle.peak),
+            mib(loaded.pss),
+            mib(loaded.private),
+            mib(loaded.peak),
             format!(
-                "each of {} nodes, started, empty (mean; max {})",
-                fleet_pss.len(),
-                mib(most)
+                "{} / {}",
+                f(ratio(idle.private as f64, bare_idle.private as f64), 2),
+                f(ratio(loaded.private as f64, bare_loaded.private as f64), 2)
             ),
-            mib(mean),
-            "".into(),
-            "".into(),
-            "".into(),
-            f(ratio(mean as f64, bare_idle.0 as f64), 2),
-        ]);
+            format!(
+                "{} / {}",
+                f(ratio(idle.peak as f64, bare_idle.peak as f64), 2),
+                f(ratio(loaded.peak as f64, bare_loaded.peak as f64), 2)
+            ),
+        ]
+    };
+    section.row(row(
+        format!("node {} ({} records)", code, sizes[largest]),
+        node_idle,
+        node_loaded,
+    ));
+    section.row(row(
+        format!("bare tonic server ({} health checks)", bare_outcome.count()),
+        bare_idle,
+        bare_loaded,
+    ));
+    if !fleet_memory.is_empty() {
+        let count = fleet_memory.len() as u64;
+        let mean = Memory {
+            pss: fleet_memory.iter().map(|m| m.pss).sum::<u64>() / count,
+            private: fleet_memory.iter().map(|m| m.private).sum::<u64>() / count,
+            peak: fleet_memory.iter().map(|m| m.peak).sum::<u64>() / count,
+        };
+        let mut cells = row(
+            format!("each of {count} nodes started, empty (mean)"),
+            mean,
+            Memory::default(),
+        );
+        for cell in &mut cells[4..] {
+            cell.clear();
+        }
+        section.row(cells);
     }
     report.push(section);
 
     // b. Search across N nodes, against the floor.
     eprintln!("cpbench: b. search across {:?} nodes", args.nodes);
     let direct_searches = search_queries_at(&population, largest, 1000);
+    for n in &args.nodes {
+        let n = (*n).clamp(1, largest_n);
+        if !gateways.iter().any(|(size, _)| *size == n) {
+            gateways.push(start_gateway(n).await?);
+        }
+    }
     let direct_client = AuthorityNodeClient::new(channel(nodes[largest].address, &reader).await?);
     let mut search_clients = Vec::new();
     for (n, gateway) in &gateways {
@@ -794,14 +848,18 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         for k in 0..search_clients.len() {
             let index = (round + k) % search_clients.len();
             let (n, gateway_pid, client, searches) = &search_clients[index];
-            let mut search_groups = vec![
+            let mut names: Vec<String> = authorities[..*n]
+                .iter()
+                .map(|authority| authority.code.to_lowercase())
+                .collect();
+            names.push(format!("gateway_{n}"));
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let search_groups = vec![
                 Group::of("client", vec![std::process::id()]),
                 Group::of("gateway", vec![*gateway_pid]),
                 Group::of("nodes", node_pids[..*n].to_vec()),
+                Group::of("postgres", databases.backends(&names).await?),
             ];
-            if let Some(postmaster) = postmaster {
-                search_groups.push(Group::tree("postgres", postmaster));
-            }
             let client = client.clone();
             let queries = searches.clone();
             let n = *n;

@@ -132,7 +132,9 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT authority_code FROM routing_index WHERE record_id = $1",
+                &client
+                    .prepare_cached("SELECT authority_code FROM routing_index WHERE record_id = $1")
+                    .await?,
                 &[&record_id],
             )
             .await?;
@@ -147,8 +149,8 @@ impl Store {
         let client = self.pool.get().await?;
         let before = client
             .query_one(
-                "SELECT (SELECT head_hash FROM audit_witness WHERE authority_code = $1 AND last_event_id = $2),
-                        (SELECT max(last_event_id) FROM audit_witness WHERE authority_code = $1)",
+                &client.prepare_cached("SELECT (SELECT head_hash FROM audit_witness WHERE authority_code = $1 AND last_event_id = $2),
+                        (SELECT max(last_event_id) FROM audit_witness WHERE authority_code = $1)").await?,
                 &[&witness.authority_code, &witness.last_event_id],
             )
             .await?;
@@ -161,8 +163,8 @@ impl Store {
         }
         client
             .execute(
-                "INSERT INTO audit_witness (authority_code, last_event_id, head_hash, node_signature, gateway_signature)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &client.prepare_cached("INSERT INTO audit_witness (authority_code, last_event_id, head_hash, node_signature, gateway_signature)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING").await?,
                 &[
                     &witness.authority_code,
                     &witness.last_event_id,
@@ -187,9 +189,13 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT last_event_id, head_hash, node_signature, gateway_signature,
+                &client
+                    .prepare_cached(
+                        "SELECT last_event_id, head_hash, node_signature, gateway_signature,
                         to_char(witnessed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
                  FROM audit_witness WHERE authority_code = $1 ORDER BY last_event_id",
+                    )
+                    .await?,
                 &[&authority_code],
             )
             .await?;
@@ -219,7 +225,7 @@ impl Store {
         let client = self.pool.get().await?;
         let raised = client
             .execute(
-                "INSERT INTO audit_flag (caller_organisation, caller_unit, caller_name, kind, detail)
+                &client.prepare_cached("INSERT INTO audit_flag (caller_organisation, caller_unit, caller_name, kind, detail)
                  SELECT $1, $2, $3, 'searches_without_views',
                         s.searches || ' searches and no record viewed in 24 hours'
                  FROM (SELECT count(*) FILTER (WHERE method = 'SearchRecords') AS searches,
@@ -232,7 +238,7 @@ impl Store {
                    AND NOT EXISTS (SELECT 1 FROM audit_flag f
                                    WHERE f.caller_organisation = $1 AND f.caller_unit IS NOT DISTINCT FROM $2
                                      AND f.caller_name = $3 AND f.kind = 'searches_without_views'
-                                     AND f.at > now() - interval '24 hours')",
+                                     AND f.at > now() - interval '24 hours')").await?,
                 &[&organisation, &unit, &name, &i64::from(threshold)],
             )
             .await?;
@@ -248,9 +254,9 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT flag_id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                &client.prepare_cached("SELECT flag_id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
                         caller_organisation, COALESCE(caller_unit, ''), caller_name, kind, detail
-                 FROM audit_flag WHERE flag_id > $1 ORDER BY flag_id LIMIT $2",
+                 FROM audit_flag WHERE flag_id > $1 ORDER BY flag_id LIMIT $2").await?,
                 &[&after, &i64::from(limit)],
             )
             .await?;
@@ -278,7 +284,12 @@ impl Store {
     pub async fn transfers_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client
-            .query("SELECT state, count(*) FROM transfer GROUP BY state", &[])
+            .query(
+                &client
+                    .prepare_cached("SELECT state, count(*) FROM transfer GROUP BY state")
+                    .await?,
+                &[],
+            )
             .await?;
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
@@ -288,8 +299,12 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT from_code FROM transfer WHERE record_id = $1
+                &client
+                    .prepare_cached(
+                        "SELECT from_code FROM transfer WHERE record_id = $1
                  UNION SELECT to_code FROM transfer WHERE record_id = $1",
+                    )
+                    .await?,
                 &[&record_id],
             )
             .await?;
@@ -301,8 +316,8 @@ impl Store {
         let client = self.pool.get().await?;
         client
             .execute(
-                "INSERT INTO routing_index (record_id, authority_code) VALUES ($1, $2)
-                 ON CONFLICT (record_id) DO UPDATE SET authority_code = EXCLUDED.authority_code, updated_at = now()",
+                &client.prepare_cached("INSERT INTO routing_index (record_id, authority_code) VALUES ($1, $2)
+                 ON CONFLICT (record_id) DO UPDATE SET authority_code = EXCLUDED.authority_code, updated_at = now()").await?,
                 &[&record_id, &authority_code],
             )
             .await?;
@@ -314,7 +329,11 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT last_event_id FROM feed_cursor WHERE authority_code = $1",
+                &client
+                    .prepare_cached(
+                        "SELECT last_event_id FROM feed_cursor WHERE authority_code = $1",
+                    )
+                    .await?,
                 &[&authority_code],
             )
             .await?;
@@ -339,18 +358,21 @@ impl Store {
             // read out of order across nodes never point back to an
             // authority the record has left.
             tx.execute(
-                "INSERT INTO routing_index (record_id, authority_code, moves) VALUES ($1, $2, $3)
+                &tx.prepare_cached("INSERT INTO routing_index (record_id, authority_code, moves) VALUES ($1, $2, $3)
                  ON CONFLICT (record_id) DO UPDATE
                      SET authority_code = EXCLUDED.authority_code, moves = EXCLUDED.moves, updated_at = now()
-                     WHERE routing_index.moves <= EXCLUDED.moves",
+                     WHERE routing_index.moves <= EXCLUDED.moves").await?,
                 &[&event.record_id, &event.authority_code, &event.moves],
             )
             .await?;
         }
         tx.execute(
-            "INSERT INTO feed_cursor (authority_code, last_event_id) VALUES ($1, $2)
+            &tx.prepare_cached(
+                "INSERT INTO feed_cursor (authority_code, last_event_id) VALUES ($1, $2)
              ON CONFLICT (authority_code) DO UPDATE
                  SET last_event_id = GREATEST(feed_cursor.last_event_id, EXCLUDED.last_event_id)",
+            )
+            .await?,
             &[&authority_code, &last],
         )
         .await?;
@@ -362,9 +384,9 @@ impl Store {
         let client = self.pool.get().await?;
         client
             .execute(
-                "INSERT INTO gateway_audit (caller_organisation, caller_unit, caller_name, role, method,
+                &client.prepare_cached("INSERT INTO gateway_audit (caller_organisation, caller_unit, caller_name, role, method,
                      record_ids, authorities, outcome, reason, query)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)").await?,
                 &[
                     &entry.organisation,
                     &entry.unit,
@@ -448,7 +470,7 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT transfer_id FROM transfer WHERE state NOT IN ('completed', 'cancelled') ORDER BY created_at",
+                &client.prepare_cached("SELECT transfer_id FROM transfer WHERE state NOT IN ('completed', 'cancelled') ORDER BY created_at").await?,
                 &[],
             )
             .await?;
@@ -489,8 +511,11 @@ impl Store {
         let tx = client.transaction().await?;
         let moved = tx
             .execute(
-                "UPDATE transfer SET state = $3, waiting_reason = NULL, updated_at = now()
+                &tx.prepare_cached(
+                    "UPDATE transfer SET state = $3, waiting_reason = NULL, updated_at = now()
                  WHERE transfer_id = $1 AND state = $2",
+                )
+                .await?,
                 &[&transfer.transfer_id, &transfer.state, &to_state],
             )
             .await?;
@@ -498,16 +523,19 @@ impl Store {
             return Ok(false);
         }
         tx.execute(
-            "INSERT INTO transfer_step (transfer_id, from_state, to_state) VALUES ($1, $2, $3)",
+            &tx.prepare_cached(
+                "INSERT INTO transfer_step (transfer_id, from_state, to_state) VALUES ($1, $2, $3)",
+            )
+            .await?,
             &[&transfer.transfer_id, &transfer.state, &to_state],
         )
         .await?;
         if let Some(moves) = route {
             tx.execute(
-                "INSERT INTO routing_index (record_id, authority_code, moves) VALUES ($1, $2, $3)
+                &tx.prepare_cached("INSERT INTO routing_index (record_id, authority_code, moves) VALUES ($1, $2, $3)
                  ON CONFLICT (record_id) DO UPDATE
                      SET authority_code = EXCLUDED.authority_code, moves = EXCLUDED.moves, updated_at = now()
-                     WHERE routing_index.moves <= EXCLUDED.moves",
+                     WHERE routing_index.moves <= EXCLUDED.moves").await?,
                 &[&transfer.record_id, &transfer.to_code, &moves],
             )
             .await?;
@@ -521,8 +549,8 @@ impl Store {
         let client = self.pool.get().await?;
         client
             .execute(
-                "UPDATE transfer SET attempts = attempts + 1, waiting_reason = $2, updated_at = now()
-                 WHERE transfer_id = $1",
+                &client.prepare_cached("UPDATE transfer SET attempts = attempts + 1, waiting_reason = $2, updated_at = now()
+                 WHERE transfer_id = $1").await?,
                 &[&transfer_id, &reason],
             )
             .await?;
@@ -534,8 +562,12 @@ impl Store {
         let client = self.pool.get().await?;
         let updated = client
             .execute(
-                "UPDATE transfer SET cancel_requested = true, updated_at = now()
+                &client
+                    .prepare_cached(
+                        "UPDATE transfer SET cancel_requested = true, updated_at = now()
                  WHERE transfer_id = $1 AND state IN ('requested', 'staged', 'cancelled')",
+                    )
+                    .await?,
                 &[&transfer_id],
             )
             .await?;

@@ -10,8 +10,9 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use contactpoint_mtls::{verify_signature, KeySigner};
 use contactpoint_proto::audit::{checkpoint_message, witness_message, Witness};
+use deadpool_postgres::Transaction;
 use ring::digest::{digest, SHA256};
-use tokio_postgres::{GenericClient, Transaction};
+use tokio_postgres::GenericClient;
 
 use crate::error::NodeError;
 use crate::store::AuditEvent;
@@ -73,20 +74,26 @@ pub async fn append(
     event: &AuditEvent<'_>,
     record_ids: &[String],
 ) -> Result<(), NodeError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
-        .await?;
-    let prev: Vec<u8> = tx
-        .query_opt(
-            "SELECT entry_hash FROM audit_event ORDER BY event_id DESC LIMIT 1",
+    tx.execute(
+        &tx.prepare_cached("SELECT pg_advisory_xact_lock($1)")
+            .await?,
+        &[&APPEND_LOCK],
+    )
+    .await?;
+    // Under the lock, in a statement of its own (so its snapshot sees every
+    // entry appended before the lock was ours): the head and the next id.
+    let head = tx
+        .query_one(
+            &tx.prepare_cached(
+                "SELECT (SELECT entry_hash FROM audit_event ORDER BY event_id DESC LIMIT 1),
+                        nextval('audit_event_event_id_seq')",
+            )
+            .await?,
             &[],
         )
-        .await?
-        .and_then(|row| row.get::<_, Option<Vec<u8>>>(0))
-        .unwrap_or_default();
-    let event_id: i64 = tx
-        .query_one("SELECT nextval('audit_event_event_id_seq')", &[])
-        .await?
-        .get(0);
+        .await?;
+    let prev: Vec<u8> = head.get::<_, Option<Vec<u8>>>(0).unwrap_or_default();
+    let event_id: i64 = head.get(1);
     let at = Utc::now().trunc_subsecs(6);
     let fields = Fields {
         organisation: event.organisation,
@@ -102,9 +109,9 @@ pub async fn append(
     };
     let hash = chain(&prev, &canonical(event_id, &at, &fields));
     tx.execute(
-        "INSERT INTO audit_event (event_id, at, caller_organisation, caller_unit, caller_name, method,
+        &tx.prepare_cached("INSERT INTO audit_event (event_id, at, caller_organisation, caller_unit, caller_name, method,
              record_ids, outcome, role, via, reason, prev_hash, entry_hash, query)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)").await?,
         &[
             &event_id,
             &at,

@@ -6,9 +6,10 @@
 //! gather belong to one moment. All SQL is parameterised; the only text
 //! spliced into a statement is a table name chosen from a fixed list.
 use chrono::NaiveDate;
+use deadpool_postgres::Transaction;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::Json;
-use tokio_postgres::{IsolationLevel, NoTls, Row, Transaction};
+use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::error::{Invalid, NodeError};
 use crate::identifier::RecordId;
@@ -191,8 +192,8 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
-                "SELECT COALESCE(extract(epoch FROM now() - min(at))::bigint, 0) FROM audit_event
-                 WHERE event_id > COALESCE((SELECT max(last_event_id) FROM audit_checkpoint), 0)",
+                &client.prepare_cached("SELECT COALESCE(extract(epoch FROM now() - min(at))::bigint, 0) FROM audit_event
+                 WHERE event_id > COALESCE((SELECT max(last_event_id) FROM audit_checkpoint), 0)").await?,
                 &[],
             )
             .await?;
@@ -222,7 +223,11 @@ impl Store {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let serial: i64 = tx
-            .query_one("SELECT nextval('record_serial_seq')", &[])
+            .query_one(
+                &tx.prepare_cached("SELECT nextval('record_serial_seq')")
+                    .await?,
+                &[],
+            )
             .await?
             .get(0);
         let id = RecordId::mint(&self.authority.code, serial as u64);
@@ -271,7 +276,10 @@ impl Store {
         let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
         let serials: Vec<i64> = tx
             .query(
-                "SELECT nextval('record_serial_seq') FROM generate_series(1, $1::bigint)",
+                &tx.prepare_cached(
+                    "SELECT nextval('record_serial_seq') FROM generate_series(1, $1::bigint)",
+                )
+                .await?,
                 &[&count],
             )
             .await?
@@ -396,7 +404,10 @@ impl Store {
     /// Tells the routing feed this node is now responsible for `id`.
     async fn announce(&self, tx: &Transaction<'_>, id: &RecordId, moves: u32) -> Result<()> {
         tx.execute(
-            "INSERT INTO routing_outbox (record_id, authority_code, moves) VALUES ($1, $2, $3)",
+            &tx.prepare_cached(
+                "INSERT INTO routing_outbox (record_id, authority_code, moves) VALUES ($1, $2, $3)",
+            )
+            .await?,
             &[
                 &id.as_str(),
                 &self.authority.code,
@@ -481,8 +492,12 @@ impl Store {
             Some((current, transfer))
                 if transfer.as_deref() == Some(transfer_id) && current == "arriving" =>
             {
-                tx.execute("DELETE FROM child_record WHERE id = $1", &[&id.as_str()])
-                    .await?;
+                tx.execute(
+                    &tx.prepare_cached("DELETE FROM child_record WHERE id = $1")
+                        .await?,
+                    &[&id.as_str()],
+                )
+                .await?;
             }
             Some(_) => return Err(conflict(id, transfer_id)),
             None => {}
@@ -506,7 +521,8 @@ impl Store {
         .await?;
         if status == "live" {
             tx.execute(
-                "DELETE FROM record_forwarding WHERE record_id = $1",
+                &tx.prepare_cached("DELETE FROM record_forwarding WHERE record_id = $1")
+                    .await?,
                 &[&id.as_str()],
             )
             .await?;
@@ -529,7 +545,7 @@ impl Store {
         let tx = client.transaction().await?;
         let deleted = tx
             .execute(
-                "DELETE FROM child_record WHERE id = $1 AND status = 'arriving' AND transfer_id = $2",
+                &tx.prepare_cached("DELETE FROM child_record WHERE id = $1 AND status = 'arriving' AND transfer_id = $2").await?,
                 &[&id.as_str(), &transfer_id],
             )
             .await?;
@@ -555,7 +571,8 @@ impl Store {
         let tx = client.transaction().await?;
         let aborted = tx
             .query_opt(
-                "SELECT 1 FROM transfer_out_abort WHERE transfer_id = $1",
+                &tx.prepare_cached("SELECT 1 FROM transfer_out_abort WHERE transfer_id = $1")
+                    .await?,
                 &[&transfer_id],
             )
             .await?;
@@ -567,15 +584,15 @@ impl Store {
         match locked_status(&tx, id).await? {
             Some((status, _)) if status == "live" => {
                 tx.execute(
-                    "UPDATE child_record SET status = 'handed_over', transfer_id = $2,
+                    &tx.prepare_cached("UPDATE child_record SET status = 'handed_over', transfer_id = $2,
                          responsible_authority_code = $3, responsible_authority_name = $4, updated_at = now()
-                     WHERE id = $1",
+                     WHERE id = $1").await?,
                     &[&id.as_str(), &transfer_id, &to.code, &to.name],
                 )
                 .await?;
                 tx.execute(
-                    "INSERT INTO record_forwarding (record_id, moved_to_code) VALUES ($1, $2)
-                     ON CONFLICT (record_id) DO UPDATE SET moved_to_code = EXCLUDED.moved_to_code, moved_at = now()",
+                    &tx.prepare_cached("INSERT INTO record_forwarding (record_id, moved_to_code) VALUES ($1, $2)
+                     ON CONFLICT (record_id) DO UPDATE SET moved_to_code = EXCLUDED.moved_to_code, moved_at = now()").await?,
                     &[&id.as_str(), &to.code],
                 )
                 .await?;
@@ -610,7 +627,7 @@ impl Store {
         }
         let inserted = tx
             .execute(
-                "INSERT INTO transfer_out_abort (transfer_id, record_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &tx.prepare_cached("INSERT INTO transfer_out_abort (transfer_id, record_id) VALUES ($1, $2) ON CONFLICT DO NOTHING").await?,
                 &[&transfer_id, &id.as_str()],
             )
             .await?;
@@ -635,8 +652,12 @@ impl Store {
             Some((status, transfer))
                 if transfer.as_deref() == Some(transfer_id) && status == "handed_over" =>
             {
-                tx.execute("DELETE FROM child_record WHERE id = $1", &[&id.as_str()])
-                    .await?;
+                tx.execute(
+                    &tx.prepare_cached("DELETE FROM child_record WHERE id = $1")
+                        .await?,
+                    &[&id.as_str()],
+                )
+                .await?;
                 insert_audit(&tx, audit, id).await?;
             }
             Some(_) => return Err(conflict(id, transfer_id)),
@@ -670,15 +691,16 @@ impl Store {
         }
         let key = id.as_str();
         let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
+        // Prepared once per connection (the statement cache), then pipelined.
+        let (statement_0, statement_1) = tokio::try_join!(
+            tx.prepare_cached("SELECT relationship FROM contact WHERE record_id = $1"),
+            tx.prepare_cached(
+                "SELECT started_on FROM service WHERE record_id = $1 AND kind = 'midwife'"
+            ),
+        )?;
         let (contacts, midwives) = tokio::try_join!(
-            tx.query(
-                "SELECT relationship FROM contact WHERE record_id = $1",
-                params
-            ),
-            tx.query(
-                "SELECT started_on FROM service WHERE record_id = $1 AND kind = 'midwife'",
-                params
-            ),
+            tx.query(&statement_0, params),
+            tx.query(&statement_1, params),
         )?;
         let entries = RecordedEntries {
             contact_relationships: contacts
@@ -689,12 +711,15 @@ impl Store {
         };
         check(facts, &entries)?;
         tx.execute(
-            "UPDATE child_record SET category = $2, given_names = $3, family_name = $4,
+            &tx.prepare_cached(
+                "UPDATE child_record SET category = $2, given_names = $3, family_name = $4,
                  given_names_key = $5, family_name_key = $6, whereabouts = $7, postcode = $8,
                  gender = $9, date_of_birth = $10, date_of_death = $11,
                  consent_given_on = $12, consent_recorded_by = $13,
                  version = version + 1, updated_at = now()
              WHERE id = $1",
+            )
+            .await?,
             &[
                 &id.as_str(),
                 &details.category.as_db(),
@@ -796,7 +821,7 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT r.id, r.given_names, r.family_name, r.given_names_key, r.family_name_key,
+                &client.prepare_cached("SELECT r.id, r.given_names, r.family_name, r.given_names_key, r.family_name_key,
                         r.gender, r.date_of_birth, r.postcode, r.shield_reason,
                         r.responsible_authority_code, r.responsible_authority_name
                  FROM child_record r
@@ -809,7 +834,7 @@ impl Store {
                    AND r.status <> 'arriving'
                    AND (r.archived_on IS NULL OR $7)
                  ORDER BY r.id
-                 LIMIT 1000",
+                 LIMIT 1000").await?,
                 &[
                     &query.surname_key,
                     &query.date_of_birth,
@@ -839,8 +864,12 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT event_id, record_id, authority_code, moves FROM routing_outbox
+                &client
+                    .prepare_cached(
+                        "SELECT event_id, record_id, authority_code, moves FROM routing_outbox
                  WHERE event_id > $1 ORDER BY event_id LIMIT $2",
+                    )
+                    .await?,
                 &[&after, &i64::from(limit)],
             )
             .await?;
@@ -866,11 +895,11 @@ impl Store {
         let tx = client.transaction().await?;
         let archived_records: Vec<String> = tx
             .query(
-                "UPDATE child_record SET archived_on = $1::date
+                &tx.prepare_cached("UPDATE child_record SET archived_on = $1::date
                  WHERE archived_on IS NULL AND status = 'live'
                    AND ((category = 'child' AND date_of_birth + interval '18 years' <= $1::date)
                         OR (date_of_death IS NOT NULL AND date_of_death + interval '1 year' <= $1::date))
-                 RETURNING id",
+                 RETURNING id").await?,
                 &[&today],
             )
             .await?
@@ -879,10 +908,10 @@ impl Store {
             .collect();
         let archived_services: Vec<String> = tx
             .query(
-                "UPDATE service SET archived_on = $1::date
+                &tx.prepare_cached("UPDATE service SET archived_on = $1::date
                  WHERE archived_on IS NULL AND archive_after_years IS NOT NULL AND ended_on IS NOT NULL
                    AND ended_on + make_interval(years => archive_after_years) <= $1::date
-                 RETURNING record_id",
+                 RETURNING record_id").await?,
                 &[&today],
             )
             .await?
@@ -891,7 +920,7 @@ impl Store {
             .collect();
         let destroyed_records: Vec<String> = tx
             .query(
-                "DELETE FROM child_record WHERE archived_on + interval '6 years' <= $1::date RETURNING id",
+                &tx.prepare_cached("DELETE FROM child_record WHERE archived_on + interval '6 years' <= $1::date RETURNING id").await?,
                 &[&today],
             )
             .await?
@@ -900,7 +929,7 @@ impl Store {
             .collect();
         let destroyed_services: Vec<String> = tx
             .query(
-                "DELETE FROM service WHERE archived_on + interval '6 years' <= $1::date RETURNING record_id",
+                &tx.prepare_cached("DELETE FROM service WHERE archived_on + interval '6 years' <= $1::date RETURNING record_id").await?,
                 &[&today],
             )
             .await?
@@ -958,9 +987,9 @@ impl Store {
             )));
         }
         tx.execute(
-            "UPDATE child_record SET consent_withdrawn_on = $2, archived_on = COALESCE(archived_on, $2),
+            &tx.prepare_cached("UPDATE child_record SET consent_withdrawn_on = $2, archived_on = COALESCE(archived_on, $2),
                  version = version + 1, updated_at = now()
-             WHERE id = $1",
+             WHERE id = $1").await?,
             &[&id.as_str(), &today],
         )
         .await?;
@@ -981,7 +1010,7 @@ impl Store {
         let tx = client.transaction().await?;
         lock_record(&tx, id).await?;
         tx.execute(
-            "UPDATE child_record SET shield_reason = $2, version = version + 1, updated_at = now() WHERE id = $1",
+            &tx.prepare_cached("UPDATE child_record SET shield_reason = $2, version = version + 1, updated_at = now() WHERE id = $1").await?,
             &[&id.as_str(), &reason],
         )
         .await?;
@@ -1052,14 +1081,14 @@ impl Store {
         if let Some(reference) = reference {
             let updated = tx
                 .execute(
-                    "UPDATE body_identifier SET value = $4 WHERE record_id = $1 AND body = $2 AND scheme = $3",
+                    &tx.prepare_cached("UPDATE body_identifier SET value = $4 WHERE record_id = $1 AND body = $2 AND scheme = $3").await?,
                     &[&id.as_str(), &reference.body, &reference.scheme, &reference.value],
                 )
                 .await?;
             if updated == 0 {
                 tx.execute(
-                    "INSERT INTO body_identifier (record_id, position, body, scheme, value)
-                     SELECT $1, COALESCE(max(position) + 1, 0), $2, $3, $4 FROM body_identifier WHERE record_id = $1",
+                    &tx.prepare_cached("INSERT INTO body_identifier (record_id, position, body, scheme, value)
+                     SELECT $1, COALESCE(max(position) + 1, 0), $2, $3, $4 FROM body_identifier WHERE record_id = $1").await?,
                     &[&id.as_str(), &reference.body, &reference.scheme, &reference.value],
                 )
                 .await?;
@@ -1128,17 +1157,19 @@ impl Store {
             })
         });
         tx.execute(
-            "UPDATE child_record SET shield_reason = $2 WHERE id = $1",
+            &tx.prepare_cached("UPDATE child_record SET shield_reason = $2 WHERE id = $1")
+                .await?,
             &[&keep.as_str(), &shield],
         )
         .await?;
         tx.execute(
-            "DELETE FROM child_record WHERE id = $1",
+            &tx.prepare_cached("DELETE FROM child_record WHERE id = $1")
+                .await?,
             &[&duplicate.as_str()],
         )
         .await?;
         tx.execute(
-            "INSERT INTO record_forwarding (record_id, moved_to_code, merged_into) VALUES ($1, $2, $3)",
+            &tx.prepare_cached("INSERT INTO record_forwarding (record_id, moved_to_code, merged_into) VALUES ($1, $2, $3)").await?,
             &[&duplicate.as_str(), &self.authority.code, &keep.as_str()],
         )
         .await?;
@@ -1154,9 +1185,9 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT at, caller_organisation, caller_unit, caller_name, role, method, reason, outcome, via
+                &client.prepare_cached("SELECT at, caller_organisation, caller_unit, caller_name, role, method, reason, outcome, via
                  FROM audit_event WHERE record_ids @> ARRAY[$1::text]
-                 ORDER BY event_id DESC LIMIT $2",
+                 ORDER BY event_id DESC LIMIT $2").await?,
                 &[&id.as_str(), &i64::from(limit)],
             )
             .await?;
@@ -1181,8 +1212,8 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT notification_id, kind, record_id, at, caller_organisation, caller_name, role, reason, related_record_id
-                 FROM notification WHERE notification_id > $1 ORDER BY notification_id LIMIT $2",
+                &client.prepare_cached("SELECT notification_id, kind, record_id, at, caller_organisation, caller_name, role, reason, related_record_id
+                 FROM notification WHERE notification_id > $1 ORDER BY notification_id LIMIT $2").await?,
                 &[&after, &i64::from(limit)],
             )
             .await?;
@@ -1207,7 +1238,7 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT last_event_id, head_hash, signature FROM audit_checkpoint ORDER BY checkpoint_id DESC LIMIT 1",
+                &client.prepare_cached("SELECT last_event_id, head_hash, signature FROM audit_checkpoint ORDER BY checkpoint_id DESC LIMIT 1").await?,
                 &[],
             )
             .await?;
@@ -1224,8 +1255,8 @@ impl Store {
         for kind in &event.notifications {
             for record_id in &event.record_ids {
                 tx.execute(
-                    "INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &tx.prepare_cached("INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason)
+                     VALUES ($1, $2, $3, $4, $5, $6)").await?,
                     &[&kind.as_db(), record_id, &event.organisation, &event.name, &event.role, &event.reason],
                 )
                 .await?;
@@ -1254,14 +1285,14 @@ async fn likely_duplicates(
 ) -> Result<Vec<(String, String)>> {
     let rows = tx
         .query(
-            "SELECT new.id, other.id FROM child_record new, child_record other
+            &tx.prepare_cached("SELECT new.id, other.id FROM child_record new, child_record other
              WHERE new.id = ANY($1) AND other.id <> new.id AND (other.shield_reason IS NOT NULL) = $2
                AND other.status = 'live' AND other.date_of_birth = new.date_of_birth
                AND split_part(other.given_names_key, ' ', 1) = split_part(new.given_names_key, ' ', 1)
                AND (other.family_name_key = new.family_name_key
                     OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = other.id AND f.family_name_key = new.family_name_key)
                     OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = new.id AND f.family_name_key = other.family_name_key))
-             ORDER BY new.id, other.id FOR UPDATE OF other",
+             ORDER BY new.id, other.id FOR UPDATE OF other").await?,
             &[&ids, &shielded],
         )
         .await?;
@@ -1279,13 +1310,13 @@ async fn shield_as_duplicate(
         "may duplicate shielded record {shielded}: shielded until the management team decides"
     );
     tx.execute(
-        "UPDATE child_record SET shield_reason = $2, version = version + 1 WHERE id = $1 AND shield_reason IS NULL",
+        &tx.prepare_cached("UPDATE child_record SET shield_reason = $2, version = version + 1 WHERE id = $1 AND shield_reason IS NULL").await?,
         &[&id, &reason],
     )
     .await?;
     tx.execute(
-        "INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason, related_record_id)
-         VALUES ('possible_duplicate_of_shielded', $1, $2, $3, $4, $5, $6)",
+        &tx.prepare_cached("INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason, related_record_id)
+         VALUES ('possible_duplicate_of_shielded', $1, $2, $3, $4, $5, $6)").await?,
         &[&id, &audit.organisation, &audit.name, &audit.role, &"the record matches a shielded record's name and date of birth", &shielded],
     )
     .await?;
@@ -1308,7 +1339,8 @@ async fn shield_duplicates(
 ) -> Result<()> {
     let is_shielded: bool = tx
         .query_one(
-            "SELECT shield_reason IS NOT NULL FROM child_record WHERE id = $1",
+            &tx.prepare_cached("SELECT shield_reason IS NOT NULL FROM child_record WHERE id = $1")
+                .await?,
             &[&id.as_str()],
         )
         .await?
@@ -1355,8 +1387,11 @@ fn entry_subject(kind: EntryKind) -> &'static str {
 async fn lock_record(tx: &Transaction<'_>, id: &RecordId) -> Result<(RecordFacts, u64)> {
     let row = tx
         .query_opt(
-            "SELECT category, date_of_birth, version, status, responsible_authority_code
+            &tx.prepare_cached(
+                "SELECT category, date_of_birth, version, status, responsible_authority_code
              FROM child_record WHERE id = $1 FOR UPDATE",
+            )
+            .await?,
             &[&id.as_str()],
         )
         .await?;
@@ -1490,7 +1525,7 @@ async fn record_status(
 ) -> Result<Option<(String, Option<String>, String)>> {
     let row = tx
         .query_opt(
-            "SELECT status, transfer_id, responsible_authority_code FROM child_record WHERE id = $1",
+            &tx.prepare_cached("SELECT status, transfer_id, responsible_authority_code FROM child_record WHERE id = $1").await?,
             &[&id.as_str()],
         )
         .await?;
@@ -1504,7 +1539,10 @@ async fn locked_status(
 ) -> Result<Option<(String, Option<String>)>> {
     let row = tx
         .query_opt(
-            "SELECT status, transfer_id FROM child_record WHERE id = $1 FOR UPDATE",
+            &tx.prepare_cached(
+                "SELECT status, transfer_id FROM child_record WHERE id = $1 FOR UPDATE",
+            )
+            .await?,
             &[&id.as_str()],
         )
         .await?;
@@ -1515,7 +1553,8 @@ async fn locked_status(
 async fn current_moves(tx: &Transaction<'_>, id: &RecordId) -> Result<u32> {
     let row = tx
         .query_one(
-            "SELECT moves FROM child_record WHERE id = $1",
+            &tx.prepare_cached("SELECT moves FROM child_record WHERE id = $1")
+                .await?,
             &[&id.as_str()],
         )
         .await?;
@@ -1531,7 +1570,10 @@ async fn forwarding(
 ) -> Result<Option<(String, Option<String>)>> {
     let row = tx
         .query_opt(
-            "SELECT moved_to_code, merged_into FROM record_forwarding WHERE record_id = $1",
+            &tx.prepare_cached(
+                "SELECT moved_to_code, merged_into FROM record_forwarding WHERE record_id = $1",
+            )
+            .await?,
             &[&id.as_str()],
         )
         .await?;
@@ -1561,7 +1603,10 @@ fn conflict(id: &RecordId, transfer_id: &str) -> NodeError {
 
 async fn bump_version(tx: &Transaction<'_>, id: &RecordId) -> Result<()> {
     tx.execute(
-        "UPDATE child_record SET version = version + 1, updated_at = now() WHERE id = $1",
+        &tx.prepare_cached(
+            "UPDATE child_record SET version = version + 1, updated_at = now() WHERE id = $1",
+        )
+        .await?,
         &[&id.as_str()],
     )
     .await?;
@@ -1571,30 +1616,42 @@ async fn bump_version(tx: &Transaction<'_>, id: &RecordId) -> Result<()> {
 /// Replaces former names (para 1), body identifiers (18) and metadata (20).
 async fn write_lists(tx: &Transaction<'_>, id: &RecordId, details: &RecordDetails) -> Result<()> {
     let id = id.as_str();
-    tx.execute("DELETE FROM former_name WHERE record_id = $1", &[&id])
-        .await?;
-    tx.execute("DELETE FROM body_identifier WHERE record_id = $1", &[&id])
-        .await?;
-    tx.execute("DELETE FROM record_metadata WHERE record_id = $1", &[&id])
-        .await?;
+    tx.execute(
+        &tx.prepare_cached("DELETE FROM former_name WHERE record_id = $1")
+            .await?,
+        &[&id],
+    )
+    .await?;
+    tx.execute(
+        &tx.prepare_cached("DELETE FROM body_identifier WHERE record_id = $1")
+            .await?,
+        &[&id],
+    )
+    .await?;
+    tx.execute(
+        &tx.prepare_cached("DELETE FROM record_metadata WHERE record_id = $1")
+            .await?,
+        &[&id],
+    )
+    .await?;
     for (position, former) in (0i32..).zip(&details.former_names) {
         tx.execute(
-            "INSERT INTO former_name (record_id, position, given_names, family_name, family_name_key, ceased_on)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            &tx.prepare_cached("INSERT INTO former_name (record_id, position, given_names, family_name, family_name_key, ceased_on)
+             VALUES ($1, $2, $3, $4, $5, $6)").await?,
             &[&id, &position, &former.name.given_names, &former.name.family_name, &surname_key(&former.name.family_name), &former.ceased_on],
         )
         .await?;
     }
     for (position, body_id) in (0i32..).zip(&details.body_identifiers) {
         tx.execute(
-            "INSERT INTO body_identifier (record_id, position, body, scheme, value) VALUES ($1, $2, $3, $4, $5)",
+            &tx.prepare_cached("INSERT INTO body_identifier (record_id, position, body, scheme, value) VALUES ($1, $2, $3, $4, $5)").await?,
             &[&id, &position, &body_id.body, &body_id.scheme, &body_id.value],
         )
         .await?;
     }
     for (position, entry) in (0i32..).zip(&details.metadata) {
         tx.execute(
-            "INSERT INTO record_metadata (record_id, position, paragraph, key, value) VALUES ($1, $2, $3, $4, $5)",
+            &tx.prepare_cached("INSERT INTO record_metadata (record_id, position, paragraph, key, value) VALUES ($1, $2, $3, $4, $5)").await?,
             &[&id, &position, &i16::from(entry.paragraph), &entry.key, &entry.value],
         )
         .await?;
@@ -1717,7 +1774,10 @@ async fn copy_entries(
     use tokio_postgres::types::Type;
     let supplied_at: chrono::DateTime<chrono::Utc> = match provenance.supplied_at {
         Some(at) => at,
-        None => tx.query_one("SELECT now()", &[]).await?.get(0),
+        None => tx
+            .query_one(&tx.prepare_cached("SELECT now()").await?, &[])
+            .await?
+            .get(0),
     };
     let supplied = || -> [CopyValue; 3] {
         [
@@ -1862,25 +1922,25 @@ async fn insert_entry_row(tx: &Transaction<'_>, id: &RecordId, entry: &Entry) ->
     let row = match entry {
         Entry::Contact(c) => {
             tx.query_one(
-                "INSERT INTO contact (record_id, relationship, given_names, family_name, details, started_on, ended_on)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING entry_id",
+                &tx.prepare_cached("INSERT INTO contact (record_id, relationship, given_names, family_name, details, started_on, ended_on)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING entry_id").await?,
                 &[&id, &c.relationship.as_db(), &c.name.given_names, &c.name.family_name, &Json(&c.details), &c.started_on, &c.ended_on],
             )
             .await?
         }
         Entry::Education(e) => {
             tx.query_one(
-                "INSERT INTO education (record_id, setting, provider_name, details, started_on, ended_on)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id",
+                &tx.prepare_cached("INSERT INTO education (record_id, setting, provider_name, details, started_on, ended_on)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id").await?,
                 &[&id, &e.setting.as_db(), &e.provider_name, &Json(&e.details), &e.started_on, &e.ended_on],
             )
             .await?
         }
         Entry::Service(s) => {
             tx.query_one(
-                "INSERT INTO service (record_id, kind, provider_name, details, sensitive_ground, started_on, ended_on,
+                &tx.prepare_cached("INSERT INTO service (record_id, kind, provider_name, details, sensitive_ground, started_on, ended_on,
                      archive_after_years, archived_on)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING entry_id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING entry_id").await?,
                 &[
                     &id,
                     &s.kind.as_db(),
@@ -1897,16 +1957,16 @@ async fn insert_entry_row(tx: &Transaction<'_>, id: &RecordId, entry: &Entry) ->
         }
         Entry::CafAssessment(a) => {
             tx.query_one(
-                "INSERT INTO caf_assessment (record_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id",
+                &tx.prepare_cached("INSERT INTO caf_assessment (record_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id").await?,
                 &[&id, &a.assessor_name, &a.assessing_body, &Json(&a.details), &a.assessed_on, &a.actions_completed_on],
             )
             .await?
         }
         Entry::LeadProfessional(l) => {
             tx.query_one(
-                "INSERT INTO lead_professional (record_id, capacity, name, details, started_on, ended_on)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id",
+                &tx.prepare_cached("INSERT INTO lead_professional (record_id, capacity, name, details, started_on, ended_on)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id").await?,
                 &[&id, &l.capacity.as_db(), &l.name, &Json(&l.details), &l.started_on, &l.ended_on],
             )
             .await?
@@ -1936,42 +1996,36 @@ async fn load(tx: &Transaction<'_>, id: &RecordId) -> Result<ChildRecord> {
 async fn load_optional(tx: &Transaction<'_>, id: &RecordId) -> Result<Option<ChildRecord>> {
     let key = id.as_str();
     let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
-    let (record, former, ids, metadata, contacts, education, services, cafs, leads) = tokio::try_join!(
-        tx.query_opt(
-            "SELECT version, moves, shield_reason, archived_on, consent_given_on, consent_recorded_by, category, given_names, family_name, whereabouts, gender, date_of_birth,
+    // Prepared once per connection (the statement cache), then pipelined.
+    let (statement_0, statement_1, statement_2, statement_3, statement_4, statement_5, statement_6, statement_7, statement_8,) = tokio::try_join!(
+        tx.prepare_cached("SELECT version, moves, shield_reason, archived_on, consent_given_on, consent_recorded_by, category, given_names, family_name, whereabouts, gender, date_of_birth,
                     date_of_death, responsible_authority_code, responsible_authority_name
-             FROM child_record WHERE id = $1",
-            params
-        ),
-        tx.query("SELECT given_names, family_name, ceased_on FROM former_name WHERE record_id = $1 ORDER BY position", params),
-        tx.query("SELECT body, scheme, value FROM body_identifier WHERE record_id = $1 ORDER BY position", params),
-        tx.query("SELECT paragraph, key, value FROM record_metadata WHERE record_id = $1 ORDER BY position", params),
-        tx.query(
-            "SELECT entry_id, relationship, given_names, family_name, details, started_on, ended_on, supplied_by, supplied_ref, supplied_at
-             FROM contact WHERE record_id = $1 ORDER BY entry_id",
-            params
-        ),
-        tx.query(
-            "SELECT entry_id, setting, provider_name, details, started_on, ended_on, supplied_by, supplied_ref, supplied_at
-             FROM education WHERE record_id = $1 ORDER BY entry_id",
-            params
-        ),
-        tx.query(
-            "SELECT entry_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years,
+             FROM child_record WHERE id = $1"),
+        tx.prepare_cached("SELECT given_names, family_name, ceased_on FROM former_name WHERE record_id = $1 ORDER BY position"),
+        tx.prepare_cached("SELECT body, scheme, value FROM body_identifier WHERE record_id = $1 ORDER BY position"),
+        tx.prepare_cached("SELECT paragraph, key, value FROM record_metadata WHERE record_id = $1 ORDER BY position"),
+        tx.prepare_cached("SELECT entry_id, relationship, given_names, family_name, details, started_on, ended_on, supplied_by, supplied_ref, supplied_at
+             FROM contact WHERE record_id = $1 ORDER BY entry_id"),
+        tx.prepare_cached("SELECT entry_id, setting, provider_name, details, started_on, ended_on, supplied_by, supplied_ref, supplied_at
+             FROM education WHERE record_id = $1 ORDER BY entry_id"),
+        tx.prepare_cached("SELECT entry_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years,
                     archived_on, supplied_by, supplied_ref, supplied_at
-             FROM service WHERE record_id = $1 ORDER BY entry_id",
-            params
-        ),
-        tx.query(
-            "SELECT entry_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on, supplied_by, supplied_ref, supplied_at
-             FROM caf_assessment WHERE record_id = $1 ORDER BY entry_id",
-            params
-        ),
-        tx.query(
-            "SELECT entry_id, capacity, name, details, started_on, ended_on, supplied_by, supplied_ref, supplied_at
-             FROM lead_professional WHERE record_id = $1 ORDER BY entry_id",
-            params
-        ),
+             FROM service WHERE record_id = $1 ORDER BY entry_id"),
+        tx.prepare_cached("SELECT entry_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on, supplied_by, supplied_ref, supplied_at
+             FROM caf_assessment WHERE record_id = $1 ORDER BY entry_id"),
+        tx.prepare_cached("SELECT entry_id, capacity, name, details, started_on, ended_on, supplied_by, supplied_ref, supplied_at
+             FROM lead_professional WHERE record_id = $1 ORDER BY entry_id"),
+    )?;
+    let (record, former, ids, metadata, contacts, education, services, cafs, leads) = tokio::try_join!(
+        tx.query_opt(&statement_0, params),
+        tx.query(&statement_1, params),
+        tx.query(&statement_2, params),
+        tx.query(&statement_3, params),
+        tx.query(&statement_4, params),
+        tx.query(&statement_5, params),
+        tx.query(&statement_6, params),
+        tx.query(&statement_7, params),
+        tx.query(&statement_8, params),
     )?;
     let Some(record) = record else {
         return Ok(None);

@@ -51,12 +51,7 @@ async fn a_load_writes_good_records_in_batches_and_names_the_bad() -> anyhow::Re
         rejected.extend(batch.rejected);
     }
     assert_eq!(batches, 3, "1000, 1000 and 500 records");
-    assert_eq!(
-        loaded.len(),
-        2498,
-        "{:?}",
-        rejected
-    );
+    assert_eq!(loaded.len(), 2498, "{:?}", rejected);
     let refused: Vec<(u32, bool)> = rejected
         .iter()
         .map(|r| (r.index, r.reason.starts_with("details.")))
