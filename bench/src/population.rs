@@ -840,11 +840,8 @@ mod tests {
     ];
 
     fn authorities() -> Vec<Authority> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/authorities.csv"
-        );
-        read_authorities(Path::new(path)).expect("the shared authorities file")
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/authorities.csv");
+        read_authorities(Path::new(path)).expect("the repository's authorities file")
     }
 
     /// A leap day: 18 years before it there is no 29 February.

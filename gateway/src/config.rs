@@ -32,7 +32,8 @@ pub struct GatewayConfig {
     /// How long a lookup waits for the responsible node. Default: 5000.
     #[serde(default = "default_lookup_timeout")]
     pub lookup_timeout_ms: u64,
-    /// How often each node's outbox is read. Default: 1000.
+    /// How often each node's outbox is read (an idle one down to once in
+    /// eight intervals). Default: 1000.
     #[serde(default = "default_feed_poll")]
     pub feed_poll_ms: u64,
     /// First pause before a waiting transfer step is retried, in

@@ -19,32 +19,57 @@ const BATCH: u32 = 500;
 /// Follows every node's outbox until the task is dropped.
 pub async fn follow_all(directory: Directory, store: Store, every: Duration) {
     let mut tasks = tokio::task::JoinSet::new();
-    for node in directory.iter().cloned() {
-        tasks.spawn(follow(node, store.clone(), every));
+    let count = u32::try_from(directory.iter().count())
+        .unwrap_or(u32::MAX)
+        .max(1);
+    for (index, node) in (0u32..).zip(directory.iter().cloned()) {
+        // Spread over the interval: with 153 nodes, a read every few
+        // milliseconds rather than 153 at once every interval, which
+        // would stall whatever else the gateway is doing at that moment.
+        let offset = every * index / count;
+        let store = store.clone();
+        tasks.spawn(async move {
+            tokio::time::sleep(offset).await;
+            follow(node, store, every).await
+        });
     }
     while tasks.join_next().await.is_some() {}
 }
 
+/// Reads of an outbox that keeps finding nothing new slow down to one in
+/// this many intervals; the first event read brings them back to every
+/// interval. A stale index costs a hop, never a wrong answer: a record is at
+/// the authority that minted it until it moves, and a node asked for a
+/// record that moved away says where it went.
+const IDLE_BACKOFF: u32 = 8;
+
 async fn follow(node: Node, store: Store, every: Duration) {
     let mut healthy = true;
+    let mut pause = every;
     loop {
         match read_once(&node, &store).await {
             // A full batch: there may be more; read again at once.
             Ok(read) if read == BATCH as usize => continue,
-            Ok(_) => {
+            Ok(read) => {
                 if !healthy {
                     tracing::info!(authority = %node.code, "routing feed readable again");
                 }
                 healthy = true;
+                pause = if read == 0 {
+                    (pause * 2).min(every * IDLE_BACKOFF)
+                } else {
+                    every
+                };
             }
             Err(error) => {
                 if healthy {
                     tracing::warn!(authority = %node.code, %error, "cannot read the node's routing feed; will keep trying");
                 }
                 healthy = false;
+                pause = every;
             }
         }
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -15,7 +15,16 @@ use crate::store::{Store, StoreError};
 
 /// Witnesses every node's newest checkpoint every `every`, until aborted.
 pub async fn witness_all(directory: Directory, store: Store, signer: KeySigner, every: Duration) {
+    // One node at a time, spread over the interval, so a pass over 153
+    // nodes is a trickle rather than a burst.
+    let count = u32::try_from(directory.iter().count())
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let pause = every / count;
     loop {
+        if directory.iter().next().is_none() {
+            tokio::time::sleep(every).await;
+        }
         for node in directory.iter() {
             match witness(node, &store, &signer).await {
                 Ok(Some(last)) => {
@@ -26,8 +35,8 @@ pub async fn witness_all(directory: Directory, store: Store, signer: KeySigner, 
                     tracing::warn!(authority = %node.code, %reason, "audit checkpoint not witnessed; trying again next interval")
                 }
             }
+            tokio::time::sleep(pause).await;
         }
-        tokio::time::sleep(every).await;
     }
 }
 

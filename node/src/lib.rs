@@ -190,11 +190,17 @@ async fn archive_and_destroy(store: Store, clock: Arc<dyn Clock>, every: Duratio
 
 /// Signs a checkpoint of the audit chain every `every`.
 async fn checkpoint_audit(store: Store, signer: audit::CheckpointSigner, every: Duration) {
+    // The first after between half and all of the interval, at random, so
+    // that nodes started together (a host's restart) do not all sign and
+    // write at once ever after.
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    tokio::time::sleep(every.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)).await;
     loop {
-        tokio::time::sleep(every).await;
         if let Err(error) = store.checkpoint_audit(&signer).await {
             tracing::warn!(%error, "audit checkpoint not written; will try again");
         }
+        tokio::time::sleep(every).await;
     }
 }
 

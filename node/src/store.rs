@@ -1251,17 +1251,37 @@ impl Store {
     pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        crate::audit::append(&tx, event, &event.record_ids).await?;
-        for kind in &event.notifications {
-            for record_id in &event.record_ids {
-                tx.execute(
-                    &tx.prepare_cached("INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason)
-                     VALUES ($1, $2, $3, $4, $5, $6)").await?,
-                    &[&kind.as_db(), record_id, &event.organisation, &event.name, &event.role, &event.reason],
+        // The notifications do not depend on the chain: they are sent on
+        // the same connection while the entry is appended (pipelined).
+        let notify = async {
+            if event.notifications.is_empty() {
+                return Ok(());
+            }
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .await?;
+            for kind in &event.notifications {
+                for record_id in &event.record_ids {
+                    tx.execute(
+                        &insert,
+                        &[
+                            &kind.as_db(),
+                            record_id,
+                            &event.organisation,
+                            &event.name,
+                            &event.role,
+                            &event.reason,
+                        ],
+                    )
+                    .await?;
+                }
             }
-        }
+            Ok::<_, NodeError>(())
+        };
+        tokio::try_join!(crate::audit::append(&tx, event, &event.record_ids), notify)?;
         tx.commit().await?;
         Ok(())
     }
