@@ -138,9 +138,21 @@ impl Workspace {
     }
 }
 
-/// A free port on loopback (bound, then released for a server to take).
+/// A free port on loopback for a server to take: below Linux's ephemeral
+/// range (32768 and up), so no outgoing connection of the hundreds the
+/// federation opens can take it between this check and the server's bind.
 pub fn free_port() -> Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(21000);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        if port >= 32000 {
+            bail!("no free port left between 21000 and 32000 on 127.0.0.1");
+        }
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(listener.local_addr()?);
+        }
+    }
 }
 
 /// A server process, stopped (SIGTERM, then SIGKILL) when dropped.

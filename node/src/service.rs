@@ -1152,6 +1152,19 @@ impl AuthorityNode for NodeService {
         }
         let mut input = request.into_inner();
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        // Two stages, so the next batch is read and checked while the one
+        // before is written: batches go to the writer in order, one waiting
+        // at most.
+        let (batches, mut to_write) = tokio::sync::mpsc::channel::<LoadBatch>(1);
+        let writer = self.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = to_write.recv().await {
+                let answer = writer.write_batch(&caller, batch).await;
+                if sender.send(Ok(answer)).await.is_err() {
+                    return;
+                }
+            }
+        });
         let service = self.clone();
         tokio::spawn(async move {
             let mut batch = LoadBatch::default();
@@ -1167,17 +1180,15 @@ impl AuthorityNode for NodeService {
                             }),
                         }
                         index += 1;
-                        if batch.records.len() + batch.rejected.len() >= LOAD_BATCH {
-                            let answer = service
-                                .write_batch(&caller, std::mem::take(&mut batch))
-                                .await;
-                            if sender.send(Ok(answer)).await.is_err() {
-                                return;
-                            }
+                        if batch.records.len() + batch.rejected.len() >= LOAD_BATCH
+                            && batches.send(std::mem::take(&mut batch)).await.is_err()
+                        {
+                            return;
                         }
                     }
                     Ok(None) => break,
-                    // The caller went away or sent garbage: what was written stays written.
+                    // The caller went away or sent garbage: what was written
+                    // (or is being written) stays written.
                     Err(status) => {
                         tracing::debug!(code = ?status.code(), "a load stream ended early");
                         return;
@@ -1185,8 +1196,7 @@ impl AuthorityNode for NodeService {
                 }
             }
             if !batch.records.is_empty() || !batch.rejected.is_empty() {
-                let answer = service.write_batch(&caller, batch).await;
-                let _ = sender.send(Ok(answer)).await;
+                let _ = batches.send(batch).await;
             }
         });
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
