@@ -312,6 +312,12 @@ impl Databases {
         Ok(())
     }
 
+    /// Writes every dirty page to disk now (a CHECKPOINT).
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.admin.batch_execute("CHECKPOINT").await?;
+        Ok(())
+    }
+
     /// Creates (anew) the database `name`, empty or from `template`.
     pub async fn create(&self, name: &str, template: Option<&str>) -> Result<String> {
         let full = format!("{}_{name}", self.prefix);

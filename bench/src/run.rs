@@ -506,10 +506,13 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         }
     }
 
-    eprintln!("cpbench: VACUUM (ANALYZE) of every node's database, as after any bulk load");
+    eprintln!("cpbench: VACUUM (ANALYZE) of every node's database and a CHECKPOINT, as after any bulk load");
     for authority in &authorities {
         databases.vacuum(&authority.code.to_lowercase()).await?;
     }
+    // And a checkpoint, so the load's dirty pages are on disk before the
+    // measurements rather than flushed in the middle of them.
+    databases.checkpoint().await?;
 
     // The lookup node starts afresh, so its memory is measured from a clean start.
     eprintln!("cpbench: a. and d. lookups and memory");
