@@ -143,7 +143,16 @@ impl Workspace {
 /// federation opens can take it between this check and the server's bind.
 pub fn free_port() -> Result<SocketAddr> {
     use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(21000);
+    // Each run starts at its own place in the range, so two runs on one
+    // machine (the smoke test beside scripts/bench) do not take turns at
+    // the same ports.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        21000 + (std::process::id() % 50) as u16 * 200,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
     loop {
         let port = NEXT.fetch_add(1, Ordering::Relaxed);
         if port >= 32000 {
@@ -312,6 +321,20 @@ impl Databases {
         Ok(())
     }
 
+    /// How many records the gateway's routing index holds.
+    pub async fn routes(&self, gateway: &str) -> Result<i64> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.url(gateway), tokio_postgres::NoTls).await?;
+        let connection = tokio::spawn(connection);
+        let count = client
+            .query_one("SELECT count(*) FROM routing_index", &[])
+            .await?
+            .get(0);
+        drop(client);
+        let _ = connection.await;
+        Ok(count)
+    }
+
     /// Writes every dirty page to disk now (a CHECKPOINT).
     pub async fn checkpoint(&self) -> Result<()> {
         self.admin.batch_execute("CHECKPOINT").await?;
@@ -369,10 +392,12 @@ impl Databases {
     }
 }
 
-/// Starts the node of `authority` on its database.
+/// Starts the node of `authority` on its database; `instance` tells apart
+/// the files of a second node process of the same authority.
 pub fn start_node(
     work: &Workspace,
     authority: &Authority,
+    instance: &str,
     database_url: String,
     pool_size: usize,
 ) -> Result<Server> {
@@ -393,14 +418,14 @@ pub fn start_node(
         metrics_listen: None,
         log_format: Default::default(),
     };
-    let path = work.path(&format!("node-{code}.toml"));
+    let path = work.path(&format!("node-{code}{instance}.toml"));
     std::fs::write(&path, toml::to_string(&config)?)?;
     Server::spawn(
         &format!("node {code}"),
         address,
         &work.bin.join("contactpoint-node"),
         &["--config", path.to_str().context("path")?],
-        &work.path(&format!("node-{code}.log")),
+        &work.path(&format!("node-{code}{instance}.log")),
     )
 }
 
