@@ -48,12 +48,16 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> Result<Self> {
+        // Unique across runs (the time) and within this process (a counter:
+        // two tests may read the same clock tick).
+        static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let name = format!(
-            "cp_test_{}_{}",
+            "cp_test_{}_{}_{}",
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
-                .as_nanos()
+                .as_nanos(),
+            CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         admin_client()
             .await?
