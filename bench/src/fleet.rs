@@ -312,27 +312,29 @@ impl Databases {
     /// Vacuums and analyses a database, as after any bulk load: the planner
     /// gets its statistics and autovacuum has nothing left to do mid-run.
     pub async fn vacuum(&self, name: &str) -> Result<()> {
+        self.connect(name)
+            .await?
+            .batch_execute("VACUUM (ANALYZE)")
+            .await?;
+        Ok(())
+    }
+
+    /// A connection to the database `name` (closed when dropped).
+    async fn connect(&self, name: &str) -> Result<tokio_postgres::Client> {
         let (client, connection) =
             tokio_postgres::connect(&self.url(name), tokio_postgres::NoTls).await?;
-        let connection = tokio::spawn(connection);
-        client.batch_execute("VACUUM (ANALYZE)").await?;
-        drop(client);
-        let _ = connection.await;
-        Ok(())
+        tokio::spawn(connection);
+        Ok(client)
     }
 
     /// How many records the gateway's routing index holds.
     pub async fn routes(&self, gateway: &str) -> Result<i64> {
-        let (client, connection) =
-            tokio_postgres::connect(&self.url(gateway), tokio_postgres::NoTls).await?;
-        let connection = tokio::spawn(connection);
-        let count = client
-            .query_one("SELECT count(*) FROM routing_index", &[])
+        let row = self
+            .connect(gateway)
             .await?
-            .get(0);
-        drop(client);
-        let _ = connection.await;
-        Ok(count)
+            .query_one("SELECT count(*) FROM routing_index", &[])
+            .await?;
+        Ok(row.get(0))
     }
 
     /// Writes every dirty page to disk now (a CHECKPOINT).

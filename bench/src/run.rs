@@ -417,7 +417,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     let ids = load_records(
         nodes[largest].address,
         &work.files(&format!("loader-{code}")),
-        records,
+        records.clone(),
     )
     .await?;
     let node_load = started.elapsed();
@@ -458,9 +458,8 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         )?;
         let loader = work.files(&format!("loader-{code}"));
         wait_serving(&mut node, &loader, "contactpoint.v1.AuthorityNode").await?;
-        let records: Vec<_> = population.records(largest).collect();
         let started = Instant::now();
-        load_records(node.address, &loader, records).await?;
+        load_records(node.address, &loader, records.clone()).await?;
         node_load += started.elapsed();
         drop(node);
         let target = databases

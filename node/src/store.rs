@@ -303,20 +303,23 @@ impl Store {
         }
         writer.as_mut().finish().await?;
 
-        let sink = tx
-            .copy_in("COPY routing_outbox (record_id, authority_code, moves) FROM STDIN BINARY")
-            .await?;
-        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
-            sink,
-            &[Type::TEXT, Type::TEXT, Type::INT4]
-        ));
-        for id in &ids {
-            writer
-                .as_mut()
-                .write(&[&id.as_str(), &self.authority.code, &0i32])
-                .await?;
-        }
-        writer.as_mut().finish().await?;
+        let announced = ids
+            .iter()
+            .map(|id| {
+                vec![
+                    Box::new(id.as_str()) as CopyValue,
+                    Box::new(self.authority.code.as_str()),
+                    Box::new(0i32),
+                ]
+            })
+            .collect();
+        copy_rows(
+            &tx,
+            "routing_outbox (record_id, authority_code, moves)",
+            &[Type::TEXT, Type::TEXT, Type::INT4],
+            announced,
+        )
+        .await?;
 
         copy_lists(&tx, &ids, records).await?;
         copy_entries(&tx, &ids, records, provenance).await?;
@@ -1745,16 +1748,15 @@ async fn copy_lists(tx: &Transaction<'_>, ids: &[RecordId], records: &[NewRecord
             ]);
         }
     }
-    let (text, int) = (Type::TEXT, Type::INT4);
     copy_rows(
         tx,
         "former_name (record_id, position, given_names, family_name, family_name_key, ceased_on)",
         &[
-            text.clone(),
-            int.clone(),
-            text.clone(),
-            text.clone(),
-            text.clone(),
+            Type::TEXT,
+            Type::INT4,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
             Type::DATE,
         ],
         former,
@@ -1763,20 +1765,14 @@ async fn copy_lists(tx: &Transaction<'_>, ids: &[RecordId], records: &[NewRecord
     copy_rows(
         tx,
         "body_identifier (record_id, position, body, scheme, value)",
-        &[
-            text.clone(),
-            int.clone(),
-            text.clone(),
-            text.clone(),
-            text.clone(),
-        ],
+        &[Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT, Type::TEXT],
         bodies,
     )
     .await?;
     copy_rows(
         tx,
         "record_metadata (record_id, position, paragraph, key, value)",
-        &[text.clone(), int, Type::INT2, text.clone(), text],
+        &[Type::TEXT, Type::INT4, Type::INT2, Type::TEXT, Type::TEXT],
         metadata,
     )
     .await
@@ -1876,42 +1872,41 @@ async fn copy_entries(
         }
     }
     let [contacts, education, services, cafs, leads] = rows;
-    let (text, date, json) = (Type::TEXT, Type::DATE, Type::JSONB);
     let provenance_types = [Type::TEXT, Type::TEXT, Type::TIMESTAMPTZ];
     let with_provenance = |types: &[Type]| [types, &provenance_types].concat();
     const PROVENANCE: &str = "supplied_by, supplied_ref, supplied_at";
     copy_rows(
         tx,
         &format!("contact (record_id, relationship, given_names, family_name, details, started_on, ended_on, {PROVENANCE})"),
-        &with_provenance(&[text.clone(), text.clone(), text.clone(), text.clone(), json.clone(), date.clone(), date.clone()]),
+        &with_provenance(&[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::JSONB, Type::DATE, Type::DATE]),
         contacts,
     )
     .await?;
     copy_rows(
         tx,
         &format!("education (record_id, setting, provider_name, details, started_on, ended_on, {PROVENANCE})"),
-        &with_provenance(&[text.clone(), text.clone(), text.clone(), json.clone(), date.clone(), date.clone()]),
+        &with_provenance(&[Type::TEXT, Type::TEXT, Type::TEXT, Type::JSONB, Type::DATE, Type::DATE]),
         education,
     )
     .await?;
     copy_rows(
         tx,
         &format!("service (record_id, kind, provider_name, details, sensitive_ground, started_on, ended_on, archive_after_years, archived_on, {PROVENANCE})"),
-        &with_provenance(&[text.clone(), text.clone(), text.clone(), json.clone(), text.clone(), date.clone(), date.clone(), Type::INT2, date.clone()]),
+        &with_provenance(&[Type::TEXT, Type::TEXT, Type::TEXT, Type::JSONB, Type::TEXT, Type::DATE, Type::DATE, Type::INT2, Type::DATE]),
         services,
     )
     .await?;
     copy_rows(
         tx,
         &format!("caf_assessment (record_id, assessor_name, assessing_body, details, assessed_on, actions_completed_on, {PROVENANCE})"),
-        &with_provenance(&[text.clone(), text.clone(), text.clone(), json.clone(), date.clone(), date.clone()]),
+        &with_provenance(&[Type::TEXT, Type::TEXT, Type::TEXT, Type::JSONB, Type::DATE, Type::DATE]),
         cafs,
     )
     .await?;
     copy_rows(
         tx,
         &format!("lead_professional (record_id, capacity, name, details, started_on, ended_on, {PROVENANCE})"),
-        &with_provenance(&[text.clone(), text.clone(), text, json, date.clone(), date]),
+        &with_provenance(&[Type::TEXT, Type::TEXT, Type::TEXT, Type::JSONB, Type::DATE, Type::DATE]),
         leads,
     )
     .await
