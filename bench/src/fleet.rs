@@ -24,10 +24,13 @@ pub struct Workspace {
     pub dir: PathBuf,
     /// Where cpbench's sibling binaries are (contactpoint-node, ...).
     pub bin: PathBuf,
+    /// Worker threads of each node process (tokio's TOKIO_WORKER_THREADS);
+    /// `None` for tokio's default, one per core.
+    pub node_threads: Option<usize>,
 }
 
 impl Workspace {
-    pub fn new(dir: &Path) -> Result<Self> {
+    pub fn new(dir: &Path, node_threads: Option<usize>) -> Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(dir)
                 .with_context(|| format!("cannot clear {}", dir.display()))?;
@@ -36,7 +39,20 @@ impl Workspace {
         let dir = std::fs::canonicalize(dir)?;
         let exe = std::env::current_exe()?;
         let bin = exe.parent().context("cpbench has no folder")?.to_path_buf();
-        Ok(Self { dir, bin })
+        Ok(Self {
+            dir,
+            bin,
+            node_threads,
+        })
+    }
+
+    /// The environment of a node process (and of the bare server, measured
+    /// as a node is).
+    pub fn node_env(&self) -> Vec<(&'static str, String)> {
+        self.node_threads
+            .map(|threads| ("TOKIO_WORKER_THREADS", threads.to_string()))
+            .into_iter()
+            .collect()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -172,17 +188,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `program` with `args`, its output to `log`.
+    /// Starts `program` with `args` and `env`, its output to `log`.
     pub fn spawn(
         name: &str,
         address: SocketAddr,
         program: &Path,
         args: &[&str],
+        env: &[(&str, String)],
         log: &Path,
     ) -> Result<Self> {
         let log = std::fs::File::create(log)?;
         let child = Command::new(program)
             .args(args)
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -427,6 +445,7 @@ pub fn start_node(
         address,
         &work.bin.join("contactpoint-node"),
         &["--config", path.to_str().context("path")?],
+        &work.node_env(),
         &work.path(&format!("node-{code}{instance}.log")),
     )
 }
@@ -470,6 +489,7 @@ pub fn start_gateway(
         address,
         &work.bin.join("contactpoint-gateway"),
         &["--config", path.to_str().context("path")?],
+        &[],
         &work.path(&format!("gateway-{name}.log")),
     )
 }
@@ -545,6 +565,7 @@ http {{
             "-c",
             path.to_str().context("path")?,
         ],
+        &[],
         &work.path("nginx.log"),
     )
 }
@@ -564,6 +585,8 @@ pub fn start_bare(work: &Workspace) -> Result<Server> {
             &text(&files.cert)?,
             &text(&files.key)?,
         ],
+        // Measured as a node is.
+        &work.node_env(),
         &work.path("bare.log"),
     )
 }

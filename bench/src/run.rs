@@ -48,6 +48,12 @@ pub struct RunArgs {
     /// Requests in flight for the throughput measurements.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Worker threads of each node process (0: tokio's default, one per
+    /// core). One by default: here every authority's node shares one host,
+    /// as a hosting provider would run many; a node on a host of its own
+    /// keeps the default.
+    #[arg(long, default_value_t = 1)]
+    pub node_threads: usize,
     /// Database connections of each node.
     #[arg(long, default_value_t = 4)]
     pub pool_size: usize,
@@ -365,7 +371,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     let population = Population::new(args.seed, args.records, today, authorities.clone());
 
     eprintln!("cpbench: certificates, policy and {largest_n} databases");
-    let work = Workspace::new(&args.dir)?;
+    let work = Workspace::new(&args.dir, Some(args.node_threads).filter(|n| *n > 0))?;
     work.issue_certificates(&authorities)?;
     work.write_policy(&authorities)?;
     let databases = Databases::open(&args.admin_url, &args.database_prefix).await?;

@@ -15,6 +15,7 @@ mod error;
 pub mod feed;
 pub mod limits;
 pub mod nodes;
+pub mod routes;
 mod service;
 pub mod store;
 pub mod transfer;
@@ -97,6 +98,7 @@ pub async fn serve_on(
     let metrics = Arc::new(contactpoint_ops::Metrics::new("contactpoint_gateway"));
     let store = store::Store::open(&config.database_url, config.pool_size).await?;
     let directory = nodes::Directory::new(&config.nodes, &config.tls)?;
+    let routes = Arc::new(routes::Routes::load(&store).await?);
     let signer = contactpoint_mtls::KeySigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
         &config.tls.key,
     )?)
@@ -105,6 +107,7 @@ pub async fn serve_on(
     let transfers = Arc::new(transfer::Transfers::new(
         store.clone(),
         directory.clone(),
+        routes.clone(),
         Duration::from_millis(config.transfer_retry_ms),
     ));
     let resumed = transfers.clone().resume_all().await?;
@@ -114,6 +117,11 @@ pub async fn serve_on(
     let mut background = tokio::task::JoinSet::new();
     background.spawn(feed::follow_all(
         directory.clone(),
+        store.clone(),
+        Duration::from_millis(config.feed_poll_ms),
+    ));
+    background.spawn(routes::follow(
+        routes.clone(),
         store.clone(),
         Duration::from_millis(config.feed_poll_ms),
     ));
@@ -139,7 +147,7 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let gateway = GatewayServer::new(GatewayService::new(
-        store, directory, policy, transfers, metrics, &config,
+        store, directory, policy, transfers, metrics, routes, &config,
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);

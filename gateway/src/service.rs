@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::error::GatewayError;
 use crate::nodes::{on_behalf, Directory};
+use crate::routes::Routes;
 use crate::store::{AuditEntry, Store, TransferRow};
 use crate::transfer::{requester_name, Transfers};
 
@@ -39,6 +40,8 @@ pub struct GatewayService {
     /// Searches in 24 hours without a view that flag a user; 0 for never.
     flag_searches: u32,
     metrics: Arc<contactpoint_ops::Metrics>,
+    /// Where records that left the authority that minted them are.
+    routes: Arc<Routes>,
 }
 
 /// A caller with a verified certificate and the role the policy gives it.
@@ -90,6 +93,7 @@ impl GatewayService {
         policy: Arc<PolicyHandle>,
         transfers: Arc<Transfers>,
         metrics: Arc<contactpoint_ops::Metrics>,
+        routes: Arc<Routes>,
         config: &crate::GatewayConfig,
     ) -> Self {
         Self {
@@ -101,6 +105,7 @@ impl GatewayService {
             transfers,
             flag_searches: config.flag_searches_without_view,
             metrics,
+            routes,
         }
     }
 
@@ -141,7 +146,29 @@ impl GatewayService {
         outcome: Outcome,
         result: Result<T, GatewayError>,
     ) -> Result<Response<T>, Status> {
-        let outcome_name = match &result {
+        let outcome_name = self.observe(caller, method, &outcome, &result);
+        if let Err(error) = self
+            .store
+            .audit(&audit_entry(caller, method, outcome, outcome_name))
+            .await
+        {
+            return Err(GatewayError::Store(error).into_status());
+        }
+        // Per request at debug, as at the node: the audit and the metrics
+        // count every call; a log line each would cost more than the routing.
+        tracing::debug!(outcome = outcome_name, "handled");
+        result.map(Response::new).map_err(GatewayError::into_status)
+    }
+
+    /// Counts the call in the metrics and names its outcome for the audit.
+    fn observe<T>(
+        &self,
+        caller: &Caller,
+        method: &'static str,
+        outcome: &Outcome,
+        result: &Result<T, GatewayError>,
+    ) -> &'static str {
+        let outcome_name = match result {
             Ok(_) => "ok",
             Err(error) => error.kind(),
         };
@@ -150,25 +177,7 @@ impl GatewayService {
             .observe_call(method, outcome_name, role, caller.started);
         let span = tracing::Span::current();
         span.record("authorities", tracing::field::debug(&outcome.authorities));
-        let entry = AuditEntry {
-            organisation: &caller.identity.organisation,
-            unit: caller.identity.unit.as_deref(),
-            name: &caller.identity.common_name,
-            role: caller.role_name(),
-            method,
-            record_ids: outcome.record_ids,
-            authorities: outcome.authorities,
-            outcome: outcome_name,
-            reason: outcome.reason.as_deref(),
-            query: outcome.query,
-        };
-        if let Err(error) = self.store.audit(&entry).await {
-            return Err(GatewayError::Store(error).into_status());
-        }
-        // Per request at debug, as at the node: the audit and the metrics
-        // count every call; a log line each would cost more than the routing.
-        tracing::debug!(outcome = outcome_name, "handled");
-        result.map(Response::new).map_err(GatewayError::into_status)
+        outcome_name
     }
 
     /// Finds the record at the responsible node: the index first, else the
@@ -198,7 +207,8 @@ impl GatewayService {
     }
 
     /// Calls the node responsible for `id` with `message` on the caller's
-    /// behalf, as `lookup` finds it.
+    /// behalf, as `lookup` finds it: where the index says the record went,
+    /// if it has left the authority that minted it, else that authority.
     async fn routed<M, R, F, Fut>(
         &self,
         caller: &PeerIdentity,
@@ -213,9 +223,10 @@ impl GatewayService {
         F: Fn(AuthorityNodeClient<Channel>, Request<M>) -> Fut,
         Fut: std::future::Future<Output = Result<Response<R>, Status>>,
     {
-        let indexed = self.store.route(id.as_str()).await?;
         let minted = id.minting_authority().to_owned();
+        let indexed = self.routes.moved(id);
         let mut target = indexed.clone().unwrap_or_else(|| minted.clone());
+        let first = target.clone();
         let mut asked_minting = indexed.is_none();
         let mut settled = false;
         loop {
@@ -234,8 +245,9 @@ impl GatewayService {
                 .observe_node_call(&node.code, node_call_outcome(&answer));
             match answer {
                 Ok(Ok(record)) => {
-                    if indexed.as_deref() != Some(target.as_str()) {
+                    if target != first {
                         self.store.set_route(id.as_str(), &target).await?;
+                        self.routes.found(id, &target);
                         tracing::info!(authority = %target, "routing index updated from the node's answer");
                     }
                     return Ok(record.into_inner());
@@ -519,6 +531,27 @@ impl GatewayService {
     }
 }
 
+/// The audit entry of `caller`'s call of `method`.
+fn audit_entry<'a>(
+    caller: &'a Caller,
+    method: &'a str,
+    outcome: Outcome,
+    outcome_name: &'a str,
+) -> AuditEntry<'a> {
+    AuditEntry {
+        organisation: &caller.identity.organisation,
+        unit: caller.identity.unit.as_deref(),
+        name: &caller.identity.common_name,
+        role: caller.role_name(),
+        method,
+        record_ids: outcome.record_ids,
+        authorities: outcome.authorities,
+        outcome: outcome_name,
+        reason: outcome.reason,
+        query: outcome.query,
+    }
+}
+
 /// Either authority's own staff, or an operator, may start, see and cancel
 /// a transfer between them.
 fn may_transfer<'a>(caller: &'a Caller, from: &str, to: &str) -> Result<&'a Role, GatewayError> {
@@ -571,28 +604,60 @@ impl Gateway for GatewayService {
         let caller = self.caller(&request)?;
         let span = tracing::info_span!("GetRecord", role = %caller.role_name(), authorities = tracing::field::Empty);
         async {
+            let asked = request.get_ref();
             let mut outcome = Outcome::default();
-            let result = async {
+            let checked = (|| {
                 let role = Self::require(&caller, Right::ReadRecord)?;
-                let id = RecordId::parse(&request.get_ref().id).map_err(|error| {
-                    GatewayError::Invalid {
-                        field: "id",
-                        reason: error.to_string(),
-                    }
+                let id = RecordId::parse(&asked.id).map_err(|error| GatewayError::Invalid {
+                    field: "id",
+                    reason: error.to_string(),
                 })?;
                 outcome.record_ids.push(id.to_string());
-                let asked = request.get_ref();
                 // Checked here too, so a read without a reason, or a refused
                 // override, reaches no node.
                 outcome.reason = Some(stated_reason(&asked.reason)?);
                 if asked.override_shielding {
                     Self::require(&caller, Right::OverrideShielding)?;
                 }
+                Ok((role, id))
+            })();
+            let (role, id) = match checked {
+                Ok(checked) => checked,
+                Err(error) => return self.finish(&caller, "GetRecord", outcome, Err(error)).await,
+            };
+            // The access is audited while the node is asked: the entry,
+            // committed before any answer, names the authority asked first
+            // and says the lookup was routed there; it is corrected before
+            // answering when the lookup ends any other way.
+            let first = self
+                .routes
+                .moved(&id)
+                .unwrap_or_else(|| id.minting_authority().to_owned());
+            let opening = audit_entry(
+                &caller,
+                "GetRecord",
+                Outcome {
+                    record_ids: outcome.record_ids.clone(),
+                    authorities: vec![first],
+                    reason: outcome.reason.clone(),
+                    query: None,
+                },
+                crate::store::ROUTED,
+            );
+            let (opened, result) = tokio::join!(
+                self.store.audit(&opening),
                 self.lookup(&caller.identity, role, &id, asked, &mut outcome)
+            );
+            let outcome_name = self.observe(&caller, "GetRecord", &outcome, &result);
+            let event_id = opened.map_err(|error| GatewayError::Store(error).into_status())?;
+            if result.is_err() || outcome.authorities != opening.authorities {
+                self.store
+                    .conclude_audit(event_id, outcome_name, &outcome.authorities)
                     .await
+                    .map_err(|error| GatewayError::Store(error).into_status())?;
             }
-            .await;
-            self.finish(&caller, "GetRecord", outcome, result).await
+            tracing::debug!(outcome = outcome_name, "handled");
+            result.map(Response::new).map_err(GatewayError::into_status)
         }
         .instrument(span)
         .await

@@ -86,10 +86,15 @@ pub struct AuditEntry<'a> {
     pub authorities: Vec<String>,
     pub outcome: &'a str,
     /// The reason the reader stated.
-    pub reason: Option<&'a str>,
+    pub reason: Option<String>,
     /// A search's parameters, as JSON.
     pub query: Option<String>,
 }
+
+/// The outcome of a lookup's audit entry written as it was routed, before
+/// the node answered; it stays so when the caller was given that
+/// authority's record.
+pub const ROUTED: &str = "routed";
 
 #[derive(Clone)]
 pub struct Store {
@@ -225,16 +230,24 @@ impl Store {
         let client = self.pool.get().await?;
         let raised = client
             .execute(
+                // Both counts stop early (at the threshold, at the first
+                // view), so the check costs the same however much a user
+                // has searched or viewed today.
                 &client.prepare_cached("INSERT INTO audit_flag (caller_organisation, caller_unit, caller_name, kind, detail)
                  SELECT $1, $2, $3, 'searches_without_views',
                         s.searches || ' searches and no record viewed in 24 hours'
-                 FROM (SELECT count(*) FILTER (WHERE method = 'SearchRecords') AS searches,
-                              count(*) FILTER (WHERE method = 'GetRecord') AS views
-                       FROM gateway_audit
-                       WHERE caller_organisation = $1 AND caller_unit IS NOT DISTINCT FROM $2
-                         AND caller_name = $3 AND outcome = 'ok'
-                         AND at > now() - interval '24 hours') s
-                 WHERE s.searches >= $4 AND s.views = 0
+                 FROM (SELECT count(*) AS searches
+                       FROM (SELECT 1 FROM gateway_audit
+                             WHERE caller_organisation = $1 AND caller_unit IS NOT DISTINCT FROM $2
+                               AND caller_name = $3 AND method = 'SearchRecords' AND outcome = 'ok'
+                               AND at > now() - interval '24 hours'
+                             LIMIT $4) searched) s
+                 WHERE s.searches >= $4
+                   AND NOT EXISTS (SELECT 1 FROM gateway_audit v
+                                   WHERE v.caller_organisation = $1 AND v.caller_unit IS NOT DISTINCT FROM $2
+                                     AND v.caller_name = $3 AND v.method = 'GetRecord'
+                                     AND v.outcome IN ('ok', 'routed')
+                                     AND v.at > now() - interval '24 hours')
                    AND NOT EXISTS (SELECT 1 FROM audit_flag f
                                    WHERE f.caller_organisation = $1 AND f.caller_unit IS NOT DISTINCT FROM $2
                                      AND f.caller_name = $3 AND f.kind = 'searches_without_views'
@@ -311,6 +324,33 @@ impl Store {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
+    /// Routes of records held by an authority other than the one that
+    /// minted them, changed after `after` (see migration V6), in the order
+    /// they changed: (change, record, authority).
+    pub async fn moved_routes(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &client
+                    .prepare_cached(
+                        "SELECT changed, record_id, authority_code FROM routing_index
+                         WHERE changed > $1 AND authority_code <> left(record_id, 9)
+                         ORDER BY changed LIMIT $2",
+                    )
+                    .await?,
+                &[&after, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect())
+    }
+
     /// Records (or corrects) where a record is.
     pub async fn set_route(&self, record_id: &str, authority_code: &str) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
@@ -380,13 +420,14 @@ impl Store {
         Ok(())
     }
 
-    pub async fn audit(&self, entry: &AuditEntry<'_>) -> Result<(), StoreError> {
+    /// Appends an entry; returns its id.
+    pub async fn audit(&self, entry: &AuditEntry<'_>) -> Result<i64, StoreError> {
         let client = self.pool.get().await?;
-        client
-            .execute(
+        let row = client
+            .query_one(
                 &client.prepare_cached("INSERT INTO gateway_audit (caller_organisation, caller_unit, caller_name, role, method,
                      record_ids, authorities, outcome, reason, query)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)").await?,
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING event_id").await?,
                 &[
                     &entry.organisation,
                     &entry.unit,
@@ -399,6 +440,28 @@ impl Store {
                     &entry.reason,
                     &entry.query,
                 ],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Records how a lookup audited as [`ROUTED`] ended, when not with the
+    /// answer of the authority it was routed to.
+    pub async fn conclude_audit(
+        &self,
+        event_id: i64,
+        outcome: &str,
+        authorities: &[String],
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                &client
+                    .prepare_cached(
+                        "UPDATE gateway_audit SET outcome = $2, authorities = $3 WHERE event_id = $1",
+                    )
+                    .await?,
+                &[&event_id, &outcome, &authorities],
             )
             .await?;
         Ok(())

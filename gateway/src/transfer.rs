@@ -34,6 +34,7 @@ use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue};
 use tonic::Code;
 
 use crate::nodes::{Directory, Node};
+use crate::routes::Routes;
 use crate::store::{Store, StoreError, TransferRow};
 
 /// Longest pause between retries of a waiting transfer.
@@ -70,6 +71,8 @@ pub enum StepError {
 pub struct Transfers {
     store: Store,
     directory: Directory,
+    /// This gateway's moved routes, told of each activation at once.
+    routes: Arc<Routes>,
     retry: Duration,
 }
 
@@ -78,10 +81,11 @@ fn is_terminal(state: &str) -> bool {
 }
 
 impl Transfers {
-    pub fn new(store: Store, directory: Directory, retry: Duration) -> Self {
+    pub fn new(store: Store, directory: Directory, routes: Arc<Routes>, retry: Duration) -> Self {
         Self {
             store,
             directory,
+            routes,
             retry,
         }
     }
@@ -158,6 +162,11 @@ impl Transfers {
         }
         let (next, route) = self.perform_step(&transfer).await?;
         self.store.advance_transfer(&transfer, next, route).await?;
+        if route.is_some() {
+            if let Ok(id) = RecordId::parse(&transfer.record_id) {
+                self.routes.found(&id, &transfer.to_code);
+            }
+        }
         Ok(self
             .store
             .transfer(transfer_id)

@@ -1,7 +1,20 @@
 //! The caller's identity, read from the peer certificate that the TLS
 //! handshake has already verified. Nothing here verifies anything: an identity
 //! exists only for a connection whose certificate chain passed.
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Identities already read, by the certificate they were read from. A
+/// connection presents the same certificate with every request, and parsing
+/// it costs more than routing a lookup; the identity is a function of the
+/// certificate's bytes alone (whether the certificate is trusted was settled
+/// by the handshake).
+static READ: LazyLock<Mutex<HashMap<Vec<u8>, Option<PeerIdentity>>>> =
+    LazyLock::new(Mutex::default);
+/// Certificates remembered at most; past this the memory starts again.
+const READ_MAX: usize = 4096;
 
 /// Who is calling, as the verified certificate names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +41,20 @@ impl PeerIdentity {
 
     /// Reads the identity from a DER certificate.
     pub fn from_der(der: &[u8]) -> Option<Self> {
+        let read = || READ.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(identity) = read().get(der) {
+            return identity.clone();
+        }
+        let identity = Self::parse(der);
+        let mut read = read();
+        if read.len() >= READ_MAX {
+            read.clear();
+        }
+        read.insert(der.to_vec(), identity.clone());
+        identity
+    }
+
+    fn parse(der: &[u8]) -> Option<Self> {
         let (_, cert) = X509Certificate::from_der(der).ok()?;
         let subject = cert.subject();
         let organisation = first_text(subject.iter_organization())?;

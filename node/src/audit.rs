@@ -74,24 +74,19 @@ pub async fn append(
     event: &AuditEvent<'_>,
     record_ids: &[String],
 ) -> Result<(), NodeError> {
-    tx.execute(
-        &tx.prepare_cached("SELECT pg_advisory_xact_lock($1)")
-            .await?,
-        &[&APPEND_LOCK],
-    )
-    .await?;
     // Under the lock, in a statement of its own (so its snapshot sees every
     // entry appended before the lock was ours): the head and the next id.
-    let head = tx
-        .query_one(
-            &tx.prepare_cached(
-                "SELECT (SELECT entry_hash FROM audit_event ORDER BY event_id DESC LIMIT 1),
-                        nextval('audit_event_event_id_seq')",
-            )
-            .await?,
-            &[],
+    // Both statements go in one round trip; the server runs them in order.
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await?;
+    let next = tx
+        .prepare_cached(
+            "SELECT (SELECT entry_hash FROM audit_event ORDER BY event_id DESC LIMIT 1),
+                    nextval('audit_event_event_id_seq')",
         )
         .await?;
+    let (_, head) = tokio::try_join!(tx.execute(&lock, &[&APPEND_LOCK]), tx.query_one(&next, &[]))?;
     let prev: Vec<u8> = head.get::<_, Option<Vec<u8>>>(0).unwrap_or_default();
     let event_id: i64 = head.get(1);
     let at = Utc::now().trunc_subsecs(6);

@@ -834,6 +834,7 @@ impl Federation {
         Ok(contactpoint_gateway::transfer::Transfers::new(
             store,
             directory,
+            Default::default(),
             Duration::from_millis(50),
         ))
     }

@@ -274,23 +274,65 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
             &[&created.id],
         )
         .await?;
-    let record = gateway
-        .get_record(pb::GetRecordRequest {
-            reason: "checking the test child's record".into(),
-            id: created.id.clone(),
-            ..Default::default()
-        })
+    // The gateway keeps moved routes in memory and reads the change within
+    // a poll; every lookup meanwhile still finds the record (at the minting
+    // authority), and the first one after it goes to E06000001, follows the
+    // forwarding and corrects the index.
+    let lookup = || {
+        let mut gateway = gateway.clone();
+        let id = created.id.clone();
+        async move {
+            gateway
+                .get_record(pb::GetRecordRequest {
+                    reason: "checking the test child's record".into(),
+                    id,
+                    ..Default::default()
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let routed = |code: &'static str| {
+        let gateway_db = &gateway_db;
+        let id = created.id.clone();
+        async move {
+            let routed: String = gateway_db
+                .query_one(
+                    "SELECT authority_code FROM routing_index WHERE record_id = $1",
+                    &[&id],
+                )
+                .await?
+                .get(0);
+            Ok::<_, anyhow::Error>(routed == code)
+        }
+    };
+    eventually("the index to follow the forwarding", || async {
+        assert_eq!(lookup().await?.id, created.id);
+        Ok(routed("E06000002").await?.then_some(()))
+    })
+    .await?;
+    let asked: i64 = federation.node_dbs[0]
+        .connect()
         .await?
-        .into_inner();
-    assert_eq!(record.id, created.id);
-    let routed: String = gateway_db
         .query_one(
-            "SELECT authority_code FROM routing_index WHERE record_id = $1",
-            &[&created.id],
+            "SELECT count(*) FROM audit_event WHERE method = 'GetRecord' AND outcome = 'not_found'",
+            &[],
         )
         .await?
         .get(0);
-    assert_eq!(routed, "E06000002", "the index follows the forwarding");
+    assert_eq!(asked, 1, "the authority the index named was asked once");
+    // The gateway audited the lookup that took two hops as it ended.
+    let row = gateway_db
+        .query_one(
+            "SELECT outcome, authorities FROM gateway_audit WHERE method = 'GetRecord' AND cardinality(authorities) = 2",
+            &[],
+        )
+        .await?;
+    assert_eq!(row.get::<_, String>(0), "ok");
+    assert_eq!(
+        row.get::<_, Vec<String>>(1),
+        ["E06000001".to_owned(), "E06000002".to_owned()]
+    );
 
     // The index says E06000003, which never held it: the minting authority answers.
     gateway_db
@@ -299,23 +341,31 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
             &[&created.id],
         )
         .await?;
-    let record = gateway
-        .get_record(pb::GetRecordRequest {
-            reason: "checking the test child's record".into(),
-            id: created.id.clone(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    assert_eq!(record.id, created.id);
-    let routed: String = gateway_db
+    eventually("the index to be corrected again", || async {
+        assert_eq!(lookup().await?.id, created.id);
+        let asked: i64 = federation.node_dbs[2]
+            .connect()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM audit_event WHERE method = 'GetRecord'",
+                &[],
+            )
+            .await?
+            .get(0);
+        Ok((asked == 1 && routed("E06000002").await?).then_some(()))
+    })
+    .await?;
+    // A lookup answered by the authority it was routed to is audited, before
+    // the answer, as routed there.
+    assert_eq!(lookup().await?.id, created.id);
+    let row = gateway_db
         .query_one(
-            "SELECT authority_code FROM routing_index WHERE record_id = $1",
-            &[&created.id],
+            "SELECT outcome, authorities FROM gateway_audit WHERE method = 'GetRecord' ORDER BY event_id DESC LIMIT 1",
+            &[],
         )
-        .await?
-        .get(0);
-    assert_eq!(routed, "E06000002");
+        .await?;
+    assert_eq!(row.get::<_, String>(0), "routed");
+    assert_eq!(row.get::<_, Vec<String>>(1), ["E06000002".to_owned()]);
 
     // An identifier no authority holds is NotFound, and a mistyped one InvalidArgument.
     let unknown = contactpoint_node::identifier::RecordId::mint("E06000003", 424_242);

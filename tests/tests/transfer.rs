@@ -595,7 +595,7 @@ async fn a_transfer_can_be_cancelled_before_the_cutover_only() -> anyhow::Result
 /// the gateway follows the forwardings and corrects its index.
 #[tokio::test]
 async fn a_chain_of_transfers_is_followed_from_a_stale_index() -> anyhow::Result<()> {
-    let f = Federation::start(&[A, B, C]).await?;
+    let mut f = Federation::start(&[A, B, C]).await?;
     let created = f
         .staff(0)
         .await?
@@ -620,6 +620,8 @@ async fn a_chain_of_transfers_is_followed_from_a_stale_index() -> anyhow::Result
             &[&created.id, &A],
         )
         .await?;
+    // A gateway that starts over this index asks A, which names B, which names C.
+    f.restart_gateway().await?;
     let found = nspcc(&f)
         .await?
         .get_record(pb::GetRecordRequest {
@@ -677,5 +679,74 @@ async fn a_cancel_racing_the_cutover_never_loses_the_record() -> anyhow::Result<
     assert_eq!(f.transfer_state(&transfer_id).await?, "completed");
     assert_eq!(f.live_copies(&created.id).await?, vec![B.to_string()]);
     assert_findable(&f, &created, "after a late cancellation").await?;
+    Ok(())
+}
+
+/// A move made by another gateway (here a transfer worker of its own over
+/// the same database) reaches this gateway's routes: the first lookups may
+/// ask the old authority, which names the new one, but once the gateway has
+/// read the change it goes straight to the new authority.
+#[tokio::test]
+async fn a_gateway_learns_of_moves_made_by_another() -> anyhow::Result<()> {
+    let f = Federation::start(&[A, B]).await?;
+    let created = f
+        .staff(0)
+        .await?
+        .create_record(sample::child_request(
+            "Kit",
+            "Marsh",
+            date(born()),
+            "TS24 8AH",
+        ))
+        .await?
+        .into_inner();
+    let other_gateway = f.transfer_worker().await?;
+    other_gateway
+        .drive(f.journal_transfer(&created.id, A, B).await?)
+        .await;
+    let old_node_lookups = || async {
+        Ok::<i64, anyhow::Error>(
+            f.node_dbs[0]
+                .connect()
+                .await?
+                .query_one(
+                    "SELECT count(*) FROM audit_event WHERE method = 'GetRecord'",
+                    &[],
+                )
+                .await?
+                .get(0),
+        )
+    };
+    let mut gateway = nspcc(&f).await?;
+    eventually("a lookup that does not ask the old authority", || {
+        let mut gateway = gateway.clone();
+        let id = created.id.clone();
+        async move {
+            let before = old_node_lookups().await?;
+            let found = gateway
+                .get_record(pb::GetRecordRequest {
+                    reason: "checking the test child's record".into(),
+                    id,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert_eq!(found.responsible_authority.unwrap().code, B);
+            Ok((old_node_lookups().await? == before).then_some(()))
+        }
+    })
+    .await?;
+    // And it stays so.
+    let before = old_node_lookups().await?;
+    for _ in 0..3 {
+        gateway
+            .get_record(pb::GetRecordRequest {
+                reason: "checking the test child's record".into(),
+                id: created.id.clone(),
+                ..Default::default()
+            })
+            .await?;
+    }
+    assert_eq!(old_node_lookups().await?, before);
     Ok(())
 }
