@@ -19,18 +19,30 @@ pub const READER_ORGANISATION: &str = "NSPCC";
 pub const READER_NAME: &str = "Bench reader";
 const GATEWAY_ORGANISATION: &str = "ContactPoint gateway";
 
+fn threads_env(threads: Option<usize>) -> Vec<(&'static str, String)> {
+    threads
+        .map(|threads| ("TOKIO_WORKER_THREADS", threads.to_string()))
+        .into_iter()
+        .collect()
+}
+
 /// The benchmark's working folder: certificates, configuration, logs.
 pub struct Workspace {
     pub dir: PathBuf,
     /// Where cpbench's sibling binaries are (contactpoint-node, ...).
     pub bin: PathBuf,
-    /// Worker threads of each node process (tokio's TOKIO_WORKER_THREADS);
-    /// `None` for tokio's default, one per core.
+    /// Worker threads of each node process and of each gateway (tokio's
+    /// TOKIO_WORKER_THREADS); `None` for tokio's default, one per core.
     pub node_threads: Option<usize>,
+    pub gateway_threads: Option<usize>,
 }
 
 impl Workspace {
-    pub fn new(dir: &Path, node_threads: Option<usize>) -> Result<Self> {
+    pub fn new(
+        dir: &Path,
+        node_threads: Option<usize>,
+        gateway_threads: Option<usize>,
+    ) -> Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(dir)
                 .with_context(|| format!("cannot clear {}", dir.display()))?;
@@ -43,16 +55,18 @@ impl Workspace {
             dir,
             bin,
             node_threads,
+            gateway_threads,
         })
     }
 
     /// The environment of a node process (and of the bare server, measured
     /// as a node is).
     pub fn node_env(&self) -> Vec<(&'static str, String)> {
-        self.node_threads
-            .map(|threads| ("TOKIO_WORKER_THREADS", threads.to_string()))
-            .into_iter()
-            .collect()
+        threads_env(self.node_threads)
+    }
+
+    pub fn gateway_env(&self) -> Vec<(&'static str, String)> {
+        threads_env(self.gateway_threads)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -489,7 +503,7 @@ pub fn start_gateway(
         address,
         &work.bin.join("contactpoint-gateway"),
         &["--config", path.to_str().context("path")?],
-        &[],
+        &work.gateway_env(),
         &work.path(&format!("gateway-{name}.log")),
     )
 }

@@ -54,6 +54,12 @@ pub struct RunArgs {
     /// keeps the default.
     #[arg(long, default_value_t = 1)]
     pub node_threads: usize,
+    /// Worker threads of each gateway (0: tokio's default, one per core).
+    /// One by default: on this host the gateway shares two cores with every
+    /// node and PostgreSQL, and one event loop spends less on waking
+    /// threads, as nginx's workers do (gateways scale out side by side).
+    #[arg(long, default_value_t = 1)]
+    pub gateway_threads: usize,
     /// Database connections of each node.
     #[arg(long, default_value_t = 4)]
     pub pool_size: usize,
@@ -254,6 +260,34 @@ impl Memory {
     }
 }
 
+/// The `i`th search of `queries` through `client`, which must have asked
+/// every one of the `n` authorities and heard from all of them.
+fn search(
+    client: &GatewayClient<Channel>,
+    queries: &Arc<Vec<pb::SearchRecordsRequest>>,
+    n: usize,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+       + Clone
+       + Send
+       + 'static {
+    let (client, queries) = (client.clone(), queries.clone());
+    move |i| {
+        let mut client = client.clone();
+        let request = queries[i as usize % queries.len()].clone();
+        Box::pin(async move {
+            let answer = client.search_records(request).await.map_err(status_text)?;
+            let answer = answer.into_inner();
+            if !answer.unanswered.is_empty() || answer.authorities_asked as usize != n {
+                return Err(format!(
+                    "partial: {} of {n} authorities unanswered",
+                    answer.unanswered.len()
+                ));
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Samples a process's memory while `work` runs; returns the largest seen.
 async fn sampling_memory<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, Memory) {
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -371,7 +405,11 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     let population = Population::new(args.seed, args.records, today, authorities.clone());
 
     eprintln!("cpbench: certificates, policy and {largest_n} databases");
-    let work = Workspace::new(&args.dir, Some(args.node_threads).filter(|n| *n > 0))?;
+    let work = Workspace::new(
+        &args.dir,
+        Some(args.node_threads).filter(|n| *n > 0),
+        Some(args.gateway_threads).filter(|n| *n > 0),
+    )?;
     work.issue_certificates(&authorities)?;
     work.write_policy(&authorities)?;
     let databases = Databases::open(&args.admin_url, &args.database_prefix).await?;
@@ -865,6 +903,11 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         ));
     }
     let node_pids: Vec<u32> = nodes.iter().map(Server::pid).collect();
+    // Warm every federation (each node's database connections and prepared
+    // statements, the gateway's channels) before measuring, as for lookups.
+    for (n, _, client, searches) in &search_clients {
+        load::closed_loop(1, Duration::from_secs(1), search(client, searches, *n)).await;
+    }
     let mut direct_tally = Tally::new(0);
     let mut search_tallies: Vec<Tally> = search_clients.iter().map(|_| Tally::new(1)).collect();
     for round in 0..rounds {
@@ -898,28 +941,20 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
                 Group::of("nodes", node_pids[..*n].to_vec()),
                 Group::of("postgres", databases.backends(&names).await?),
             ];
-            let client = client.clone();
-            let queries = searches.clone();
-            let n = *n;
             let (outcome, cpu) = with_cpu(
                 &search_groups,
-                load::closed_loop(1, seconds, move |i| {
-                    let mut client = client.clone();
-                    let request = queries[i as usize % queries.len()].clone();
-                    async move {
-                        let answer = client.search_records(request).await.map_err(status_text)?;
-                        let answer = answer.into_inner();
-                        if !answer.unanswered.is_empty() || answer.authorities_asked as usize != n {
-                            return Err(format!(
-                                "partial: {} of {n} authorities unanswered",
-                                answer.unanswered.len()
-                            ));
-                        }
-                        Ok(())
-                    }
-                }),
+                load::closed_loop(1, seconds, search(client, searches, *n)),
             )
             .await;
+            eprintln!(
+                "TMP round {round} n {n} count {} p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} t {:?}",
+                outcome.count(),
+                outcome.ms(0.5),
+                outcome.ms(0.9),
+                outcome.ms(0.99),
+                outcome.ms(1.0),
+                std::time::SystemTime::now()
+            );
             search_tallies[index].add(&outcome, &[cpu.iter().sum()]);
         }
     }

@@ -68,29 +68,64 @@ fn chain(prev: &[u8], canonical: &[u8]) -> Vec<u8> {
     digest(&SHA256, &input).as_ref().to_vec()
 }
 
-/// Appends one entry to the chain inside `tx`.
-pub async fn append(
-    tx: &Transaction<'_>,
-    event: &AuditEvent<'_>,
-    record_ids: &[String],
-) -> Result<(), NodeError> {
-    // Under the lock, in a statement of its own (so its snapshot sees every
-    // entry appended before the lock was ours): the head and the next id.
-    // Both statements go in one round trip; the server runs them in order.
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
-        .await?;
-    let next = tx
-        .prepare_cached(
-            "SELECT (SELECT entry_hash FROM audit_event ORDER BY event_id DESC LIMIT 1),
-                    nextval('audit_event_event_id_seq')",
-        )
-        .await?;
-    let (_, head) = tokio::try_join!(tx.execute(&lock, &[&APPEND_LOCK]), tx.query_one(&next, &[]))?;
-    let prev: Vec<u8> = head.get::<_, Option<Vec<u8>>>(0).unwrap_or_default();
-    let event_id: i64 = head.get(1);
-    let at = Utc::now().trunc_subsecs(6);
-    let fields = Fields {
+/// The head of the chain and the next id, read under the append lock in a
+/// statement of its own (so its snapshot sees every entry appended before
+/// the lock was taken).
+const HEAD: &str = "SELECT (SELECT entry_hash FROM audit_event ORDER BY event_id DESC LIMIT 1),
+                           nextval('audit_event_event_id_seq')";
+const INSERT: &str =
+    "INSERT INTO audit_event (event_id, at, caller_organisation, caller_unit, caller_name, method,
+                          record_ids, outcome, role, via, reason, prev_hash, entry_hash, query)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// An entry linked into the chain: its id, time, the hash before it and its own.
+struct Link {
+    event_id: i64,
+    at: DateTime<Utc>,
+    prev: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl Link {
+    fn after(head: &tokio_postgres::Row, fields: &Fields<'_>) -> Self {
+        let prev: Vec<u8> = head.get::<_, Option<Vec<u8>>>(0).unwrap_or_default();
+        let event_id: i64 = head.get(1);
+        let at = Utc::now().trunc_subsecs(6);
+        let hash = chain(&prev, &canonical(event_id, &at, fields));
+        Self {
+            event_id,
+            at,
+            prev,
+            hash,
+        }
+    }
+
+    /// The parameters of `INSERT`.
+    fn params<'a>(
+        &'a self,
+        f: &'a Fields<'a>,
+    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 14] {
+        [
+            &self.event_id,
+            &self.at,
+            &f.organisation,
+            &f.unit,
+            &f.name,
+            &f.method,
+            &f.record_ids,
+            &f.outcome,
+            &f.role,
+            &f.via,
+            &f.reason,
+            &self.prev,
+            &self.hash,
+            &f.query,
+        ]
+    }
+}
+
+fn fields<'a>(event: &'a AuditEvent<'a>, record_ids: &'a [String]) -> Fields<'a> {
+    Fields {
         organisation: event.organisation,
         unit: event.unit,
         name: event.name,
@@ -101,31 +136,139 @@ pub async fn append(
         via: event.via.as_deref(),
         reason: event.reason,
         query: event.query.as_deref(),
-    };
-    let hash = chain(&prev, &canonical(event_id, &at, &fields));
-    tx.execute(
-        &tx.prepare_cached("INSERT INTO audit_event (event_id, at, caller_organisation, caller_unit, caller_name, method,
-             record_ids, outcome, role, via, reason, prev_hash, entry_hash, query)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)").await?,
-        &[
-            &event_id,
-            &at,
-            &event.organisation,
-            &event.unit,
-            &event.name,
-            &event.method,
-            &record_ids,
-            &event.outcome,
-            &event.role,
-            &event.via,
-            &event.reason,
-            &prev,
-            &hash,
-            &event.query,
-        ],
-    )
-    .await?;
+    }
+}
+
+/// Appends one entry to the chain inside `tx`, which holds the append lock
+/// until it ends.
+pub async fn append(
+    tx: &Transaction<'_>,
+    event: &AuditEvent<'_>,
+    record_ids: &[String],
+) -> Result<(), NodeError> {
+    // The lock and the head go in one round trip; the server runs them in order.
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await?;
+    let next = tx.prepare_cached(HEAD).await?;
+    let (_, head) = tokio::try_join!(tx.execute(&lock, &[&APPEND_LOCK]), tx.query_one(&next, &[]))?;
+    let fields = fields(event, record_ids);
+    let link = Link::after(&head, &fields);
+    tx.execute(&tx.prepare_cached(INSERT).await?, &link.params(&fields))
+        .await?;
     Ok(())
+}
+
+/// Appends one entry, with the notifications it carries, in two round trips
+/// and no transaction: the append lock (held by the connection) and the
+/// head; then the entry and its notifications in one statement, and the
+/// lock's release. For reads and refusals, which change nothing else. Runs
+/// in a task of its own, so that a caller that goes away cannot leave the
+/// lock held; a connection whose release fails is closed, which releases it.
+pub async fn append_alone(
+    client: deadpool_postgres::Object,
+    event: &AuditEvent<'_>,
+) -> Result<(), NodeError> {
+    let owned = Owned::of(event);
+    let task = tokio::spawn(async move {
+        let event = owned.event();
+        let lock = client.prepare_cached("SELECT pg_advisory_lock($1)").await?;
+        let unlock = client
+            .prepare_cached("SELECT pg_advisory_unlock($1)")
+            .await?;
+        let next = client.prepare_cached(HEAD).await?;
+        let insert = client
+            .prepare_cached(&format!(
+                "WITH entry AS ({INSERT})
+                 INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason)
+                 SELECT kind, record_id, $3, $5, $9, $11
+                 FROM unnest($15::text[]) kind CROSS JOIN unnest($7::text[]) record_id"
+            ))
+            .await?;
+        let (locked, head) = tokio::join!(
+            client.execute(&lock, &[&APPEND_LOCK]),
+            client.query_one(&next, &[])
+        );
+        locked?;
+        let kinds: Vec<&str> = event
+            .notifications
+            .iter()
+            .map(|kind| kind.as_db())
+            .collect();
+        let fields = fields(&event, &event.record_ids);
+        let (written, unlocked) = match &head {
+            Ok(head) => {
+                let link = Link::after(head, &fields);
+                let mut params = link.params(&fields).to_vec();
+                params.push(&kinds);
+                let (written, unlocked) = tokio::join!(
+                    client.execute(&insert, &params),
+                    client.execute(&unlock, &[&APPEND_LOCK])
+                );
+                (written.map(drop), unlocked)
+            }
+            Err(_) => (Ok(()), client.execute(&unlock, &[&APPEND_LOCK]).await),
+        };
+        if unlocked.is_err() {
+            // Closing the connection releases the lock.
+            drop(deadpool_postgres::Object::take(client));
+        }
+        head?;
+        written?;
+        unlocked?;
+        Ok::<_, NodeError>(())
+    });
+    task.await
+        .map_err(|error| NodeError::Internal(format!("audit append: {error}")))?
+}
+
+/// An entry's fields, owned, for the task that appends it.
+struct Owned {
+    organisation: String,
+    unit: Option<String>,
+    name: String,
+    method: String,
+    record_ids: Vec<String>,
+    outcome: String,
+    reason: Option<String>,
+    role: String,
+    via: Option<String>,
+    query: Option<String>,
+    notifications: Vec<crate::store::Notify>,
+}
+
+impl Owned {
+    fn of(event: &AuditEvent<'_>) -> Self {
+        Self {
+            organisation: event.organisation.to_owned(),
+            unit: event.unit.map(str::to_owned),
+            name: event.name.to_owned(),
+            method: event.method.to_owned(),
+            record_ids: event.record_ids.clone(),
+            outcome: event.outcome.to_owned(),
+            reason: event.reason.map(str::to_owned),
+            role: event.role.clone(),
+            via: event.via.clone(),
+            query: event.query.clone(),
+            notifications: event.notifications.clone(),
+        }
+    }
+
+    fn event(&self) -> AuditEvent<'_> {
+        AuditEvent {
+            organisation: &self.organisation,
+            unit: self.unit.as_deref(),
+            name: &self.name,
+            method: &self.method,
+            record_ids: self.record_ids.clone(),
+            outcome: &self.outcome,
+            reason: self.reason.as_deref(),
+            role: self.role.clone(),
+            via: self.via.clone(),
+            query: self.query.clone(),
+            notifications: self.notifications.clone(),
+        }
+    }
 }
 
 /// Signs checkpoints with the node's own private key (ECDSA P-256, PKCS#8).

@@ -74,6 +74,9 @@ pub enum NodeError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("stored data does not read back: {0}")]
     Corrupt(String),
+    /// A fault of the node itself (a task that did not finish).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl NodeError {
@@ -151,6 +154,10 @@ impl NodeError {
             Self::Corrupt(what) => {
                 tracing::error!(what, "stored data does not read back");
                 Status::internal("a stored record could not be read; the operator has been told")
+            }
+            Self::Internal(what) => {
+                tracing::error!(what, "node fault");
+                Status::internal("the node failed; the operator has been told")
             }
         }
     }

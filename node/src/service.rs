@@ -436,7 +436,7 @@ fn error_kind(error: &NodeError) -> &'static str {
         NodeError::AlreadyEnded { .. } | NodeError::StaleVersion { .. } => "failed_precondition",
         NodeError::Unauthenticated => "unauthenticated",
         NodeError::Database(_) | NodeError::Pool(_) => "unavailable",
-        NodeError::Corrupt(_) => "internal",
+        NodeError::Corrupt(_) | NodeError::Internal(_) => "internal",
     }
 }
 

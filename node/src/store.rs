@@ -1252,41 +1252,7 @@ impl Store {
     /// refused calls), with what the responsible authority is to be told of
     /// it, in one transaction. Changes are audited inside their own.
     pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        // The notifications do not depend on the chain: they are sent on
-        // the same connection while the entry is appended (pipelined).
-        let notify = async {
-            if event.notifications.is_empty() {
-                return Ok(());
-            }
-            let insert = tx
-                .prepare_cached(
-                    "INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .await?;
-            for kind in &event.notifications {
-                for record_id in &event.record_ids {
-                    tx.execute(
-                        &insert,
-                        &[
-                            &kind.as_db(),
-                            record_id,
-                            &event.organisation,
-                            &event.name,
-                            &event.role,
-                            &event.reason,
-                        ],
-                    )
-                    .await?;
-                }
-            }
-            Ok::<_, NodeError>(())
-        };
-        tokio::try_join!(crate::audit::append(&tx, event, &event.record_ids), notify)?;
-        tx.commit().await?;
-        Ok(())
+        crate::audit::append_alone(self.pool.get().await?, event).await
     }
 
     /// Signs a checkpoint of the audit chain's head (see `audit`).

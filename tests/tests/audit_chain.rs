@@ -209,3 +209,88 @@ async fn the_gateways_countersignatures_catch_a_log_cut_with_its_checkpoints() -
     );
     Ok(())
 }
+
+/// Reads (appended outside any transaction, under the chain's lock held by
+/// their connection) and writes (appended inside their own transaction)
+/// arriving together, some abandoned by their callers half way, still make
+/// one intact chain with an entry for every call answered.
+#[tokio::test]
+async fn concurrent_and_abandoned_calls_keep_the_chain_intact() -> anyhow::Result<()> {
+    let f = Fixture::start().await?;
+    let born = date(today() - chrono::Duration::days(1000));
+    let record = f
+        .client
+        .clone()
+        .create_record(sample::child_request("Sam", "Dale", born, "TS24 8AH"))
+        .await?
+        .into_inner();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let (mut client, mut writer) = (f.client.clone(), f.client.clone());
+        let id = record.id.clone();
+        calls.spawn(async move {
+            let read = client.get_record(pb::GetRecordRequest {
+                id,
+                reason: "case review".into(),
+                ..Default::default()
+            });
+            if i % 10 == 9 {
+                // Gone before the answer: the node may or may not have audited it.
+                let _ = tokio::time::timeout(std::time::Duration::from_micros(300), read).await;
+                return Ok(false);
+            }
+            if i % 3 == 0 {
+                let (read, created) = tokio::join!(
+                    read,
+                    writer.create_record(sample::child_request(
+                        "Sam",
+                        &format!("Dale{i}"),
+                        born,
+                        "TS24 8AH"
+                    ))
+                );
+                read?;
+                created?;
+                return Ok(true);
+            }
+            read.await?;
+            anyhow::Ok(true)
+        });
+    }
+    let mut answered = 0;
+    while let Some(call) = calls.join_next().await {
+        answered += usize::from(call??);
+    }
+    let db = f.db.connect().await?;
+    let reads: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_event WHERE method = 'GetRecord' AND outcome = 'ok'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert!(
+        reads as usize >= answered,
+        "{reads} entries for {answered} answers"
+    );
+    // The lock is free again: one more read is answered and audited.
+    let mut client = f.client.clone();
+    let last = client.get_record(pb::GetRecordRequest {
+        id: record.id.clone(),
+        reason: "case review".into(),
+        ..Default::default()
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(10), last)
+        .await
+        .map_err(|_| anyhow::anyhow!("the chain's lock was left held"))??;
+    let key = contactpoint_mtls::public_key(&f.node.config.tls.cert)?;
+    let report = verify(&db, &key).await?;
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(
+        report.entries as i64,
+        db.query_one("SELECT count(*) FROM audit_event", &[])
+            .await?
+            .get::<_, i64>(0)
+    );
+    Ok(())
+}
