@@ -946,15 +946,6 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
                 load::closed_loop(1, seconds, search(client, searches, *n)),
             )
             .await;
-            eprintln!(
-                "TMP round {round} n {n} count {} p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} t {:?}",
-                outcome.count(),
-                outcome.ms(0.5),
-                outcome.ms(0.9),
-                outcome.ms(0.99),
-                outcome.ms(1.0),
-                std::time::SystemTime::now()
-            );
             search_tallies[index].add(&outcome, &[cpu.iter().sum()]);
         }
     }
