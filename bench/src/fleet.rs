@@ -31,8 +31,9 @@ pub struct Workspace {
     pub dir: PathBuf,
     /// Where cpbench's sibling binaries are (contactpoint-node, ...).
     pub bin: PathBuf,
-    /// Worker threads of each node process and of each gateway (tokio's
-    /// TOKIO_WORKER_THREADS); `None` for tokio's default, one per core.
+    /// Worker threads of each node process sharing the host and of each
+    /// gateway (tokio's TOKIO_WORKER_THREADS); `None` for tokio's default,
+    /// one per core.
     pub node_threads: Option<usize>,
     pub gateway_threads: Option<usize>,
 }
@@ -59,8 +60,7 @@ impl Workspace {
         })
     }
 
-    /// The environment of a node process (and of the bare server, measured
-    /// as a node is).
+    /// The environment of a node process sharing the host.
     pub fn node_env(&self) -> Vec<(&'static str, String)> {
         threads_env(self.node_threads)
     }
@@ -427,13 +427,16 @@ impl Databases {
 }
 
 /// Starts the node of `authority` on its database; `instance` tells apart
-/// the files of a second node process of the same authority.
+/// the files of a second node process of the same authority. A node on a
+/// `shared` host runs with the workspace's node threads; one that is not
+/// (the node measured, as an authority's own) with tokio's default.
 pub fn start_node(
     work: &Workspace,
     authority: &Authority,
     instance: &str,
     database_url: String,
     pool_size: usize,
+    shared: bool,
 ) -> Result<Server> {
     let address = free_port()?;
     let code = &authority.code;
@@ -459,7 +462,7 @@ pub fn start_node(
         address,
         &work.bin.join("contactpoint-node"),
         &["--config", path.to_str().context("path")?],
-        &work.node_env(),
+        &if shared { work.node_env() } else { vec![] },
         &work.path(&format!("node-{code}{instance}.log")),
     )
 }
@@ -599,8 +602,8 @@ pub fn start_bare(work: &Workspace) -> Result<Server> {
             &text(&files.cert)?,
             &text(&files.key)?,
         ],
-        // Measured as a node is.
-        &work.node_env(),
+        // Threads as the node it is measured against has them.
+        &[],
         &work.path("bare.log"),
     )
 }

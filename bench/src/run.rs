@@ -48,10 +48,11 @@ pub struct RunArgs {
     /// Requests in flight for the throughput measurements.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Worker threads of each node process (0: tokio's default, one per
-    /// core). One by default: here every authority's node shares one host,
-    /// as a hosting provider would run many; a node on a host of its own
-    /// keeps the default.
+    /// Worker threads of each node process but the one measured (0: tokio's
+    /// default, one per core). One by default: here the other authorities'
+    /// nodes share one host, as a hosting provider would run many. The node
+    /// measured for bulk load, lookups and memory (the largest authority's)
+    /// keeps tokio's default, as an authority's own node would.
     #[arg(long, default_value_t = 1)]
     pub node_threads: usize,
     /// Worker threads of each gateway (0: tokio's default, one per core).
@@ -403,6 +404,11 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     let authorities: Vec<Authority> = all[..largest_n].to_vec();
     let today = chrono::Utc::now().date_naive();
     let population = Population::new(args.seed, args.records, today, authorities.clone());
+    // The largest authority's node is the one measured (bulk load, lookups, memory).
+    let sizes = population.sizes().to_vec();
+    let largest = (0..sizes.len())
+        .max_by_key(|index| sizes[*index])
+        .unwrap_or(0);
 
     eprintln!("cpbench: certificates, policy and {largest_n} databases");
     let work = Workspace::new(
@@ -426,13 +432,14 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
 
     eprintln!("cpbench: starting {largest_n} node processes");
     let mut nodes: Vec<Server> = Vec::new();
-    for (authority, url) in authorities.iter().zip(&node_urls) {
+    for (index, (authority, url)) in authorities.iter().zip(&node_urls).enumerate() {
         nodes.push(fleet::start_node(
             &work,
             authority,
             "",
             url.clone(),
             args.pool_size,
+            index != largest,
         )?);
     }
     for (node, authority) in nodes.iter_mut().zip(&authorities) {
@@ -446,10 +453,6 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         .collect();
 
     // c. Bulk load: the largest authority alone and timed, then the rest.
-    let sizes = population.sizes().to_vec();
-    let largest = (0..sizes.len())
-        .max_by_key(|index| sizes[*index])
-        .unwrap_or(0);
     let code = authorities[largest].code.clone();
     eprintln!(
         "cpbench: c. loading {} records at {} ({}) through LoadRecords",
@@ -499,6 +502,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             &format!("-load-{round}"),
             url,
             args.pool_size,
+            false,
         )?;
         let loader = work.files(&format!("loader-{code}"));
         wait_serving(&mut node, &loader, "contactpoint.v1.AuthorityNode").await?;
@@ -574,6 +578,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         "-lookup",
         node_urls[largest].clone(),
         args.pool_size,
+        false,
     )?;
     nodes.insert(largest, fresh);
     wait_serving(

@@ -6,9 +6,14 @@
 //! current from the database (`Store::moved_routes`; every route change is
 //! numbered), so a lookup costs no query of its own. A route missing or
 //! stale here (a move not yet read, one committed out of order, a return to
-//! the minting authority) costs a hop, never a wrong answer: a node asked
-//! for a record that left it says where it went, and the gateway follows
-//! and corrects the index.
+//! the minting authority) costs a hop: a node asked for a record that left
+//! it says where it went, and the gateway follows and corrects the index;
+//! a node named here that does not answer is passed over for the minting
+//! authority's. Besides reading the changes, the gateway reads
+//! every moved route afresh each `RELOAD_EVERY` intervals, so a change it
+//! missed (a route numbered before one already read but committed after
+//! it, or a record's return to its minting authority, which leaves the
+//! moved routes) is forgotten within that time at most.
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
@@ -19,6 +24,8 @@ use crate::store::{Store, StoreError};
 
 /// Routes read in one statement.
 const PAGE: i64 = 10_000;
+/// Intervals between readings of every moved route afresh.
+const RELOAD_EVERY: u64 = 60;
 
 #[derive(Debug, Default)]
 pub struct Routes {
@@ -60,6 +67,14 @@ impl Routes {
         }
     }
 
+    /// Replaces what is held with every moved route in the index.
+    pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let fresh = Self::load(store).await?;
+        let fresh = std::mem::take(&mut *fresh.write());
+        *self.write() = fresh;
+        Ok(())
+    }
+
     /// Reads one page of route changes since the last; returns how many.
     pub async fn refresh(&self, store: &Store) -> Result<usize, StoreError> {
         let seen = self.read().seen;
@@ -88,8 +103,13 @@ impl Routes {
 /// Keeps `routes` current until the task is dropped.
 pub async fn follow(routes: std::sync::Arc<Routes>, store: Store, every: Duration) {
     let mut healthy = true;
-    loop {
-        match routes.refresh(&store).await {
+    for interval in 1u64.. {
+        let read = if interval % RELOAD_EVERY == 0 {
+            routes.reload(&store).await.map(|()| 0)
+        } else {
+            routes.refresh(&store).await
+        };
+        match read {
             Ok(read) if read == PAGE as usize => continue,
             Ok(_) => healthy = true,
             Err(error) => {

@@ -292,6 +292,12 @@ impl GatewayService {
                 Ok(Err(status)) if !is_unavailable(&status) => {
                     return Err(GatewayError::Node(status))
                 }
+                // The authority the index named is down; the minting one
+                // holds the record or knows where it went.
+                _ if !asked_minting && target != minted => {
+                    asked_minting = true;
+                    target = minted.clone();
+                }
                 _ => {
                     return Err(GatewayError::NodeUnavailable {
                         code: node.code.clone(),
@@ -532,16 +538,16 @@ impl GatewayService {
 }
 
 /// The audit entry of `caller`'s call of `method`.
-fn audit_entry<'a>(
-    caller: &'a Caller,
-    method: &'a str,
+fn audit_entry(
+    caller: &Caller,
+    method: &'static str,
     outcome: Outcome,
-    outcome_name: &'a str,
-) -> AuditEntry<'a> {
+    outcome_name: &'static str,
+) -> AuditEntry {
     AuditEntry {
-        organisation: &caller.identity.organisation,
-        unit: caller.identity.unit.as_deref(),
-        name: &caller.identity.common_name,
+        organisation: caller.identity.organisation.clone(),
+        unit: caller.identity.unit.clone(),
+        name: caller.identity.common_name.clone(),
         role: caller.role_name(),
         method,
         record_ids: outcome.record_ids,
@@ -549,6 +555,86 @@ fn audit_entry<'a>(
         outcome: outcome_name,
         reason: outcome.reason,
         query: outcome.query,
+    }
+}
+
+/// A lookup's audit entry, appended in a task of its own while the node is
+/// asked. Until the lookup is concluded, dropping this (the caller went
+/// away, or the call's deadline passed) records the lookup as `cancelled`
+/// once the entry is in: a `routed` entry always means the caller was
+/// given that authority's record.
+struct Opening {
+    store: Store,
+    appended: Option<tokio::task::JoinHandle<Result<i64, crate::store::StoreError>>>,
+}
+
+impl Opening {
+    fn append(store: &Store, entry: AuditEntry) -> Self {
+        let writer = store.clone();
+        Self {
+            store: store.clone(),
+            appended: Some(tokio::spawn(async move { writer.audit(&entry).await })),
+        }
+    }
+
+    /// Waits for the entry; then concludes it with `outcome` and
+    /// `authorities` unless the lookup was answered as routed. A conclusion
+    /// that cannot be written now is retried in the background, and the
+    /// caller is told the gateway's database failed.
+    async fn conclude(
+        mut self,
+        routed: bool,
+        outcome: &'static str,
+        authorities: &[String],
+    ) -> Result<(), GatewayError> {
+        let appended = self.appended.take().expect("concluded once");
+        let event_id = appended
+            .await
+            .map_err(|_| GatewayError::Store(crate::store::StoreError::Lost))??;
+        if routed {
+            return Ok(());
+        }
+        if let Err(error) = self
+            .store
+            .conclude_audit(event_id, outcome, authorities)
+            .await
+        {
+            let (store, authorities) = (self.store.clone(), authorities.to_vec());
+            tokio::spawn(async move {
+                for _ in 0..CONCLUDE_RETRIES {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if store
+                        .conclude_audit(event_id, outcome, &authorities)
+                        .await
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+                tracing::error!(event_id, "a lookup's audit outcome could not be recorded");
+            });
+            return Err(GatewayError::Store(error));
+        }
+        Ok(())
+    }
+}
+
+/// Attempts, a second apart, to record a lookup's outcome that failed once.
+const CONCLUDE_RETRIES: usize = 60;
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let Some(appended) = self.appended.take() else {
+            return;
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Ok(Ok(event_id)) = appended.await {
+                if let Err(error) = store.conclude_audit(event_id, "cancelled", &[]).await {
+                    tracing::error!(%error, event_id, "a cancelled lookup's audit entry still says routed");
+                }
+            }
+        });
     }
 }
 
@@ -633,29 +719,29 @@ impl Gateway for GatewayService {
                 .routes
                 .moved(&id)
                 .unwrap_or_else(|| id.minting_authority().to_owned());
-            let opening = audit_entry(
-                &caller,
-                "GetRecord",
-                Outcome {
-                    record_ids: outcome.record_ids.clone(),
-                    authorities: vec![first],
-                    reason: outcome.reason.clone(),
-                    query: None,
-                },
-                crate::store::ROUTED,
+            let opening = Opening::append(
+                &self.store,
+                audit_entry(
+                    &caller,
+                    "GetRecord",
+                    Outcome {
+                        record_ids: outcome.record_ids.clone(),
+                        authorities: vec![first.clone()],
+                        reason: outcome.reason.clone(),
+                        query: None,
+                    },
+                    crate::store::ROUTED,
+                ),
             );
-            let (opened, result) = tokio::join!(
-                self.store.audit(&opening),
-                self.lookup(&caller.identity, role, &id, asked, &mut outcome)
-            );
+            let result = self
+                .lookup(&caller.identity, role, &id, asked, &mut outcome)
+                .await;
             let outcome_name = self.observe(&caller, "GetRecord", &outcome, &result);
-            let event_id = opened.map_err(|error| GatewayError::Store(error).into_status())?;
-            if result.is_err() || outcome.authorities != opening.authorities {
-                self.store
-                    .conclude_audit(event_id, outcome_name, &outcome.authorities)
-                    .await
-                    .map_err(|error| GatewayError::Store(error).into_status())?;
-            }
+            let routed = result.is_ok() && outcome.authorities == [first];
+            opening
+                .conclude(routed, outcome_name, &outcome.authorities)
+                .await
+                .map_err(GatewayError::into_status)?;
             tracing::debug!(outcome = outcome_name, "handled");
             result.map(Response::new).map_err(GatewayError::into_status)
         }

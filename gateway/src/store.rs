@@ -22,6 +22,9 @@ pub enum StoreError {
     Query(#[from] tokio_postgres::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] refinery::Error),
+    /// The task writing a statement ended before it answered.
+    #[error("a database write did not finish")]
+    Lost,
 }
 
 /// A transfer as journaled.
@@ -76,15 +79,15 @@ pub struct FeedEvent {
 
 /// One gateway audit entry.
 #[derive(Debug, Clone)]
-pub struct AuditEntry<'a> {
-    pub organisation: &'a str,
-    pub unit: Option<&'a str>,
-    pub name: &'a str,
+pub struct AuditEntry {
+    pub organisation: String,
+    pub unit: Option<String>,
+    pub name: String,
     pub role: String,
-    pub method: &'a str,
+    pub method: &'static str,
     pub record_ids: Vec<String>,
     pub authorities: Vec<String>,
-    pub outcome: &'a str,
+    pub outcome: &'static str,
     /// The reason the reader stated.
     pub reason: Option<String>,
     /// A search's parameters, as JSON.
@@ -93,7 +96,8 @@ pub struct AuditEntry<'a> {
 
 /// The outcome of a lookup's audit entry written as it was routed, before
 /// the node answered; it stays so when the caller was given that
-/// authority's record.
+/// authority's record. A lookup that ends otherwise is concluded with its
+/// outcome (`cancelled` when the caller went away first).
 pub const ROUTED: &str = "routed";
 
 #[derive(Clone)]
@@ -421,7 +425,7 @@ impl Store {
     }
 
     /// Appends an entry; returns its id.
-    pub async fn audit(&self, entry: &AuditEntry<'_>) -> Result<i64, StoreError> {
+    pub async fn audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
@@ -446,7 +450,8 @@ impl Store {
     }
 
     /// Records how a lookup audited as [`ROUTED`] ended, when not with the
-    /// answer of the authority it was routed to.
+    /// answer of the authority it was routed to; an entry concluded already
+    /// is left as it is.
     pub async fn conclude_audit(
         &self,
         event_id: i64,
@@ -458,7 +463,8 @@ impl Store {
             .execute(
                 &client
                     .prepare_cached(
-                        "UPDATE gateway_audit SET outcome = $2, authorities = $3 WHERE event_id = $1",
+                        "UPDATE gateway_audit SET outcome = $2, authorities = $3
+                         WHERE event_id = $1 AND outcome = 'routed'",
                     )
                     .await?,
                 &[&event_id, &outcome, &authorities],

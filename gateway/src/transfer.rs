@@ -161,8 +161,8 @@ impl Transfers {
             return Ok(transfer.state);
         }
         let (next, route) = self.perform_step(&transfer).await?;
-        self.store.advance_transfer(&transfer, next, route).await?;
-        if route.is_some() {
+        let advanced = self.store.advance_transfer(&transfer, next, route).await?;
+        if advanced && route.is_some() {
             if let Ok(id) = RecordId::parse(&transfer.record_id) {
                 self.routes.found(&id, &transfer.to_code);
             }

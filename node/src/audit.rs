@@ -172,6 +172,7 @@ pub async fn append_alone(
     let owned = Owned::of(event);
     let task = tokio::spawn(async move {
         let event = owned.event();
+        let client = Holding(Some(client));
         let lock = client.prepare_cached("SELECT pg_advisory_lock($1)").await?;
         let unlock = client
             .prepare_cached("SELECT pg_advisory_unlock($1)")
@@ -209,9 +210,8 @@ pub async fn append_alone(
             }
             Err(_) => (Ok(()), client.execute(&unlock, &[&APPEND_LOCK]).await),
         };
-        if unlocked.is_err() {
-            // Closing the connection releases the lock.
-            drop(deadpool_postgres::Object::take(client));
+        if unlocked.is_ok() {
+            client.release();
         }
         head?;
         written?;
@@ -220,6 +220,33 @@ pub async fn append_alone(
     });
     task.await
         .map_err(|error| NodeError::Internal(format!("audit append: {error}")))?
+}
+
+/// A connection that may hold the append lock: unless released after the
+/// lock was, it is closed rather than returned to the pool (a panic
+/// included), and closing it releases the lock.
+struct Holding(Option<deadpool_postgres::Object>);
+
+impl Holding {
+    fn release(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl std::ops::Deref for Holding {
+    type Target = deadpool_postgres::Object;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("held until released")
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
 }
 
 /// An entry's fields, owned, for the task that appends it.

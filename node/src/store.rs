@@ -1250,7 +1250,8 @@ impl Store {
 
     /// Appends to the audit table a call that changed nothing (reads, and
     /// refused calls), with what the responsible authority is to be told of
-    /// it, in one transaction. Changes are audited inside their own.
+    /// it, in one statement (see `audit::append_alone`). Changes are audited
+    /// inside their own transaction.
     pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
         crate::audit::append_alone(self.pool.get().await?, event).await
     }

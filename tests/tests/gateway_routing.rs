@@ -472,3 +472,66 @@ async fn down_and_slow_nodes_give_partial_results_naming_them() -> anyhow::Resul
     );
     Ok(())
 }
+
+/// A lookup whose caller gives up before the node answers is audited at the
+/// gateway all the same, as cancelled: an entry that says `routed` always
+/// means the caller was given the record.
+#[tokio::test]
+async fn a_lookup_abandoned_by_its_caller_is_audited_as_cancelled() -> anyhow::Result<()> {
+    let pki = TestPki::new()?;
+    let db = TestDb::create().await?;
+    let node = TestNode::start(&db, &pki, "E06000002").await?;
+    let slow = slow_proxy(node.address, std::time::Duration::from_secs(2)).await?;
+    let gateway_db = TestDb::create().await?;
+    let gateway = TestGateway::start(TestGateway::config(
+        &gateway_db,
+        &pki,
+        &[("E06000002", slow)],
+    )?)
+    .await?;
+    let created = node
+        .client(&pki.client_files("E06000002", "Social worker")?)
+        .await?
+        .create_record(sample::child_request(
+            "Rae",
+            "Hollis",
+            date(born()),
+            "TS24 8AH",
+        ))
+        .await?
+        .into_inner();
+    let mut request = tonic::Request::new(pb::GetRecordRequest {
+        reason: "checking the test child's record".into(),
+        id: created.id.clone(),
+        ..Default::default()
+    });
+    request.set_timeout(std::time::Duration::from_millis(300));
+    let refused = gateway
+        .client(&pki.client_files("NSPCC", "Someone")?)
+        .await?
+        .get_record(request)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Cancelled, "{refused:?}");
+    let audit = gateway_db.connect().await?;
+    let outcome = eventually("the lookup's audit to be concluded", || async {
+        let row = audit
+            .query_opt(
+                "SELECT outcome FROM gateway_audit WHERE method = 'GetRecord' AND outcome <> 'routed'",
+                &[],
+            )
+            .await?;
+        Ok(row.map(|row| row.get::<_, String>(0)))
+    })
+    .await?;
+    assert_eq!(outcome, "cancelled");
+    let routed: i64 = audit
+        .query_one(
+            "SELECT count(*) FROM gateway_audit WHERE outcome = 'routed'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(routed, 0);
+    Ok(())
+}
