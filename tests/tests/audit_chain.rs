@@ -288,6 +288,10 @@ async fn concurrent_and_abandoned_calls_keep_the_chain_intact() -> anyhow::Resul
     assert!(report.is_intact(), "{:?}", report.problems);
     // The create, every answered call (a write and its read count as two),
     // and the last read.
-    assert!(report.entries > answered + 1, "{} entries", report.entries);
+    assert!(
+        report.entries > answered as u64 + 1,
+        "{} entries",
+        report.entries
+    );
     Ok(())
 }

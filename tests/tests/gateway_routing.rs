@@ -535,3 +535,97 @@ async fn a_lookup_abandoned_by_its_caller_is_audited_as_cancelled() -> anyhow::R
     assert_eq!(routed, 0);
     Ok(())
 }
+
+/// An index entry naming a node that does not answer does not make the
+/// record unreachable: the gateway asks the authority that minted the
+/// identifier, finds the record there, and corrects the index.
+#[tokio::test]
+async fn an_index_entry_naming_a_silent_node_falls_back_to_the_minting_authority(
+) -> anyhow::Result<()> {
+    let pki = TestPki::new()?;
+    let db = TestDb::create().await?;
+    let node = TestNode::start(&db, &pki, "E06000001").await?;
+    let down = dead_address().await?;
+    let gateway_db = TestDb::create().await?;
+    let gateway = TestGateway::start(TestGateway::config(
+        &gateway_db,
+        &pki,
+        &[("E06000001", node.address), ("E06000002", down)],
+    )?)
+    .await?;
+    let created = node
+        .client(&pki.client_files("E06000001", "Social worker")?)
+        .await?
+        .create_record(sample::child_request(
+            "Lia",
+            "Penn",
+            date(born()),
+            "TS24 8AH",
+        ))
+        .await?
+        .into_inner();
+    let index = gateway_db.connect().await?;
+    // Once the node's feed has been read (so it cannot put the entry back),
+    // the index is made to name the silent node.
+    eventually("the record in the routing index", || async {
+        let rows = index
+            .execute(
+                "SELECT 1 FROM routing_index WHERE record_id = $1",
+                &[&created.id],
+            )
+            .await?;
+        Ok((rows == 1).then_some(()))
+    })
+    .await?;
+    index
+        .execute(
+            "UPDATE routing_index SET authority_code = 'E06000002' WHERE record_id = $1",
+            &[&created.id],
+        )
+        .await?;
+    let mut reader = gateway
+        .client(&pki.client_files("NSPCC", "Someone")?)
+        .await?;
+    // Every lookup is answered, before and after the gateway reads the
+    // entry; the one after it corrects the index.
+    eventually("the index to name the minting authority again", || {
+        let mut reader = reader.clone();
+        let (id, index) = (created.id.clone(), &index);
+        async move {
+            let found = reader
+                .get_record(pb::GetRecordRequest {
+                    reason: "checking the test child's record".into(),
+                    id: id.clone(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert_eq!(found.id, id);
+            let routed: String = index
+                .query_one(
+                    "SELECT authority_code FROM routing_index WHERE record_id = $1",
+                    &[&id],
+                )
+                .await?
+                .get(0);
+            Ok((routed == "E06000001").then_some(()))
+        }
+    })
+    .await?;
+    let hops: Vec<String> = index
+        .query_one(
+            "SELECT authorities FROM gateway_audit WHERE method = 'GetRecord' AND cardinality(authorities) = 2",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(hops, ["E06000002", "E06000001"]);
+    reader
+        .get_record(pb::GetRecordRequest {
+            reason: "checking the test child's record".into(),
+            id: created.id.clone(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
