@@ -565,6 +565,8 @@ fn audit_entry(
 /// given that authority's record.
 struct Opening {
     store: Store,
+    /// The authorities the entry names, kept when it is cancelled.
+    authorities: Vec<String>,
     appended: Option<tokio::task::JoinHandle<Result<i64, crate::store::StoreError>>>,
 }
 
@@ -573,6 +575,7 @@ impl Opening {
         let writer = store.clone();
         Self {
             store: store.clone(),
+            authorities: entry.authorities.clone(),
             appended: Some(tokio::spawn(async move { writer.audit(&entry).await })),
         }
     }
@@ -627,10 +630,13 @@ impl Drop for Opening {
         let Some(appended) = self.appended.take() else {
             return;
         };
-        let store = self.store.clone();
+        let (store, authorities) = (self.store.clone(), std::mem::take(&mut self.authorities));
         tokio::spawn(async move {
             if let Ok(Ok(event_id)) = appended.await {
-                if let Err(error) = store.conclude_audit(event_id, "cancelled", &[]).await {
+                if let Err(error) = store
+                    .conclude_audit(event_id, "cancelled", &authorities)
+                    .await
+                {
                     tracing::error!(%error, event_id, "a cancelled lookup's audit entry still says routed");
                 }
             }
