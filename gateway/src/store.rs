@@ -355,17 +355,26 @@ impl Store {
             .collect())
     }
 
-    /// Records (or corrects) where a record is.
-    pub async fn set_route(&self, record_id: &str, authority_code: &str) -> Result<(), StoreError> {
+    /// Records (or corrects) where a lookup found a record, unless the
+    /// index has meanwhile named an authority other than `expected` (the
+    /// one the lookup started from): a transfer's newer route is never
+    /// overwritten by an answer given before it. Whether it was written.
+    pub async fn set_route(
+        &self,
+        record_id: &str,
+        authority_code: &str,
+        expected: &str,
+    ) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
-        client
+        let written = client
             .execute(
                 &client.prepare_cached("INSERT INTO routing_index (record_id, authority_code) VALUES ($1, $2)
-                 ON CONFLICT (record_id) DO UPDATE SET authority_code = EXCLUDED.authority_code, updated_at = now()").await?,
-                &[&record_id, &authority_code],
+                 ON CONFLICT (record_id) DO UPDATE SET authority_code = EXCLUDED.authority_code, updated_at = now()
+                 WHERE routing_index.authority_code = $3").await?,
+                &[&record_id, &authority_code, &expected],
             )
             .await?;
-        Ok(())
+        Ok(written > 0)
     }
 
     /// How far the outbox of `authority_code` has been read.
