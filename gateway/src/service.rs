@@ -245,8 +245,7 @@ impl GatewayService {
                 .observe_node_call(&node.code, node_call_outcome(&answer));
             match answer {
                 Ok(Ok(record)) => {
-                    if target != first
-                        && self.store.set_route(id.as_str(), &target, &first).await?
+                    if target != first && self.store.set_route(id.as_str(), &target, &first).await?
                     {
                         self.routes.found(id, &target);
                         tracing::info!(authority = %target, "routing index updated from the node's answer");

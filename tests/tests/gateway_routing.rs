@@ -526,7 +526,10 @@ async fn a_lookup_abandoned_by_its_caller_is_audited_as_cancelled() -> anyhow::R
     .await?;
     assert_eq!(outcome, "cancelled");
     let asked: Vec<String> = audit
-        .query_one("SELECT authorities FROM gateway_audit WHERE method = 'GetRecord'", &[])
+        .query_one(
+            "SELECT authorities FROM gateway_audit WHERE method = 'GetRecord'",
+            &[],
+        )
         .await?
         .get(0);
     assert_eq!(asked, ["E06000002"], "the authority asked is kept");
