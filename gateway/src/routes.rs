@@ -24,8 +24,10 @@ use crate::store::{Store, StoreError};
 
 /// Routes read in one statement.
 const PAGE: i64 = 10_000;
-/// Intervals between readings of every moved route afresh.
-const RELOAD_EVERY: u64 = 60;
+/// Intervals between readings of every moved route afresh (ten minutes at
+/// the default interval): each reads the whole of a set that grows with
+/// every move, so not often; what it mends costs a hop meanwhile.
+const RELOAD_EVERY: u64 = 600;
 
 #[derive(Debug, Default)]
 pub struct Routes {

@@ -245,10 +245,12 @@ impl GatewayService {
                 .observe_node_call(&node.code, node_call_outcome(&answer));
             match answer {
                 Ok(Ok(record)) => {
-                    if target != first && self.store.set_route(id.as_str(), &target, &first).await?
-                    {
+                    if target != first {
+                        if self.store.set_route(id.as_str(), &target, &first).await? {
+                            tracing::info!(authority = %target, "routing index updated from the node's answer");
+                        }
+                        // Either way the next lookup starts where this one ended.
                         self.routes.found(id, &target);
-                        tracing::info!(authority = %target, "routing index updated from the node's answer");
                     }
                     return Ok(record.into_inner());
                 }
