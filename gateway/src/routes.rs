@@ -71,9 +71,10 @@ impl Routes {
 
     /// Replaces what is held with every moved route in the index.
     pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
-        let fresh = Self::load(store).await?;
-        let fresh = std::mem::take(&mut *fresh.write());
-        *self.write() = fresh;
+        let fresh = Self::load(store).await?.state;
+        *self.write() = fresh
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(())
     }
 

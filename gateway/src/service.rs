@@ -60,6 +60,13 @@ impl Caller {
     }
 }
 
+/// A record a call is routed to, and where the index says it went if it
+/// left the authority that minted it (`Routes::moved`, read once a call).
+struct Sought<'a> {
+    id: &'a RecordId,
+    indexed: Option<String>,
+}
+
 /// What a handler reports for the audit and the span.
 #[derive(Default)]
 struct Outcome {
@@ -188,6 +195,7 @@ impl GatewayService {
         caller: &PeerIdentity,
         role: &Role,
         id: &RecordId,
+        indexed: Option<String>,
         asked: &pb::GetRecordRequest,
         outcome: &mut Outcome,
     ) -> Result<pb::ChildRecord, GatewayError> {
@@ -198,7 +206,7 @@ impl GatewayService {
         self.routed(
             caller,
             role,
-            id,
+            Sought { id, indexed },
             &message,
             outcome,
             |mut client, request| async move { client.get_record(request).await },
@@ -206,14 +214,15 @@ impl GatewayService {
         .await
     }
 
-    /// Calls the node responsible for `id` with `message` on the caller's
-    /// behalf, as `lookup` finds it: where the index says the record went,
-    /// if it has left the authority that minted it, else that authority.
+    /// Calls the node responsible for the record `sought` with `message` on
+    /// the caller's behalf, as `lookup` finds it: where the index says the
+    /// record went, if it has left the authority that minted it, else that
+    /// authority.
     async fn routed<M, R, F, Fut>(
         &self,
         caller: &PeerIdentity,
         role: &Role,
-        id: &RecordId,
+        sought: Sought<'_>,
         message: &M,
         outcome: &mut Outcome,
         call: F,
@@ -223,8 +232,8 @@ impl GatewayService {
         F: Fn(AuthorityNodeClient<Channel>, Request<M>) -> Fut,
         Fut: std::future::Future<Output = Result<Response<R>, Status>>,
     {
+        let Sought { id, indexed } = sought;
         let minted = id.minting_authority().to_owned();
-        let indexed = self.routes.moved(id);
         let mut target = indexed.clone().unwrap_or_else(|| minted.clone());
         let first = target.clone();
         let mut asked_minting = indexed.is_none();
@@ -428,7 +437,10 @@ impl GatewayService {
         self.routed(
             caller,
             role,
-            &id,
+            Sought {
+                id: &id,
+                indexed: self.routes.moved(&id),
+            },
             &message,
             outcome,
             |mut client, request| async move { client.contribute(request).await },
@@ -723,9 +735,9 @@ impl Gateway for GatewayService {
             // committed before any answer, names the authority asked first
             // and says the lookup was routed there; it is corrected before
             // answering when the lookup ends any other way.
-            let first = self
-                .routes
-                .moved(&id)
+            let indexed = self.routes.moved(&id);
+            let first = indexed
+                .clone()
                 .unwrap_or_else(|| id.minting_authority().to_owned());
             let opening = Opening::append(
                 &self.store,
@@ -742,7 +754,7 @@ impl Gateway for GatewayService {
                 ),
             );
             let result = self
-                .lookup(&caller.identity, role, &id, asked, &mut outcome)
+                .lookup(&caller.identity, role, &id, indexed, asked, &mut outcome)
                 .await;
             let outcome_name = self.observe(&caller, "GetRecord", &outcome, &result);
             let routed = result.is_ok() && outcome.authorities == [first];

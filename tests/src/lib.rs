@@ -746,6 +746,15 @@ pub async fn dead_address() -> Result<SocketAddr> {
     Ok(address)
 }
 
+/// A lookup of `id`, with the reason the tests state.
+pub fn lookup(id: &str) -> pb::GetRecordRequest {
+    pb::GetRecordRequest {
+        reason: "checking the test child's record".into(),
+        id: id.to_owned(),
+        ..Default::default()
+    }
+}
+
 /// Polls `check` every 50 ms for up to 20 s until it returns `Some`.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T>
 where
@@ -823,6 +832,19 @@ impl Federation {
 }
 
 impl Federation {
+    /// How many calls of `method` the audit of node `index` holds.
+    pub async fn node_audited(&self, index: usize, method: &str) -> Result<i64> {
+        Ok(self.node_dbs[index]
+            .connect()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM audit_event WHERE method = $1",
+                &[&method],
+            )
+            .await?
+            .get(0))
+    }
+
     /// A transfer worker of our own on the gateway's journal, to take steps
     /// one at a time (and stop between them, as a crash would).
     pub async fn transfer_worker(&self) -> Result<contactpoint_gateway::transfer::Transfers> {

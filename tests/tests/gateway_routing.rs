@@ -143,21 +143,7 @@ async fn a_lookup_reaches_only_the_responsible_node() -> anyhow::Result<()> {
         .into_inner();
     assert_eq!(record, created);
 
-    let lookups = |i: usize| {
-        let db = &federation.node_dbs[i];
-        async move {
-            Ok::<i64, anyhow::Error>(
-                db.connect()
-                    .await?
-                    .query_one(
-                        "SELECT count(*) FROM audit_event WHERE method = 'GetRecord'",
-                        &[],
-                    )
-                    .await?
-                    .get(0),
-            )
-        }
-    };
+    let lookups = |i: usize| federation.node_audited(i, "GetRecord");
     assert_eq!(lookups(2).await?, 1);
     assert_eq!(lookups(0).await?, 0);
     assert_eq!(lookups(1).await?, 0);
@@ -278,16 +264,12 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
     // a poll; every lookup meanwhile still finds the record (at the minting
     // authority), and the first one after it goes to E06000001, follows the
     // forwarding and corrects the index.
-    let lookup = || {
+    let read = || {
         let mut gateway = gateway.clone();
         let id = created.id.clone();
         async move {
             gateway
-                .get_record(pb::GetRecordRequest {
-                    reason: "checking the test child's record".into(),
-                    id,
-                    ..Default::default()
-                })
+                .get_record(lookup(&id))
                 .await
                 .map(tonic::Response::into_inner)
         }
@@ -307,7 +289,7 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
         }
     };
     eventually("the index to follow the forwarding", || async {
-        assert_eq!(lookup().await?.id, created.id);
+        assert_eq!(read().await?.id, created.id);
         Ok(routed("E06000002").await?.then_some(()))
     })
     .await?;
@@ -342,22 +324,14 @@ async fn a_stale_index_entry_is_repaired() -> anyhow::Result<()> {
         )
         .await?;
     eventually("the index to be corrected again", || async {
-        assert_eq!(lookup().await?.id, created.id);
-        let asked: i64 = federation.node_dbs[2]
-            .connect()
-            .await?
-            .query_one(
-                "SELECT count(*) FROM audit_event WHERE method = 'GetRecord'",
-                &[],
-            )
-            .await?
-            .get(0);
+        assert_eq!(read().await?.id, created.id);
+        let asked = federation.node_audited(2, "GetRecord").await?;
         Ok((asked == 1 && routed("E06000002").await?).then_some(()))
     })
     .await?;
     // A lookup answered by the authority it was routed to is audited, before
     // the answer, as routed there.
-    assert_eq!(lookup().await?.id, created.id);
+    assert_eq!(read().await?.id, created.id);
     let row = gateway_db
         .query_one(
             "SELECT outcome, authorities FROM gateway_audit WHERE method = 'GetRecord' ORDER BY event_id DESC LIMIT 1",
@@ -500,11 +474,7 @@ async fn a_lookup_abandoned_by_its_caller_is_audited_as_cancelled() -> anyhow::R
         ))
         .await?
         .into_inner();
-    let mut request = tonic::Request::new(pb::GetRecordRequest {
-        reason: "checking the test child's record".into(),
-        id: created.id.clone(),
-        ..Default::default()
-    });
+    let mut request = tonic::Request::new(lookup(&created.id));
     request.set_timeout(std::time::Duration::from_millis(300));
     let refused = gateway
         .client(&pki.client_files("NSPCC", "Someone")?)
@@ -600,14 +570,7 @@ async fn an_index_entry_naming_a_silent_node_falls_back_to_the_minting_authority
         let mut reader = reader.clone();
         let (id, index) = (created.id.clone(), &index);
         async move {
-            let found = reader
-                .get_record(pb::GetRecordRequest {
-                    reason: "checking the test child's record".into(),
-                    id: id.clone(),
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
+            let found = reader.get_record(lookup(&id)).await?.into_inner();
             assert_eq!(found.id, id);
             let routed: String = index
                 .query_one(
@@ -628,12 +591,6 @@ async fn an_index_entry_naming_a_silent_node_falls_back_to_the_minting_authority
         .await?
         .get(0);
     assert_eq!(hops, ["E06000002", "E06000001"]);
-    reader
-        .get_record(pb::GetRecordRequest {
-            reason: "checking the test child's record".into(),
-            id: created.id.clone(),
-            ..Default::default()
-        })
-        .await?;
+    reader.get_record(lookup(&created.id)).await?;
     Ok(())
 }

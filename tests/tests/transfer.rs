@@ -703,45 +703,20 @@ async fn a_gateway_learns_of_moves_made_by_another() -> anyhow::Result<()> {
     other_gateway
         .drive(f.journal_transfer(&created.id, A, B).await?)
         .await;
-    let old_node_lookups = || async {
-        Ok::<i64, anyhow::Error>(
-            f.node_dbs[0]
-                .connect()
-                .await?
-                .query_one(
-                    "SELECT count(*) FROM audit_event WHERE method = 'GetRecord'",
-                    &[],
-                )
-                .await?
-                .get(0),
-        )
-    };
+    let old_node_lookups = || f.node_audited(0, "GetRecord");
     // With no lookup to correct it, the gateway reads the move within a
     // few of its feed polls (100 ms here); the first lookup then goes
     // straight to B.
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let mut gateway = nspcc(&f).await?;
     let before = old_node_lookups().await?;
-    let found = gateway
-        .get_record(pb::GetRecordRequest {
-            reason: "checking the test child's record".into(),
-            id: created.id.clone(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let found = gateway.get_record(lookup(&created.id)).await?.into_inner();
     assert_eq!(found.responsible_authority.unwrap().code, B);
     assert_eq!(old_node_lookups().await?, before, "A was not asked");
     // And it stays so.
     let before = old_node_lookups().await?;
     for _ in 0..3 {
-        gateway
-            .get_record(pb::GetRecordRequest {
-                reason: "checking the test child's record".into(),
-                id: created.id.clone(),
-                ..Default::default()
-            })
-            .await?;
+        gateway.get_record(lookup(&created.id)).await?;
     }
     assert_eq!(old_node_lookups().await?, before);
     Ok(())
