@@ -404,21 +404,40 @@ impl Store {
         let Some(last) = events.iter().map(|event| event.event_id).max() else {
             return Ok(());
         };
+        // One statement for the batch. Only a route of as many transfers or
+        // more replaces one: events read out of order across nodes never
+        // point back to an authority the record has left. A record named
+        // twice in the batch (it left and came back) is written once, as its
+        // latest event has it, which is what applying them in turn leaves.
+        // In record order, so that gateways sharing the database and applying
+        // the same batch at once take the rows' locks in the same order.
+        let mut latest: std::collections::BTreeMap<&str, &FeedEvent> = Default::default();
+        for event in events {
+            let kept = latest.entry(&event.record_id).or_insert(event);
+            if (event.moves, event.event_id) >= (kept.moves, kept.event_id) {
+                *kept = event;
+            }
+        }
+        let (mut records, mut authorities, mut moves) = (vec![], vec![], vec![]);
+        for event in latest.values() {
+            records.push(event.record_id.as_str());
+            authorities.push(event.authority_code.as_str());
+            moves.push(event.moves);
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        for event in events {
-            // Only a route of as many transfers or more replaces one: events
-            // read out of order across nodes never point back to an
-            // authority the record has left.
-            tx.execute(
-                &tx.prepare_cached("INSERT INTO routing_index (record_id, authority_code, moves) VALUES ($1, $2, $3)
+        tx.execute(
+            &tx.prepare_cached(
+                "INSERT INTO routing_index (record_id, authority_code, moves)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
                  ON CONFLICT (record_id) DO UPDATE
                      SET authority_code = EXCLUDED.authority_code, moves = EXCLUDED.moves, updated_at = now()
-                     WHERE routing_index.moves <= EXCLUDED.moves").await?,
-                &[&event.record_id, &event.authority_code, &event.moves],
+                     WHERE routing_index.moves <= EXCLUDED.moves",
             )
-            .await?;
-        }
+            .await?,
+            &[&records, &authorities, &moves],
+        )
+        .await?;
         tx.execute(
             &tx.prepare_cached(
                 "INSERT INTO feed_cursor (authority_code, last_event_id) VALUES ($1, $2)

@@ -70,9 +70,9 @@ fn chain(prev: &[u8], canonical: &[u8]) -> Vec<u8> {
 
 /// The head of the chain and the next id, read under the append lock in a
 /// statement of its own (so its snapshot sees every entry appended before
-/// the lock was taken).
-const HEAD: &str = "SELECT (SELECT entry_hash FROM audit_event ORDER BY event_id DESC LIMIT 1),
-                           nextval('audit_event_event_id_seq')";
+/// the lock was taken). A function, so that its plan is always the primary
+/// key's (migration V13).
+const HEAD: &str = "SELECT head_hash, next_event_id FROM audit_chain_head()";
 const INSERT: &str =
     "INSERT INTO audit_event (event_id, at, caller_organisation, caller_unit, caller_name, method,
                           record_ids, outcome, role, via, reason, prev_hash, entry_hash, query)

@@ -192,8 +192,7 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
-                &client.prepare_cached("SELECT COALESCE(extract(epoch FROM now() - min(at))::bigint, 0) FROM audit_event
-                 WHERE event_id > COALESCE((SELECT max(last_event_id) FROM audit_checkpoint), 0)").await?,
+                &client.prepare_cached("SELECT audit_unsigned_age()").await?,
                 &[],
             )
             .await?;
