@@ -17,8 +17,6 @@ use tokio_postgres::GenericClient;
 use crate::error::NodeError;
 use crate::store::AuditEvent;
 
-/// The advisory lock that serialises appends, so ids and links agree.
-const APPEND_LOCK: i64 = 0x0043_5041_5544_4954; // "CPAUDIT"
 
 /// The fields of an entry its hash covers, besides its id and time.
 #[derive(Clone, Copy)]
@@ -68,60 +66,58 @@ fn chain(prev: &[u8], canonical: &[u8]) -> Vec<u8> {
     digest(&SHA256, &input).as_ref().to_vec()
 }
 
-/// The head of the chain and the next id, read under the append lock in a
-/// statement of its own (so its snapshot sees every entry appended before
-/// the lock was taken). A function, so that its plan is always the primary
-/// key's (migration V13).
-const HEAD: &str = "SELECT head_hash, next_event_id FROM audit_chain_head()";
-const INSERT: &str =
-    "INSERT INTO audit_event (event_id, at, caller_organisation, caller_unit, caller_name, method,
-                          record_ids, outcome, role, via, reason, prev_hash, entry_hash, query)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+/// Appends an entry (migration V13's `audit_append`): the server takes the
+/// chain's lock, reads the head, completes the canonical form with the id,
+/// hashes and inserts, with the entry's notifications.
+const APPEND: &str =
+    "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
-/// An entry linked into the chain: its id, time, the hash before it and its own.
-struct Link {
-    event_id: i64,
-    at: DateTime<Utc>,
-    prev: Vec<u8>,
-    hash: Vec<u8>,
+/// An entry's canonical form without its id, which `audit_append` puts in
+/// front once it holds the lock: `[` and the id's digits before the plain
+/// form's tail; `[[91,` and the digits' codes before a search's, whose form
+/// holds the plain one as a JSON array of its bytes.
+struct Tail {
+    nested: bool,
+    bytes: Vec<u8>,
 }
 
-impl Link {
-    fn after(head: &tokio_postgres::Row, fields: &Fields<'_>) -> Self {
-        let prev: Vec<u8> = head.get::<_, Option<Vec<u8>>>(0).unwrap_or_default();
-        let event_id: i64 = head.get(1);
-        let at = Utc::now().trunc_subsecs(6);
-        let hash = chain(&prev, &canonical(event_id, &at, fields));
+impl Tail {
+    fn of(at: &DateTime<Utc>, fields: &Fields<'_>) -> Self {
+        let nested = fields.query.is_some();
+        // Id 0 is `[0` in the plain form, and `[91,48` inside a search's.
+        let prefix: &[u8] = if nested { b"[[91,48" } else { b"[0" };
+        let whole = canonical(0, at, fields);
+        debug_assert!(whole.starts_with(prefix));
         Self {
-            event_id,
-            at,
-            prev,
-            hash,
+            nested,
+            bytes: whole[prefix.len()..].to_vec(),
         }
     }
+}
 
-    /// The parameters of `INSERT`.
-    fn params<'a>(
-        &'a self,
-        f: &'a Fields<'a>,
-    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 14] {
-        [
-            &self.event_id,
-            &self.at,
-            &f.organisation,
-            &f.unit,
-            &f.name,
-            &f.method,
-            &f.record_ids,
-            &f.outcome,
-            &f.role,
-            &f.via,
-            &f.reason,
-            &self.prev,
-            &self.hash,
-            &f.query,
-        ]
-    }
+/// The parameters of `APPEND` for an entry timed `at`.
+fn append_params<'a>(
+    at: &'a DateTime<Utc>,
+    tail: &'a Tail,
+    f: &'a Fields<'a>,
+    notify: &'a Vec<&'a str>,
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 14] {
+    [
+        &tail.nested,
+        &tail.bytes,
+        at,
+        &f.organisation,
+        &f.unit,
+        &f.name,
+        &f.method,
+        &f.record_ids,
+        &f.outcome,
+        &f.role,
+        &f.via,
+        &f.reason,
+        &f.query,
+        notify,
+    ]
 }
 
 fn fields<'a>(event: &'a AuditEvent<'a>, record_ids: &'a [String]) -> Fields<'a> {
@@ -146,156 +142,40 @@ pub async fn append(
     event: &AuditEvent<'_>,
     record_ids: &[String],
 ) -> Result<(), NodeError> {
-    // The lock and the head go in one round trip; the server runs them in order.
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
-        .await?;
-    let next = tx.prepare_cached(HEAD).await?;
-    let (_, head) = tokio::try_join!(tx.execute(&lock, &[&APPEND_LOCK]), tx.query_one(&next, &[]))?;
     let fields = fields(event, record_ids);
-    let link = Link::after(&head, &fields);
-    tx.execute(&tx.prepare_cached(INSERT).await?, &link.params(&fields))
-        .await?;
+    let at = Utc::now().trunc_subsecs(6);
+    let tail = Tail::of(&at, &fields);
+    let none = Vec::new();
+    tx.query_one(
+        &tx.prepare_cached(APPEND).await?,
+        &append_params(&at, &tail, &fields, &none),
+    )
+    .await?;
     Ok(())
 }
 
-/// Appends one entry, with the notifications it carries, in two round trips
-/// and no transaction: the append lock (held by the connection) and the
-/// head; then the entry and its notifications in one statement, and the
-/// lock's release. For reads and refusals, which change nothing else. Runs
-/// in a task of its own, so that a caller that goes away cannot leave the
-/// lock held; a connection whose release fails is closed, which releases it.
+/// Appends one entry, with the notifications it carries, in one statement
+/// of its own (its own transaction, which holds the append lock until it
+/// commits): for reads and refusals, which change nothing else.
 pub async fn append_alone(
     client: deadpool_postgres::Object,
     event: &AuditEvent<'_>,
 ) -> Result<(), NodeError> {
-    let owned = Owned::of(event);
-    let task = tokio::spawn(async move {
-        let event = owned.event();
-        let client = Holding(Some(client));
-        let lock = client.prepare_cached("SELECT pg_advisory_lock($1)").await?;
-        let unlock = client
-            .prepare_cached("SELECT pg_advisory_unlock($1)")
-            .await?;
-        let next = client.prepare_cached(HEAD).await?;
-        let insert = client
-            .prepare_cached(&format!(
-                "WITH entry AS ({INSERT})
-                 INSERT INTO notification (kind, record_id, caller_organisation, caller_name, role, reason)
-                 SELECT kind, record_id, $3, $5, $9, $11
-                 FROM unnest($15::text[]) kind CROSS JOIN unnest($7::text[]) record_id"
-            ))
-            .await?;
-        let (locked, head) = tokio::join!(
-            client.execute(&lock, &[&APPEND_LOCK]),
-            client.query_one(&next, &[])
-        );
-        locked?;
-        let kinds: Vec<&str> = event
-            .notifications
-            .iter()
-            .map(|kind| kind.as_db())
-            .collect();
-        let fields = fields(&event, &event.record_ids);
-        let (written, unlocked) = match &head {
-            Ok(head) => {
-                let link = Link::after(head, &fields);
-                let mut params = link.params(&fields).to_vec();
-                params.push(&kinds);
-                let (written, unlocked) = tokio::join!(
-                    client.execute(&insert, &params),
-                    client.execute(&unlock, &[&APPEND_LOCK])
-                );
-                (written.map(drop), unlocked)
-            }
-            Err(_) => (Ok(()), client.execute(&unlock, &[&APPEND_LOCK]).await),
-        };
-        if unlocked.is_ok() {
-            client.release();
-        }
-        head?;
-        written?;
-        unlocked?;
-        Ok::<_, NodeError>(())
-    });
-    task.await
-        .map_err(|error| NodeError::Internal(format!("audit append: {error}")))?
-}
-
-/// A connection that may hold the append lock: unless released after the
-/// lock was, it is closed rather than returned to the pool (a panic
-/// included), and closing it releases the lock.
-struct Holding(Option<deadpool_postgres::Object>);
-
-impl Holding {
-    fn release(mut self) {
-        drop(self.0.take());
-    }
-}
-
-impl std::ops::Deref for Holding {
-    type Target = deadpool_postgres::Object;
-
-    fn deref(&self) -> &Self::Target {
-        self.0.as_ref().expect("held until released")
-    }
-}
-
-impl Drop for Holding {
-    fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
-            drop(deadpool_postgres::Object::take(client));
-        }
-    }
-}
-
-/// An entry's fields, owned, for the task that appends it.
-struct Owned {
-    organisation: String,
-    unit: Option<String>,
-    name: String,
-    method: String,
-    record_ids: Vec<String>,
-    outcome: String,
-    reason: Option<String>,
-    role: String,
-    via: Option<String>,
-    query: Option<String>,
-    notifications: Vec<crate::store::Notify>,
-}
-
-impl Owned {
-    fn of(event: &AuditEvent<'_>) -> Self {
-        Self {
-            organisation: event.organisation.to_owned(),
-            unit: event.unit.map(str::to_owned),
-            name: event.name.to_owned(),
-            method: event.method.to_owned(),
-            record_ids: event.record_ids.clone(),
-            outcome: event.outcome.to_owned(),
-            reason: event.reason.map(str::to_owned),
-            role: event.role.clone(),
-            via: event.via.clone(),
-            query: event.query.clone(),
-            notifications: event.notifications.clone(),
-        }
-    }
-
-    fn event(&self) -> AuditEvent<'_> {
-        AuditEvent {
-            organisation: &self.organisation,
-            unit: self.unit.as_deref(),
-            name: &self.name,
-            method: &self.method,
-            record_ids: self.record_ids.clone(),
-            outcome: &self.outcome,
-            reason: self.reason.as_deref(),
-            role: self.role.clone(),
-            via: self.via.clone(),
-            query: self.query.clone(),
-            notifications: self.notifications.clone(),
-        }
-    }
+    let fields = fields(event, &event.record_ids);
+    let at = Utc::now().trunc_subsecs(6);
+    let tail = Tail::of(&at, &fields);
+    let notify: Vec<&str> = event
+        .notifications
+        .iter()
+        .map(|kind| kind.as_db())
+        .collect();
+    client
+        .query_one(
+            &client.prepare_cached(APPEND).await?,
+            &append_params(&at, &tail, &fields, &notify),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Signs checkpoints with the node's own private key (ECDSA P-256, PKCS#8).
@@ -500,6 +380,57 @@ pub fn check_witnesses(
             None => report.problems.push(format!(
                 "{name}: entry {last} is missing: the log was truncated or cut"
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `audit_append` puts before a tail: the id, or its digits' codes.
+    fn completed(event_id: i64, tail: &Tail) -> Vec<u8> {
+        let digits = event_id.to_string();
+        let mut whole = if tail.nested {
+            let codes: Vec<String> = digits.bytes().map(|b| b.to_string()).collect();
+            format!("[[91,{}", codes.join(",")).into_bytes()
+        } else {
+            format!("[{digits}").into_bytes()
+        };
+        whole.extend_from_slice(&tail.bytes);
+        whole
+    }
+
+    #[test]
+    fn a_tail_completed_with_its_id_is_the_canonical_form() {
+        let at = Utc::now().trunc_subsecs(6);
+        let records = vec!["E06000001-0000-0001".to_owned()];
+        let plain = Fields {
+            organisation: "NSPCC",
+            unit: None,
+            name: "A \"reader\"",
+            method: "GetRecord",
+            record_ids: &records,
+            outcome: "ok",
+            role: "schedule2:nspcc",
+            via: Some("gateway"),
+            reason: Some("case review"),
+            query: None,
+        };
+        let search = Fields {
+            query: Some(r#"{"family_name":"O'Brien"}"#),
+            ..plain
+        };
+        for fields in [plain, search] {
+            let tail = Tail::of(&at, &fields);
+            for event_id in [0, 1, 9, 10, 4711, 1_000_000_007, i64::MAX] {
+                assert_eq!(
+                    completed(event_id, &tail),
+                    canonical(event_id, &at, &fields),
+                    "id {event_id}, nested {}",
+                    tail.nested
+                );
+            }
         }
     }
 }

@@ -239,6 +239,19 @@ async fn concurrent_and_abandoned_calls_keep_the_chain_intact() -> anyhow::Resul
                 let _ = tokio::time::timeout(std::time::Duration::from_micros(300), read).await;
                 return Ok(false);
             }
+            if i % 7 == 5 {
+                // A search: its entry's canonical form nests the plain one.
+                let searched = writer.search_records(pb::SearchRecordsRequest {
+                    surname: "Dale".into(),
+                    date_of_birth: Some(born),
+                    reason: "case review".into(),
+                    ..Default::default()
+                });
+                let (read, searched) = tokio::join!(read, searched);
+                read?;
+                searched?;
+                return Ok(true);
+            }
             if i % 3 == 0 {
                 let (read, created) = tokio::join!(
                     read,
