@@ -17,7 +17,6 @@ use tokio_postgres::GenericClient;
 use crate::error::NodeError;
 use crate::store::AuditEvent;
 
-
 /// The fields of an entry its hash covers, besides its id and time.
 #[derive(Clone, Copy)]
 struct Fields<'a> {
