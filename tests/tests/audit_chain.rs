@@ -71,6 +71,48 @@ async fn an_altered_entry_is_caught() -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn unsigned_age(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    Ok(db
+        .query_one("SELECT audit_unsigned_age()", &[])
+        .await?
+        .get(0))
+}
+
+/// The health loop's question: how long the oldest entry not under a signed
+/// checkpoint has waited; nothing once every entry is under one.
+#[tokio::test]
+async fn the_unsigned_age_counts_from_the_first_entry_after_the_checkpoint() -> anyhow::Result<()> {
+    let (f, db, _key) = audited_node().await?;
+    assert_eq!(
+        unsigned_age(&db).await?,
+        0,
+        "every entry is under the checkpoint"
+    );
+    // Entries 7 and 8, after the checkpoint (which signs the sixth).
+    let born = date(today() - chrono::Duration::days(1000));
+    let mut client = f.client.clone();
+    let record = client
+        .create_record(sample::child_request("Sam", "Dunn", born, "TS24 8AH"))
+        .await?
+        .into_inner();
+    client
+        .get_record(pb::GetRecordRequest {
+            id: record.id,
+            reason: "case review".into(),
+            ..Default::default()
+        })
+        .await?;
+    // The first entry after the checkpoint waited longest.
+    db.execute(
+        "UPDATE audit_event SET at = now() - interval '100 seconds' WHERE event_id = 7",
+        &[],
+    )
+    .await?;
+    let waited = unsigned_age(&db).await?;
+    assert!((100..110).contains(&waited), "{waited} seconds");
+    Ok(())
+}
+
 /// Deleting an entry breaks the next entry's link.
 #[tokio::test]
 async fn a_deleted_entry_is_caught() -> anyhow::Result<()> {
