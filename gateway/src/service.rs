@@ -616,28 +616,42 @@ impl Opening {
             .conclude_audit(event_id, outcome, authorities)
             .await
         {
-            let (store, authorities) = (self.store.clone(), authorities.to_vec());
-            tokio::spawn(async move {
-                for _ in 0..CONCLUDE_RETRIES {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    if store
-                        .conclude_audit(event_id, outcome, &authorities)
-                        .await
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
-                tracing::error!(event_id, "a lookup's audit outcome could not be recorded");
-            });
+            tokio::spawn(conclude_later(
+                self.store.clone(),
+                event_id,
+                outcome,
+                authorities.to_vec(),
+            ));
             return Err(GatewayError::Store(error));
         }
         Ok(())
     }
 }
 
-/// Attempts, a second apart, to record a lookup's outcome that failed once.
+/// Attempts, a second apart, to record a lookup's outcome.
 const CONCLUDE_RETRIES: usize = 60;
+
+/// Records a lookup's outcome, trying again a second apart while the
+/// gateway's database fails.
+async fn conclude_later(
+    store: Store,
+    event_id: i64,
+    outcome: &'static str,
+    authorities: Vec<String>,
+) {
+    for attempt in 0..CONCLUDE_RETRIES {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        match store.conclude_audit(event_id, outcome, &authorities).await {
+            Ok(()) => return,
+            Err(error) if attempt + 1 == CONCLUDE_RETRIES => {
+                tracing::error!(%error, event_id, outcome, "a lookup's audit entry still says routed")
+            }
+            Err(_) => {}
+        }
+    }
+}
 
 impl Drop for Opening {
     fn drop(&mut self) {
@@ -647,12 +661,7 @@ impl Drop for Opening {
         let (store, authorities) = (self.store.clone(), std::mem::take(&mut self.authorities));
         tokio::spawn(async move {
             if let Ok(Ok(event_id)) = appended.await {
-                if let Err(error) = store
-                    .conclude_audit(event_id, "cancelled", &authorities)
-                    .await
-                {
-                    tracing::error!(%error, event_id, "a cancelled lookup's audit entry still says routed");
-                }
+                conclude_later(store, event_id, "cancelled", authorities).await;
             }
         });
     }

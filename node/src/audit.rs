@@ -94,31 +94,6 @@ impl Tail {
     }
 }
 
-/// The parameters of `APPEND` for an entry timed `at`.
-fn append_params<'a>(
-    at: &'a DateTime<Utc>,
-    tail: &'a Tail,
-    f: &'a Fields<'a>,
-    notify: &'a Vec<&'a str>,
-) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 14] {
-    [
-        &tail.nested,
-        &tail.bytes,
-        at,
-        &f.organisation,
-        &f.unit,
-        &f.name,
-        &f.method,
-        &f.record_ids,
-        &f.outcome,
-        &f.role,
-        &f.via,
-        &f.reason,
-        &f.query,
-        notify,
-    ]
-}
-
 fn fields<'a>(event: &'a AuditEvent<'a>, record_ids: &'a [String]) -> Fields<'a> {
     Fields {
         organisation: event.organisation,
@@ -141,16 +116,8 @@ pub async fn append(
     event: &AuditEvent<'_>,
     record_ids: &[String],
 ) -> Result<(), NodeError> {
-    let fields = fields(event, record_ids);
-    let at = Utc::now().trunc_subsecs(6);
-    let tail = Tail::of(&at, &fields);
-    let none = Vec::new();
-    tx.query_one(
-        &tx.prepare_cached(APPEND).await?,
-        &append_params(&at, &tail, &fields, &none),
-    )
-    .await?;
-    Ok(())
+    let statement = tx.prepare_cached(APPEND).await?;
+    run_append(&**tx, &statement, &fields(event, record_ids), &[]).await
 }
 
 /// Appends one entry, with the notifications it carries, in one statement
@@ -160,18 +127,49 @@ pub async fn append_alone(
     client: deadpool_postgres::Object,
     event: &AuditEvent<'_>,
 ) -> Result<(), NodeError> {
-    let fields = fields(event, &event.record_ids);
-    let at = Utc::now().trunc_subsecs(6);
-    let tail = Tail::of(&at, &fields);
+    let statement = client.prepare_cached(APPEND).await?;
     let notify: Vec<&str> = event
         .notifications
         .iter()
         .map(|kind| kind.as_db())
         .collect();
+    run_append(
+        &**client,
+        &statement,
+        &fields(event, &event.record_ids),
+        &notify,
+    )
+    .await
+}
+
+/// Runs `APPEND` (prepared as `statement`) for an entry timed now.
+async fn run_append(
+    client: &impl GenericClient,
+    statement: &tokio_postgres::Statement,
+    f: &Fields<'_>,
+    notify: &[&str],
+) -> Result<(), NodeError> {
+    let at = Utc::now().trunc_subsecs(6);
+    let tail = Tail::of(&at, f);
     client
         .query_one(
-            &client.prepare_cached(APPEND).await?,
-            &append_params(&at, &tail, &fields, &notify),
+            statement,
+            &[
+                &tail.nested,
+                &tail.bytes,
+                &at,
+                &f.organisation,
+                &f.unit,
+                &f.name,
+                &f.method,
+                &f.record_ids,
+                &f.outcome,
+                &f.role,
+                &f.via,
+                &f.reason,
+                &f.query,
+                &notify,
+            ],
         )
         .await?;
     Ok(())

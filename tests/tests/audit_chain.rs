@@ -95,13 +95,7 @@ async fn the_unsigned_age_counts_from_the_first_entry_after_the_checkpoint() -> 
         .create_record(sample::child_request("Sam", "Dunn", born, "TS24 8AH"))
         .await?
         .into_inner();
-    client
-        .get_record(pb::GetRecordRequest {
-            id: record.id,
-            reason: "case review".into(),
-            ..Default::default()
-        })
-        .await?;
+    client.get_record(lookup(&record.id)).await?;
     // The first entry after the checkpoint waited longest.
     db.execute(
         "UPDATE audit_event SET at = now() - interval '100 seconds' WHERE event_id = 7",
