@@ -129,6 +129,9 @@ impl TestPki {
             ca: DevCa::generate("test CA")?,
             dir: tempfile::tempdir()?,
         };
+        // Written once: rewriting it with every certificate issued let a
+        // server starting meanwhile read it empty.
+        std::fs::write(pki.path("ca.pem"), pki.ca.cert_pem())?;
         pki.write_policy("")?;
         Ok(pki)
     }
@@ -259,7 +262,6 @@ role = "gateway"
     pub fn issue_with_serial(&self, stem: &str, subject: Subject<'_>) -> Result<(TlsFiles, u64)> {
         let issued = self.ca.issue(&subject)?;
         let serial = issued.serial;
-        std::fs::write(self.path("ca.pem"), self.ca.cert_pem())?;
         std::fs::write(self.path(&format!("{stem}.pem")), issued.cert_pem)?;
         std::fs::write(self.path(&format!("{stem}.key")), issued.key_pem)?;
         let files = TlsFiles {
