@@ -69,6 +69,11 @@ impl Workspace {
         threads_env(self.gateway_threads)
     }
 
+    /// This build's gateway binary.
+    pub fn gateway_program(&self) -> PathBuf {
+        self.bin.join("contactpoint-gateway")
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -469,8 +474,10 @@ pub fn start_node(
 
 /// Starts a gateway over `nodes`, with limits raised so that one caller
 /// (the load generator) is not rate limited.
+/// `program` is the gateway's binary: this build's, or one compared with it.
 pub fn start_gateway(
     work: &Workspace,
+    program: &Path,
     name: &str,
     database_url: String,
     nodes: &[(&Authority, SocketAddr)],
@@ -504,7 +511,7 @@ pub fn start_gateway(
     Server::spawn(
         &format!("gateway {name}"),
         address,
-        &work.bin.join("contactpoint-gateway"),
+        program,
         &["--config", path.to_str().context("path")?],
         &work.gateway_env(),
         &work.path(&format!("gateway-{name}.log")),

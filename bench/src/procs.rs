@@ -38,6 +38,19 @@ pub fn cpu_seconds(pid: u32, children: bool) -> Result<f64> {
     Ok(ticks as f64 / TICKS_PER_SECOND)
 }
 
+/// Seconds of CPU the hypervisor gave to other machines while this one's
+/// were ready to run ("steal", /proc/stat), summed over every core: time
+/// the cores were not ours, which no process's CPU seconds show.
+pub fn stolen_seconds() -> f64 {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // cpu  user nice system idle iowait irq softirq steal ...
+    text.lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(8))
+        .and_then(|ticks| ticks.parse::<u64>().ok())
+        .map_or(0.0, |ticks| ticks as f64 / TICKS_PER_SECOND)
+}
+
 /// The parent of a process.
 pub fn parent(pid: u32) -> Result<u32> {
     Ok(field(&stat_fields(pid)?, 4) as u32)

@@ -70,6 +70,11 @@ pub struct RunArgs {
     /// nginx, for the plain gRPC proxy path.
     #[arg(long, default_value = "/usr/sbin/nginx")]
     pub nginx: PathBuf,
+    /// Another build of contactpoint-gateway (its binary), measured in part a
+    /// beside this one, interleaved, over the same node: before and after a
+    /// change to the gateway in one run. It has a database of its own.
+    #[arg(long)]
+    pub compare_gateway: Option<PathBuf>,
     /// Also write the tables as Markdown to this file.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
@@ -121,9 +126,9 @@ enum Path {
     Direct,
     Gateway,
     Nginx,
+    /// Through the gateway build given by `--compare-gateway`.
+    Compared,
 }
-
-const PATHS: [Path; 3] = [Path::Direct, Path::Gateway, Path::Nginx];
 
 impl Path {
     fn label(self) -> &'static str {
@@ -131,6 +136,7 @@ impl Path {
             Path::Direct => "client -> node",
             Path::Gateway => "client -> gateway -> node",
             Path::Nginx => "client -> nginx -> node",
+            Path::Compared => "client -> compared gateway -> node",
         }
     }
 }
@@ -141,6 +147,7 @@ struct Lookups {
     direct: AuthorityNodeClient<Channel>,
     gateway: GatewayClient<Channel>,
     nginx: AuthorityNodeClient<Channel>,
+    compared: Option<GatewayClient<Channel>>,
     ids: Arc<Vec<String>>,
 }
 
@@ -164,35 +171,49 @@ impl Lookups {
             Path::Direct => (Some(self.direct.clone()), None),
             Path::Nginx => (Some(self.nginx.clone()), None),
             Path::Gateway => (None, Some(self.gateway.clone())),
+            Path::Compared => (None, self.compared.clone()),
         };
         async move {
             let answer = match (node, gateway) {
                 (Some(mut node), _) => node.get_record(request).await.map(drop),
                 (None, Some(mut gateway)) => gateway.get_record(request).await.map(drop),
-                (None, None) => unreachable!("every path has a client"),
+                (None, None) => unreachable!("a path is measured only with its client"),
             };
             answer.map_err(status_text)
         }
     }
 }
 
-/// Runs `work` and returns what it measured with the CPU seconds each
-/// group used meanwhile.
-async fn with_cpu<Fut>(groups: &[Group], work: Fut) -> (Outcome, Vec<f64>)
+/// What a measurement used: the CPU seconds of each group, and the seconds
+/// of the machine's cores the hypervisor took meanwhile.
+struct Used {
+    cpu: Vec<f64>,
+    stolen: f64,
+}
+
+/// Runs `work` and returns what it measured with what it used.
+async fn with_cpu<Fut>(groups: &[Group], work: Fut) -> (Outcome, Used)
 where
     Fut: std::future::Future<Output = Outcome>,
 {
-    let before = procs::snapshot(groups);
+    let (before, stolen_before) = (procs::snapshot(groups), procs::stolen_seconds());
     let outcome = work.await;
-    let after = procs::snapshot(groups);
-    let used = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-    (outcome, used)
+    let (after, stolen_after) = (procs::snapshot(groups), procs::stolen_seconds());
+    let cpu = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let stolen = stolen_after - stolen_before;
+    (outcome, Used { cpu, stolen })
+}
+
+/// The machine's cores.
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
 }
 
 /// Per-path totals across rounds.
 struct Tally {
     outcome: Outcome,
     cpu: Vec<f64>,
+    stolen: f64,
 }
 
 impl Tally {
@@ -200,14 +221,21 @@ impl Tally {
         Self {
             outcome: Outcome::empty(),
             cpu: vec![0.0; groups],
+            stolen: 0.0,
         }
     }
 
-    fn add(&mut self, outcome: &Outcome, cpu: &[f64]) {
+    fn add(&mut self, outcome: &Outcome, cpu: &[f64], stolen: f64) {
         self.outcome.merge(outcome);
         for (total, used) in self.cpu.iter_mut().zip(cpu) {
             *total += used;
         }
+        self.stolen += stolen;
+    }
+
+    /// The share of the cores' time the hypervisor took while measuring, in percent.
+    fn stolen_percent(&self, cores: f64) -> f64 {
+        100.0 * self.stolen / (self.outcome.elapsed.as_secs_f64() * cores).max(1e-9)
     }
 
     /// Milliseconds of CPU per answered request, for each group.
@@ -608,7 +636,9 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         let addresses = &addresses;
         async move {
             let url = databases.create(&format!("gateway_{n}"), None).await?;
-            let mut gateway = fleet::start_gateway(work, &n.to_string(), url, &addresses[..n])?;
+            let program = work.gateway_program();
+            let mut gateway =
+                fleet::start_gateway(work, &program, &n.to_string(), url, &addresses[..n])?;
             wait_serving(&mut gateway, reader, "contactpoint.v1.Gateway").await?;
             anyhow::Ok((n, gateway))
         }
@@ -627,6 +657,18 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         .map(|(_, gateway)| gateway.pid())
         .context("no gateway over every node")?;
 
+    // The gateway build compared with this one, over the same nodes.
+    let compared = match &args.compare_gateway {
+        Some(program) => {
+            let url = databases.create("gateway_compared", None).await?;
+            let mut gateway =
+                fleet::start_gateway(&work, program, "compared", url, &addresses[..largest_n])?;
+            wait_serving(&mut gateway, &reader, "contactpoint.v1.Gateway").await?;
+            Some(gateway)
+        }
+        None => None,
+    };
+
     let mut nginx = fleet::start_nginx(&work, &args.nginx, nodes[largest].address)?;
     wait_serving(&mut nginx, &reader, "contactpoint.v1.AuthorityNode").await?;
 
@@ -639,59 +681,75 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         direct: AuthorityNodeClient::new(channel(nodes[largest].address, &reader).await?),
         gateway: GatewayClient::new(channel(gateway_address, &reader).await?),
         nginx: AuthorityNodeClient::new(channel(nginx.address, &reader).await?),
+        compared: match &compared {
+            Some(gateway) => Some(GatewayClient::new(channel(gateway.address, &reader).await?)),
+            None => None,
+        },
         ids: Arc::new(sample),
     };
+    let mut paths = vec![Path::Direct, Path::Gateway, Path::Nginx];
+    let mut gateway_databases = vec![format!("gateway_{largest_n}")];
+    let mut gateway_pids = vec![gateway_pid];
+    if let Some(gateway) = &compared {
+        paths.push(Path::Compared);
+        gateway_databases.push("gateway_compared".to_owned());
+        gateway_pids.push(gateway.pid());
+    }
     // A lookup through the gateway answers before its index has caught up
     // (it falls back to the authority that minted the identifier), so wait
     // on the index itself: catching up is not part of any measurement.
     let routed = Instant::now();
     let loaded: u64 = population.sizes().iter().sum();
-    while (databases.routes(&format!("gateway_{largest_n}")).await? as u64) < loaded {
-        if routed.elapsed() > Duration::from_secs(600) {
-            bail!("the gateway did not learn where the loaded records are within ten minutes");
+    for database in &gateway_databases {
+        while (databases.routes(database).await? as u64) < loaded {
+            if routed.elapsed() > Duration::from_secs(600) {
+                bail!("the gateway did not learn where the loaded records are within ten minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     // Warm every path (connections, caches) before measuring.
-    for path in PATHS {
+    for path in paths.iter().copied() {
         let lookups = lookups.clone();
         load::closed_loop(4, Duration::from_millis(500), move |n| {
             lookups.request(path, n)
         })
         .await;
     }
-    // PostgreSQL's share: the backends serving the node's and the gateway's databases.
-    let lookup_databases = [code.to_lowercase(), format!("gateway_{largest_n}")];
+    // PostgreSQL's share: the backends serving the node's and the gateways' databases.
+    let mut lookup_databases = vec![code.to_lowercase()];
+    lookup_databases.extend(gateway_databases.iter().cloned());
     let lookup_databases: Vec<&str> = lookup_databases.iter().map(String::as_str).collect();
     let groups = vec![
         Group::of("client", vec![std::process::id()]),
         Group::of("node", vec![node_pid]),
-        Group::of("gateway", vec![gateway_pid]),
+        // Both builds when one is compared: the one not being measured is idle.
+        Group::of("gateway", gateway_pids),
         Group::tree("nginx", nginx.pid()),
         Group::of("postgres", databases.backends(&lookup_databases).await?),
     ];
 
-    let mut latency: Vec<Tally> = PATHS.iter().map(|_| Tally::new(groups.len())).collect();
-    let mut throughput: Vec<Tally> = PATHS.iter().map(|_| Tally::new(groups.len())).collect();
+    let mut latency: Vec<Tally> = paths.iter().map(|_| Tally::new(groups.len())).collect();
+    let mut throughput: Vec<Tally> = paths.iter().map(|_| Tally::new(groups.len())).collect();
     let mut node_loaded = Memory::default();
     for round in 0..rounds {
-        for k in 0..PATHS.len() {
-            let index = (round + k) % PATHS.len();
-            let path = PATHS[index];
+        for k in 0..paths.len() {
+            let index = (round + k) % paths.len();
+            let path = paths[index];
             let client = lookups.clone();
-            let (outcome, cpu) = with_cpu(
+            let (outcome, used) = with_cpu(
                 &groups,
                 load::closed_loop(1, seconds, move |n| client.request(path, n)),
             )
             .await;
-            latency[index].add(&outcome, &cpu);
+            latency[index].add(&outcome, &used.cpu, used.stolen);
         }
-        for k in 0..PATHS.len() {
-            let index = (round + k) % PATHS.len();
-            let path = PATHS[index];
+        for k in 0..paths.len() {
+            let index = (round + k) % paths.len();
+            let path = paths[index];
             let client = lookups.clone();
-            let ((outcome, cpu), memory) = sampling_memory(
+            let ((outcome, used), memory) = sampling_memory(
                 node_pid,
                 with_cpu(
                     &groups,
@@ -700,10 +758,10 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             )
             .await;
             node_loaded = node_loaded.max(memory);
-            throughput[index].add(&outcome, &cpu);
+            throughput[index].add(&outcome, &used.cpu, used.stolen);
         }
     }
-    for (index, path) in PATHS.iter().enumerate() {
+    for (index, path) in paths.iter().enumerate() {
         latency[index].check(path.label())?;
         throughput[index].check(path.label())?;
     }
@@ -715,7 +773,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         .fold(f64::INFINITY, f64::min)
         * 0.5;
     let mut open: Vec<Outcome> = Vec::new();
-    for path in PATHS {
+    for path in paths.iter().copied() {
         let client = lookups.clone();
         let outcome = load::open_loop(rate, seconds.mul_f64(rounds as f64), move |n| {
             client.request(path, n)
@@ -723,6 +781,8 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         .await;
         open.push(outcome);
     }
+    // The compared build is measured in part a only.
+    drop(compared);
 
     // d. The bare server under the same load (health checks).
     let bare_channel = channel(bare.address, &reader).await?;
@@ -754,6 +814,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         .collect();
     header.extend(cpu_headers.iter().map(String::as_str));
     header.push("CPU ms/req total");
+    header.push("steal %");
     let mut section = Section::new(
         format!(
             "a. Lookup by identifier, one request in flight ({} requests a path over {rounds} interleaved rounds)",
@@ -761,7 +822,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         ),
         &header,
     );
-    for (index, path) in PATHS.iter().enumerate() {
+    for (index, path) in paths.iter().enumerate() {
         let tally = &latency[index];
         let cpu = tally.cpu_ms_per_request();
         let mut row = vec![
@@ -773,6 +834,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         ];
         row.extend(cpu.iter().map(|ms| f(*ms, 3)));
         row.push(f(cpu.iter().sum(), 3));
+        row.push(f(tally.stolen_percent(cores()), 1));
         section.row(row);
     }
     report.push(section);
@@ -789,10 +851,11 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             "p99 ms",
             "ratio to direct",
             "CPU ms/req total",
+            "steal %",
         ],
     );
     let direct_throughput = throughput[0].outcome.throughput();
-    for (index, path) in PATHS.iter().enumerate() {
+    for (index, path) in paths.iter().enumerate() {
         let tally = &throughput[index];
         section.row(vec![
             path.label().to_owned(),
@@ -801,6 +864,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             f(tally.outcome.ms(0.99), 3),
             f(ratio(tally.outcome.throughput(), direct_throughput), 2),
             f(tally.cpu_ms_per_request().iter().sum(), 3),
+            f(tally.stolen_percent(cores()), 1),
         ]);
     }
     report.push(section);
@@ -811,7 +875,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         ),
         &["path", "answered", "errors", "p50 ms", "p99 ms", "p99.9 ms"],
     );
-    for (index, path) in PATHS.iter().enumerate() {
+    for (index, path) in paths.iter().enumerate() {
         let outcome = &open[index];
         section.row(vec![
             path.label().to_owned(),
@@ -918,7 +982,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     for round in 0..rounds {
         let client = direct_client.clone();
         let queries = direct_searches.clone();
-        let outcome = load::closed_loop(1, seconds, move |n| {
+        let direct = load::closed_loop(1, seconds, move |n| {
             let mut client = client.clone();
             let request = queries[n as usize % queries.len()].clone();
             async move {
@@ -928,9 +992,9 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
                     .map(drop)
                     .map_err(status_text)
             }
-        })
-        .await;
-        direct_tally.add(&outcome, &[]);
+        });
+        let (outcome, used) = with_cpu(&[], direct).await;
+        direct_tally.add(&outcome, &[], used.stolen);
         for k in 0..search_clients.len() {
             let index = (round + k) % search_clients.len();
             let (n, gateway_pid, client, searches) = &search_clients[index];
@@ -946,21 +1010,19 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
                 Group::of("nodes", node_pids[..*n].to_vec()),
                 Group::of("postgres", databases.backends(&names).await?),
             ];
-            let (outcome, cpu) = with_cpu(
+            let (outcome, used) = with_cpu(
                 &search_groups,
                 load::closed_loop(1, seconds, search(client, searches, *n)),
             )
             .await;
-            search_tallies[index].add(&outcome, &[cpu.iter().sum()]);
+            search_tallies[index].add(&outcome, &[used.cpu.iter().sum()], used.stolen);
         }
     }
     direct_tally.check("direct search")?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1) as f64;
+    let cores = cores();
     let mut section = Section::new(
         format!("b. Search by surname and date of birth, one in flight, {cores} cores; floor = max(one direct search, total CPU per search / cores)"),
-        &["nodes", "searches", "p50 ms", "p99 ms", "CPU ms/search (all processes)", "floor p50 ms", "floor p99 ms", "p50 / floor", "p99 / floor"],
+        &["nodes", "searches", "p50 ms", "p99 ms", "CPU ms/search (all processes)", "floor p50 ms", "floor p99 ms", "p50 / floor", "p99 / floor", "steal %"],
     );
     section.row(vec![
         format!("1 (direct to {code})"),
@@ -972,6 +1034,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         "".into(),
         "".into(),
         "".into(),
+        f(direct_tally.stolen_percent(cores), 1),
     ]);
     let mut order: Vec<usize> = (0..search_clients.len()).collect();
     order.sort_by_key(|index| search_clients[*index].0);
@@ -991,6 +1054,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             f(floor_99, 3),
             f(ratio(tally.outcome.ms(0.5), floor_50), 2),
             f(ratio(tally.outcome.ms(0.99), floor_99), 2),
+            f(tally.stolen_percent(cores), 1),
         ]);
     }
     report.push(section);

@@ -15,6 +15,7 @@ mod error;
 pub mod feed;
 pub mod limits;
 pub mod nodes;
+mod passthrough;
 pub mod routes;
 mod service;
 pub mod store;
@@ -146,11 +147,9 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let gateway = GatewayServer::new(GatewayService::new(
+    let gateway = passthrough::GatewayRoutes::new(GatewayService::new(
         store, directory, policy, transfers, metrics, routes, &config,
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    ));
 
     let limits = &config.limits;
     let stack = tower::ServiceBuilder::new()

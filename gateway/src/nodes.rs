@@ -22,7 +22,12 @@ pub struct Node {
 impl Node {
     /// A client for this node. Channels are shared and multiplexed; cloning is cheap.
     pub fn client(&self) -> AuthorityNodeClient<Channel> {
-        AuthorityNodeClient::new(self.channel.clone())
+        AuthorityNodeClient::new(self.channel())
+    }
+
+    /// The channel itself, for calls made without the generated client.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 }
 

@@ -10,6 +10,7 @@ use contactpoint_proto::identifier::RecordId;
 use contactpoint_proto::v1 as pb;
 use pb::authority_node_client::AuthorityNodeClient;
 use pb::gateway_server::Gateway;
+use prost::bytes::Bytes;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 use tracing::Instrument;
@@ -198,7 +199,7 @@ impl GatewayService {
         indexed: Option<String>,
         asked: &pb::GetRecordRequest,
         outcome: &mut Outcome,
-    ) -> Result<pb::ChildRecord, GatewayError> {
+    ) -> Result<Bytes, GatewayError> {
         let message = pb::GetRecordRequest {
             id: id.to_string(),
             ..asked.clone()
@@ -209,7 +210,7 @@ impl GatewayService {
             Sought { id, indexed },
             &message,
             outcome,
-            |mut client, request| async move { client.get_record(request).await },
+            crate::passthrough::get_record,
         )
         .await
     }
@@ -229,7 +230,7 @@ impl GatewayService {
     ) -> Result<R, GatewayError>
     where
         M: Clone,
-        F: Fn(AuthorityNodeClient<Channel>, Request<M>) -> Fut,
+        F: Fn(Channel, Request<M>) -> Fut,
         Fut: std::future::Future<Output = Result<Response<R>, Status>>,
     {
         let Sought { id, indexed } = sought;
@@ -249,7 +250,7 @@ impl GatewayService {
                 .ok_or_else(|| GatewayError::UnknownAuthority(target.clone()))?;
             let request = on_behalf(message.clone(), caller, role, self.lookup_timeout);
             let answer =
-                tokio::time::timeout(self.lookup_timeout, call(node.client(), request)).await;
+                tokio::time::timeout(self.lookup_timeout, call(node.channel(), request)).await;
             self.metrics
                 .observe_node_call(&node.code, node_call_outcome(&answer));
             match answer {
@@ -443,7 +444,9 @@ impl GatewayService {
             },
             &message,
             outcome,
-            |mut client, request| async move { client.contribute(request).await },
+            |channel, request| async move {
+                AuthorityNodeClient::new(channel).contribute(request).await
+            },
         )
         .await
     }
@@ -710,12 +713,13 @@ fn is_unavailable(status: &Status) -> bool {
     )
 }
 
-#[tonic::async_trait]
-impl Gateway for GatewayService {
-    async fn get_record(
+impl GatewayService {
+    /// `GetRecord`, answered with the record as the responsible node encoded
+    /// it (`passthrough`): the node redacted it for the caller's role.
+    pub(crate) async fn read_record(
         &self,
         request: Request<pb::GetRecordRequest>,
-    ) -> Result<Response<pb::ChildRecord>, Status> {
+    ) -> Result<Response<Bytes>, Status> {
         let caller = self.caller(&request)?;
         let span = tracing::info_span!("GetRecord", role = %caller.role_name(), authorities = tracing::field::Empty);
         async {
@@ -776,6 +780,22 @@ impl Gateway for GatewayService {
         }
         .instrument(span)
         .await
+    }
+}
+
+#[tonic::async_trait]
+impl Gateway for GatewayService {
+    /// Served by `passthrough::GatewayRoutes` without decoding the record;
+    /// this decodes it, for a `GatewayServer` used on its own.
+    async fn get_record(
+        &self,
+        request: Request<pb::GetRecordRequest>,
+    ) -> Result<Response<pb::ChildRecord>, Status> {
+        let (metadata, encoded, extensions) = self.read_record(request).await?.into_parts();
+        let record = <pb::ChildRecord as prost::Message>::decode(encoded).map_err(|error| {
+            Status::internal(format!("a node's record could not be read: {error}"))
+        })?;
+        Ok(Response::from_parts(metadata, record, extensions))
     }
 
     async fn search_records(

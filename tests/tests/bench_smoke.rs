@@ -1,6 +1,6 @@
 //! The benchmark at a tiny size, so that it cannot rot: `cpbench run` over
-//! three node processes, a gateway, nginx and the bare tonic server, with
-//! a thousand records. It asserts that every table is printed with numbers
+//! three node processes, a gateway (and a second one compared with it, here
+//! the same build), nginx and the bare tonic server, with a thousand records. It asserts that every table is printed with numbers
 //! in it, never how fast anything was (timings belong to scripts/bench).
 use std::process::Command;
 
@@ -64,6 +64,8 @@ fn the_benchmark_runs_end_to_end_at_a_tiny_size() -> anyhow::Result<()> {
             "--authorities",
             authorities,
         ])
+        .arg("--compare-gateway")
+        .arg(workspace_binary("contactpoint-gateway")?)
         .arg("--dir")
         .arg(dir.path().join("bench"))
         .output()?;
@@ -92,8 +94,8 @@ fn the_benchmark_runs_end_to_end_at_a_tiny_size() -> anyhow::Result<()> {
         let rows = table(&report, title);
         assert_eq!(
             rows.len(),
-            3,
-            "direct, gateway, nginx under {title}: {report}"
+            4,
+            "direct, gateway, nginx, the compared gateway under {title}: {report}"
         );
         for row in rows {
             assert!(numbers(row).iter().any(|value| *value > 0.0), "{row}");
@@ -101,6 +103,15 @@ fn the_benchmark_runs_end_to_end_at_a_tiny_size() -> anyhow::Result<()> {
     }
     let latency = table(&report, "a. Lookup by identifier");
     assert!(latency.iter().any(|row| row.contains("nginx")), "{report}");
+    assert!(
+        latency.iter().any(|row| row.contains("compared gateway")),
+        "{report}"
+    );
+    let steal = latency[0].trim_end_matches('|').rsplit('|').next();
+    assert!(
+        steal.is_some_and(|cell| cell.trim().parse::<f64>().is_ok()),
+        "the share of the cores stolen, last: {report}"
+    );
 
     let memory = table(&report, "d. Memory");
     assert!(memory.len() >= 2, "{report}");
