@@ -38,17 +38,53 @@ pub fn cpu_seconds(pid: u32, children: bool) -> Result<f64> {
     Ok(ticks as f64 / TICKS_PER_SECOND)
 }
 
-/// Seconds of CPU the hypervisor gave to other machines while this one's
-/// were ready to run ("steal", /proc/stat), summed over every core: time
-/// the cores were not ours, which no process's CPU seconds show.
-pub fn stolen_seconds() -> f64 {
-    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    // cpu  user nice system idle iowait irq softirq steal ...
-    text.lines()
-        .next()
-        .and_then(|line| line.split_whitespace().nth(8))
-        .and_then(|ticks| ticks.parse::<u64>().ok())
-        .map_or(0.0, |ticks| ticks as f64 / TICKS_PER_SECOND)
+/// The machine's cores' time so far, in ticks summed over every core, from
+/// the first line of /proc/stat: all of it, and the part the hypervisor
+/// gave to other machines while this one's were ready to run ("steal"),
+/// which no process's CPU seconds show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreTicks {
+    pub stolen: u64,
+    pub total: u64,
+}
+
+impl CoreTicks {
+    pub fn read() -> Self {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        // cpu  user nice system idle iowait irq softirq steal guest guest_nice;
+        // a guest's time is counted in user's already.
+        let ticks: Vec<u64> = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|ticks| ticks.parse().unwrap_or(0))
+            .collect();
+        Self {
+            stolen: ticks.get(7).copied().unwrap_or(0),
+            total: ticks.iter().sum(),
+        }
+    }
+
+    /// The ticks between `earlier` and this reading.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            stolen: self.stolen.saturating_sub(earlier.stolen),
+            total: self.total.saturating_sub(earlier.total),
+        }
+    }
+
+    pub fn add(&mut self, other: Self) {
+        self.stolen += other.stolen;
+        self.total += other.total;
+    }
+
+    /// The share stolen, in percent.
+    pub fn stolen_percent(self) -> f64 {
+        100.0 * self.stolen as f64 / self.total.max(1) as f64
+    }
 }
 
 /// The parent of a process.

@@ -184,11 +184,11 @@ impl Lookups {
     }
 }
 
-/// What a measurement used: the CPU seconds of each group, and the seconds
-/// of the machine's cores the hypervisor took meanwhile.
+/// What a measurement used: the CPU seconds of each group, and the
+/// machine's cores' time meanwhile, with the part the hypervisor took.
 struct Used {
     cpu: Vec<f64>,
-    stolen: f64,
+    cores: procs::CoreTicks,
 }
 
 /// Runs `work` and returns what it measured with what it used.
@@ -196,12 +196,12 @@ async fn with_cpu<Fut>(groups: &[Group], work: Fut) -> (Outcome, Used)
 where
     Fut: std::future::Future<Output = Outcome>,
 {
-    let (before, stolen_before) = (procs::snapshot(groups), procs::stolen_seconds());
+    let (before, cores_before) = (procs::snapshot(groups), procs::CoreTicks::read());
     let outcome = work.await;
-    let (after, stolen_after) = (procs::snapshot(groups), procs::stolen_seconds());
+    let (after, cores_after) = (procs::snapshot(groups), procs::CoreTicks::read());
     let cpu = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-    let stolen = stolen_after - stolen_before;
-    (outcome, Used { cpu, stolen })
+    let cores = cores_after.since(cores_before);
+    (outcome, Used { cpu, cores })
 }
 
 /// The machine's cores.
@@ -213,7 +213,7 @@ fn cores() -> f64 {
 struct Tally {
     outcome: Outcome,
     cpu: Vec<f64>,
-    stolen: f64,
+    cores: procs::CoreTicks,
 }
 
 impl Tally {
@@ -221,21 +221,21 @@ impl Tally {
         Self {
             outcome: Outcome::empty(),
             cpu: vec![0.0; groups],
-            stolen: 0.0,
+            cores: procs::CoreTicks::default(),
         }
     }
 
-    fn add(&mut self, outcome: &Outcome, cpu: &[f64], stolen: f64) {
+    fn add(&mut self, outcome: &Outcome, cpu: &[f64], cores: procs::CoreTicks) {
         self.outcome.merge(outcome);
         for (total, used) in self.cpu.iter_mut().zip(cpu) {
             *total += used;
         }
-        self.stolen += stolen;
+        self.cores.add(cores);
     }
 
     /// The share of the cores' time the hypervisor took while measuring, in percent.
-    fn stolen_percent(&self, cores: f64) -> f64 {
-        100.0 * self.stolen / (self.outcome.elapsed.as_secs_f64() * cores).max(1e-9)
+    fn stolen_percent(&self) -> f64 {
+        self.cores.stolen_percent()
     }
 
     /// Milliseconds of CPU per answered request, for each group.
@@ -689,11 +689,9 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     };
     let mut paths = vec![Path::Direct, Path::Gateway, Path::Nginx];
     let mut gateway_databases = vec![format!("gateway_{largest_n}")];
-    let mut gateway_pids = vec![gateway_pid];
-    if let Some(gateway) = &compared {
+    if compared.is_some() {
         paths.push(Path::Compared);
         gateway_databases.push("gateway_compared".to_owned());
-        gateway_pids.push(gateway.pid());
     }
     // A lookup through the gateway answers before its index has caught up
     // (it falls back to the authority that minted the identifier), so wait
@@ -717,18 +715,26 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         })
         .await;
     }
-    // PostgreSQL's share: the backends serving the node's and the gateways' databases.
-    let mut lookup_databases = vec![code.to_lowercase()];
-    lookup_databases.extend(gateway_databases.iter().cloned());
+    // PostgreSQL's share: the backends serving the node's and the gateway's databases.
+    let lookup_databases = [code.to_lowercase(), format!("gateway_{largest_n}")];
     let lookup_databases: Vec<&str> = lookup_databases.iter().map(String::as_str).collect();
-    let groups = vec![
+    let mut groups = vec![
         Group::of("client", vec![std::process::id()]),
         Group::of("node", vec![node_pid]),
-        // Both builds when one is compared: the one not being measured is idle.
-        Group::of("gateway", gateway_pids),
+        Group::of("gateway", vec![gateway_pid]),
         Group::tree("nginx", nginx.pid()),
         Group::of("postgres", databases.backends(&lookup_databases).await?),
     ];
+    // A compared build in groups of its own: while another path is measured
+    // it is not idle (it follows every node's feed, as the other gateway
+    // does), and its figures are read from its own row.
+    if let Some(gateway) = &compared {
+        groups.push(Group::of("compared gateway", vec![gateway.pid()]));
+        groups.push(Group::of(
+            "postgres of the compared gateway",
+            databases.backends(&["gateway_compared"]).await?,
+        ));
+    }
 
     let mut latency: Vec<Tally> = paths.iter().map(|_| Tally::new(groups.len())).collect();
     let mut throughput: Vec<Tally> = paths.iter().map(|_| Tally::new(groups.len())).collect();
@@ -743,7 +749,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
                 load::closed_loop(1, seconds, move |n| client.request(path, n)),
             )
             .await;
-            latency[index].add(&outcome, &used.cpu, used.stolen);
+            latency[index].add(&outcome, &used.cpu, used.cores);
         }
         for k in 0..paths.len() {
             let index = (round + k) % paths.len();
@@ -758,7 +764,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             )
             .await;
             node_loaded = node_loaded.max(memory);
-            throughput[index].add(&outcome, &used.cpu, used.stolen);
+            throughput[index].add(&outcome, &used.cpu, used.cores);
         }
     }
     for (index, path) in paths.iter().enumerate() {
@@ -834,7 +840,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         ];
         row.extend(cpu.iter().map(|ms| f(*ms, 3)));
         row.push(f(cpu.iter().sum(), 3));
-        row.push(f(tally.stolen_percent(cores()), 1));
+        row.push(f(tally.stolen_percent(), 1));
         section.row(row);
     }
     report.push(section);
@@ -864,7 +870,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             f(tally.outcome.ms(0.99), 3),
             f(ratio(tally.outcome.throughput(), direct_throughput), 2),
             f(tally.cpu_ms_per_request().iter().sum(), 3),
-            f(tally.stolen_percent(cores()), 1),
+            f(tally.stolen_percent(), 1),
         ]);
     }
     report.push(section);
@@ -1002,7 +1008,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             }
         });
         let (outcome, used) = with_cpu(&[], direct).await;
-        direct_tally.add(&outcome, &[], used.stolen);
+        direct_tally.add(&outcome, &[], used.cores);
         for k in 0..search_clients.len() {
             let index = (round + k) % search_clients.len();
             let (n, gateway_pid, client, searches) = &search_clients[index];
@@ -1019,9 +1025,9 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
                 Group::of("postgres", databases.backends(&names).await?),
             ];
             // The first search after the switch from another federation
-            // wakes nodes idle for seconds (traced: 1.3 to 1.6 times the
-            // round's median): timed on its own, and reported beside the
-            // rounds rather than as one in twenty of their samples.
+            // wakes a gateway and nodes idle for seconds (traced: 1.1 to
+            // 1.6 times the round's median): timed on its own, and reported
+            // beside the rounds rather than as one in twenty of their samples.
             let sent = Instant::now();
             search(client, searches, *n)(0)
                 .await
@@ -1032,7 +1038,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
                 load::closed_loop(1, seconds, search(client, searches, *n)),
             )
             .await;
-            search_tallies[index].add(&outcome, &[used.cpu.iter().sum()], used.stolen);
+            search_tallies[index].add(&outcome, &[used.cpu.iter().sum()], used.cores);
         }
     }
     direct_tally.check("direct search")?;
@@ -1051,7 +1057,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         "".into(),
         "".into(),
         "".into(),
-        f(direct_tally.stolen_percent(cores), 1),
+        f(direct_tally.stolen_percent(), 1),
         "".into(),
     ]);
     let mut order: Vec<usize> = (0..search_clients.len()).collect();
@@ -1072,7 +1078,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             f(floor_99, 3),
             f(ratio(tally.outcome.ms(0.5), floor_50), 2),
             f(ratio(tally.outcome.ms(0.99), floor_99), 2),
-            f(tally.stolen_percent(cores), 1),
+            f(tally.stolen_percent(), 1),
             format!(
                 "{} ({})",
                 f(firsts[index].value_at_quantile(0.5) as f64 / 1000.0, 3),

@@ -167,6 +167,8 @@ impl Service<http::Request<tonic::body::Body>> for GatewayRoutes {
             return self.generated.call(request);
         }
         let service = self.service.clone();
+        // The generated server's settings, which must stay in step with
+        // `GatewayRoutes::new`'s: the message bounds (and no compression).
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(SendEncoded::<pb::GetRecordRequest>::default())
                 .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)

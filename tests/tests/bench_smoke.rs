@@ -29,6 +29,15 @@ fn table<'a>(report: &'a str, title: &str) -> Vec<&'a str> {
         .unwrap_or_default()
 }
 
+/// The header row of the table under the heading that starts with `title`.
+fn header<'a>(report: &'a str, title: &str) -> &'a str {
+    report
+        .split("### ")
+        .find(|section| section.starts_with(title))
+        .and_then(|section| section.lines().find(|line| line.starts_with('|')))
+        .unwrap_or_default()
+}
+
 #[test]
 fn the_benchmark_runs_end_to_end_at_a_tiny_size() -> anyhow::Result<()> {
     let nginx = std::env::var("CONTACTPOINT_NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".into());
@@ -107,10 +116,20 @@ fn the_benchmark_runs_end_to_end_at_a_tiny_size() -> anyhow::Result<()> {
         latency.iter().any(|row| row.contains("compared gateway")),
         "{report}"
     );
-    let steal = latency[0].trim_end_matches('|').rsplit('|').next();
+    for title in [
+        "a. Lookup by identifier",
+        "a. Lookup throughput",
+        "b. Search",
+    ] {
+        let header = header(&report, title);
+        assert!(
+            header.contains("| steal % "),
+            "the share of the cores stolen under {title}: {report}"
+        );
+    }
     assert!(
-        steal.is_some_and(|cell| cell.trim().parse::<f64>().is_ok()),
-        "the share of the cores stolen, last: {report}"
+        header(&report, "a. Lookup by identifier").contains("CPU ms/req compared gateway"),
+        "the compared build's CPU in a column of its own: {report}"
     );
 
     let memory = table(&report, "d. Memory");
