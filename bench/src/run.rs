@@ -204,11 +204,6 @@ where
     (outcome, Used { cpu, cores })
 }
 
-/// The machine's cores.
-fn cores() -> f64 {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
-}
-
 /// Per-path totals across rounds.
 struct Tally {
     outcome: Outcome,
@@ -231,11 +226,6 @@ impl Tally {
             *total += used;
         }
         self.cores.add(cores);
-    }
-
-    /// The share of the cores' time the hypervisor took while measuring, in percent.
-    fn stolen_percent(&self) -> f64 {
-        self.cores.stolen_percent()
     }
 
     /// Milliseconds of CPU per answered request, for each group.
@@ -840,7 +830,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         ];
         row.extend(cpu.iter().map(|ms| f(*ms, 3)));
         row.push(f(cpu.iter().sum(), 3));
-        row.push(f(tally.stolen_percent(), 1));
+        row.push(f(tally.cores.stolen_percent(), 1));
         section.row(row);
     }
     report.push(section);
@@ -870,7 +860,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             f(tally.outcome.ms(0.99), 3),
             f(ratio(tally.outcome.throughput(), direct_throughput), 2),
             f(tally.cpu_ms_per_request().iter().sum(), 3),
-            f(tally.stolen_percent(), 1),
+            f(tally.cores.stolen_percent(), 1),
         ]);
     }
     report.push(section);
@@ -986,8 +976,8 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     // after their first milliseconds. A shorter one (a second) left the
     // first round's later searches reading from disk: the slowest of a
     // 153-node run, traced, were those.
+    let warm = seconds.mul_f64(1.5).max(Duration::from_secs(1));
     for (n, _, client, searches) in &search_clients {
-        let warm = seconds.mul_f64(1.5).max(Duration::from_secs(1));
         load::closed_loop(1, warm, search(client, searches, *n)).await;
     }
     let mut direct_tally = Tally::new(0);
@@ -1042,7 +1032,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         }
     }
     direct_tally.check("direct search")?;
-    let cores = cores();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let mut section = Section::new(
         format!("b. Search by surname and date of birth, one in flight, {cores} cores; floor = max(one direct search, total CPU per search / cores)"),
         &["nodes", "searches", "p50 ms", "p99 ms", "CPU ms/search (all processes)", "floor p50 ms", "floor p99 ms", "p50 / floor", "p99 / floor", "steal %", "first after a switch: median ms (rounds)"],
@@ -1057,7 +1047,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
         "".into(),
         "".into(),
         "".into(),
-        f(direct_tally.stolen_percent(), 1),
+        f(direct_tally.cores.stolen_percent(), 1),
         "".into(),
     ]);
     let mut order: Vec<usize> = (0..search_clients.len()).collect();
@@ -1078,7 +1068,7 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
             f(floor_99, 3),
             f(ratio(tally.outcome.ms(0.5), floor_50), 2),
             f(ratio(tally.outcome.ms(0.99), floor_99), 2),
-            f(tally.stolen_percent(), 1),
+            f(tally.cores.stolen_percent(), 1),
             format!(
                 "{} ({})",
                 f(firsts[index].value_at_quantile(0.5) as f64 / 1000.0, 3),

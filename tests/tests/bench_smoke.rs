@@ -1,7 +1,8 @@
 //! The benchmark at a tiny size, so that it cannot rot: `cpbench run` over
 //! three node processes, a gateway (and a second one compared with it, here
-//! the same build), nginx and the bare tonic server, with a thousand records. It asserts that every table is printed with numbers
-//! in it, never how fast anything was (timings belong to scripts/bench).
+//! the same build), nginx and the bare tonic server, with a thousand
+//! records. It asserts that every table is printed with numbers in it,
+//! never how fast anything was (timings belong to scripts/bench).
 use std::process::Command;
 
 use contactpoint_tests::*;
@@ -14,27 +15,28 @@ fn numbers(row: &str) -> Vec<f64> {
         .collect()
 }
 
-/// The rows of the table under the heading that starts with `title`.
-fn table<'a>(report: &'a str, title: &str) -> Vec<&'a str> {
+/// The table under the heading that starts with `title`, heading and all.
+fn section<'a>(report: &'a str, title: &str) -> &'a str {
     report
         .split("### ")
         .find(|section| section.starts_with(title))
-        .map(|section| {
-            section
-                .lines()
-                .filter(|line| line.starts_with('|') && !line.starts_with("|-"))
-                .skip(1)
-                .collect()
-        })
         .unwrap_or_default()
+}
+
+/// The rows of the table under the heading that starts with `title`.
+fn table<'a>(report: &'a str, title: &str) -> Vec<&'a str> {
+    section(report, title)
+        .lines()
+        .filter(|line| line.starts_with('|') && !line.starts_with("|-"))
+        .skip(1)
+        .collect()
 }
 
 /// The header row of the table under the heading that starts with `title`.
 fn header<'a>(report: &'a str, title: &str) -> &'a str {
-    report
-        .split("### ")
-        .find(|section| section.starts_with(title))
-        .and_then(|section| section.lines().find(|line| line.starts_with('|')))
+    section(report, title)
+        .lines()
+        .find(|line| line.starts_with('|'))
         .unwrap_or_default()
 }
 
