@@ -10,17 +10,24 @@
 //! side on one database.
 #![forbid(unsafe_code)]
 
+mod audit;
 pub mod config;
+mod contributions;
 mod error;
 pub mod feed;
 pub mod limits;
+mod lookup;
 pub mod nodes;
 mod passthrough;
 pub mod routes;
+mod search;
 mod service;
 pub mod store;
-pub mod transfer;
+mod transfers;
 pub mod witness;
+
+/// The transfer workflow, at the path it has always had.
+pub use transfers::workflow as transfer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -105,7 +112,7 @@ pub async fn serve_on(
     )?)
     .map_err(StartError::Signing)?;
 
-    let transfers = Arc::new(transfer::Transfers::new(
+    let transfers = Arc::new(transfers::Transfers::new(
         store.clone(),
         directory.clone(),
         routes.clone(),

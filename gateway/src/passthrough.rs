@@ -6,7 +6,7 @@
 //! (identifier, reason, rights) before any node is asked.
 //!
 //! `GatewayRoutes` serves the gateway's service with `GetRecord` answered
-//! from [`GatewayService::read_record`]'s bytes, and every other method by
+//! from [`crate::lookup::read_record`]'s bytes, and every other method by
 //! the generated server.
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -149,7 +149,7 @@ impl tonic::server::UnaryService<pb::GetRecordRequest> for ReadRecord {
 
     fn call(&mut self, request: Request<pb::GetRecordRequest>) -> Self::Future {
         let service = self.0.clone();
-        Box::pin(async move { service.read_record(request).await })
+        Box::pin(async move { crate::lookup::read_record(&service, request).await })
     }
 }
 

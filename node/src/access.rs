@@ -153,3 +153,27 @@ impl Caller {
         self.role.as_ref().map(Role::to_wire).unwrap_or_default()
     }
 }
+
+use contactpoint_proto::v1 as pb;
+use tonic::{Response, Status};
+
+use crate::service::NodeService;
+
+pub(crate) async fn who_am_i(
+    node: &NodeService,
+    request: Request<pb::WhoAmIRequest>,
+) -> Result<Response<pb::WhoAmIResponse>, Status> {
+    let caller = node.caller(&request)?;
+    Ok(Response::new(pb::WhoAmIResponse {
+        organisation: caller.identity.organisation.clone(),
+        unit: caller.identity.unit.clone().unwrap_or_default(),
+        common_name: caller.identity.common_name.clone(),
+        role: caller.role_name(),
+        role_description: caller
+            .role
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        access_refused: caller.access_refused().unwrap_or_default(),
+    }))
+}

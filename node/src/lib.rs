@@ -10,13 +10,22 @@ pub mod access;
 pub mod audit;
 pub mod clock;
 pub mod config;
+mod consent;
+mod contributions;
 pub mod error;
 /// Para 5 identifiers: their shape is part of the contract.
 pub use contactpoint_proto::identifier;
 pub mod model;
+mod notifications;
+mod records;
 pub mod redact;
+mod retention;
+mod routing_feed;
+mod search;
 mod service;
+mod shielding;
 pub mod store;
+mod transfers;
 pub mod wire;
 
 use std::future::Future;
@@ -128,12 +137,12 @@ pub async fn serve_on(
     if let Some(listener) = metrics_listener {
         background.spawn(contactpoint_ops::serve_metrics(listener, metrics.clone()));
     }
-    background.spawn(archive_and_destroy(
+    background.spawn(retention::archive_and_destroy_every(
         store.clone(),
         clock.clone(),
         Duration::from_secs(config.archive_interval_seconds),
     ));
-    background.spawn(checkpoint_audit(
+    background.spawn(audit::checkpoint_every(
         store.clone(),
         signer,
         Duration::from_secs(config.audit_checkpoint_seconds),
@@ -172,39 +181,6 @@ pub async fn serve_on(
     Ok(served?)
 }
 
-/// Runs archiving and destruction every `every`, as of the node's clock.
-async fn archive_and_destroy(store: Store, clock: Arc<dyn Clock>, every: Duration) {
-    loop {
-        match store.archive_and_destroy(clock.today()).await {
-            Ok(report) if report != store::ArchiveReport::default() => {
-                tracing::info!(?report, "archiving and destruction")
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(%error, "archiving and destruction did not run; will try again")
-            }
-        }
-        tokio::time::sleep(every).await;
-    }
-}
-
-/// Signs a checkpoint of the audit chain every `every`.
-async fn checkpoint_audit(store: Store, signer: audit::CheckpointSigner, every: Duration) {
-    // The first after between half and all of the interval, at random, so
-    // that nodes started together (a host's restart) do not all sign and
-    // write at once ever after.
-    use std::hash::BuildHasher;
-    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
-    tokio::time::sleep(every.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)).await;
-    loop {
-        if let Err(error) = store.checkpoint_audit(&signer).await {
-            tracing::warn!(%error, "audit checkpoint not written; will try again");
-        }
-        tokio::time::sleep(every).await;
-    }
-}
-
-/// Keeps the health service true: NOT_SERVING while the database does not
 /// answer; and the pool and audit checkpoint metrics current.
 async fn report_health(
     reporter: tonic_health::server::HealthReporter,

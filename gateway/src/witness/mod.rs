@@ -4,6 +4,14 @@
 //! its database. A node that later cut its log back, checkpoints and all,
 //! cannot cut these: `contactpoint-gateway --export-witness CODE` hands them
 //! to the node's verifier.
+//!
+//! It serves RULES.md, Audit (practice, promised to Parliament): every access
+//! is audited and audits are reviewed, which wants logs no node can cut back
+//! unseen. Invariants: a checkpoint once countersigned is kept as it was; a
+//! newer one that contradicts it is logged as an error at once; SQL only in
+//! `store`.
+mod store;
+
 use std::time::Duration;
 
 use contactpoint_mtls::KeySigner;

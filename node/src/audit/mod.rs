@@ -7,15 +7,35 @@
 //! or reordering entries breaks the link the next entry holds. A checkpoint
 //! signs the head (last id and hash) with the node's key, so cutting the log
 //! back below a checkpoint is detected too.
+//!
+//! Every access is audited (RULES.md, Audit: promised to Parliament) before
+//! it is answered: a change's entry commits with the change (`insert_audit`),
+//! a read's or refusal's in a statement of its own (`Store::audit`). One
+//! statement appends an entry (migration V13's `audit_append`), which takes
+//! the chain's lock, reads the head, hashes and inserts; the lock is never
+//! held across a round trip to the node. Who has seen a record is
+//! `subject_access`; the gateway countersigns checkpoints (`GetAuditCheckpoint`).
+
+pub(crate) mod subject_access;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use contactpoint_mtls::{verify_signature, KeySigner};
+use contactpoint_policy::Right;
 use contactpoint_proto::audit::{checkpoint_message, witness_message, Witness};
+use contactpoint_proto::v1 as pb;
 use deadpool_postgres::Transaction;
 use ring::digest::{digest, SHA256};
+use std::time::Duration;
 use tokio_postgres::GenericClient;
+use tonic::Request;
+use tonic::Response;
+use tonic::Status;
 
 use crate::error::NodeError;
-use crate::store::AuditEvent;
+use crate::identifier::RecordId;
+use crate::notifications::Notify;
+use crate::service::{Method, NodeService};
+use crate::store::{Result, Store};
 
 /// The fields of an entry its hash covers, besides its id and time.
 #[derive(Clone, Copy)]
@@ -378,6 +398,124 @@ pub fn check_witnesses(
                 "{name}: entry {last} is missing: the log was truncated or cut"
             )),
         }
+    }
+}
+
+/// Who did what, for the audit table.
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    pub organisation: &'a str,
+    pub unit: Option<&'a str>,
+    pub name: &'a str,
+    pub method: &'a str,
+    pub record_ids: Vec<String>,
+    pub outcome: &'a str,
+    /// The reason the caller stated, if any.
+    pub reason: Option<&'a str>,
+    /// The caller's role, in `Role::to_wire` form.
+    pub role: String,
+    /// The gateway's identity, when it called on the caller's behalf.
+    pub via: Option<String>,
+    /// A search's parameters, as JSON.
+    pub query: Option<String>,
+    /// What to tell the responsible authority about the records accessed,
+    /// written with the audit entry.
+    pub notifications: Vec<Notify>,
+}
+
+impl Store {
+    /// How long the oldest audit entry has waited for a signed checkpoint
+    /// (0 when every entry is under one): grows only if checkpointing stops.
+    pub async fn checkpoint_age_seconds(&self) -> Result<Option<i64>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                &client.prepare_cached("SELECT audit_unsigned_age()").await?,
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// The newest signed checkpoint of the audit chain: last entry, head hash, signature.
+    pub async fn latest_checkpoint(&self) -> Result<Option<(i64, Vec<u8>, Vec<u8>)>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &client.prepare_cached("SELECT last_event_id, head_hash, signature FROM audit_checkpoint ORDER BY checkpoint_id DESC LIMIT 1").await?,
+                &[],
+            )
+            .await?;
+        Ok(row.map(|row| (row.get(0), row.get(1), row.get(2))))
+    }
+
+    /// Appends to the audit table a call that changed nothing (reads, and
+    /// refused calls), with what the responsible authority is to be told of
+    /// it, in one statement (see `audit::append_alone`). Changes are audited
+    /// inside their own transaction.
+    pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
+        crate::audit::append_alone(self.pool.get().await?, event).await
+    }
+
+    /// Signs a checkpoint of the audit chain's head (see `audit`).
+    pub async fn checkpoint_audit(
+        &self,
+        signer: &crate::audit::CheckpointSigner,
+    ) -> Result<Option<i64>> {
+        let client = self.pool.get().await?;
+        signer.checkpoint(&**client).await
+    }
+}
+
+/// Audits a change in the transaction that makes it: committed together or not at all.
+pub(crate) async fn insert_audit(
+    tx: &Transaction<'_>,
+    event: &AuditEvent<'_>,
+    id: &RecordId,
+) -> Result<()> {
+    crate::audit::append(tx, event, &[id.to_string()]).await
+}
+
+pub(crate) async fn get_audit_checkpoint(
+    node: &NodeService,
+    request: Request<pb::GetAuditCheckpointRequest>,
+) -> Result<Response<pb::AuditCheckpoint>, Status> {
+    let caller = node.caller(&request)?;
+    if let Err(refused) = node.require(&caller, Right::WitnessAudit) {
+        return node
+            .finish(&caller, Method::GetAuditCheckpoint, vec![], Err(refused))
+            .await;
+    }
+    // Reading a checkpoint touches no record: not an access to audit.
+    let result: Result<_, NodeError> = async {
+        let (last_event_id, head_hash, signature) =
+            node.store.latest_checkpoint().await?.ok_or_else(|| {
+                NodeError::NotApplicable("the audit has no signed checkpoint yet".into())
+            })?;
+        Ok(pb::AuditCheckpoint {
+            authority_code: node.store.authority().code.clone(),
+            last_event_id,
+            head_hash,
+            signature,
+        })
+    }
+    .await;
+    result.map(Response::new).map_err(NodeError::into_status)
+}
+
+/// Signs a checkpoint of the audit chain every `every`.
+pub(crate) async fn checkpoint_every(store: Store, signer: CheckpointSigner, every: Duration) {
+    // The first after between half and all of the interval, at random, so
+    // that nodes started together (a host's restart) do not all sign and
+    // write at once ever after.
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    tokio::time::sleep(every.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)).await;
+    loop {
+        if let Err(error) = store.checkpoint_audit(&signer).await {
+            tracing::warn!(%error, "audit checkpoint not written; will try again");
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

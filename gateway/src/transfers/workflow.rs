@@ -35,7 +35,8 @@ use tonic::Code;
 
 use crate::nodes::{Directory, Node};
 use crate::routes::Routes;
-use crate::store::{Store, StoreError, TransferRow};
+use crate::store::{Store, StoreError};
+use crate::transfers::TransferRow;
 
 /// Longest pause between retries of a waiting transfer.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

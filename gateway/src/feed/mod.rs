@@ -6,12 +6,21 @@
 //! cursor in one transaction. A gateway that was down catches up from its
 //! cursor; applying an event twice changes nothing; several gateways sharing
 //! one database share the cursors.
+//!
+//! The routing index names the one authority responsible for each record
+//! (Schedule 1 para 19). Invariants: a route is replaced only by one of as
+//! many transfers or more (`FeedEvent::moves`), so outboxes read out of
+//! order never point a lookup back; SQL only in `store`.
+mod store;
+
+pub use store::FeedEvent;
+
 use std::time::Duration;
 
 use contactpoint_proto::v1 as pb;
 
 use crate::nodes::{Directory, Node};
-use crate::store::{FeedEvent, Store};
+use crate::store::Store;
 
 /// Events asked for in one read.
 const BATCH: u32 = 500;

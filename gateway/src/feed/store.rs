@@ -1,0 +1,91 @@
+//! The routing feed's SQL: how far each node's outbox has been read, and a
+//! batch of its events applied to the routing index with the cursor moved
+//! past them, in one transaction. Every value is a bind parameter.
+use crate::store::{Store, StoreError};
+
+/// A node's announcement that it is responsible for a record.
+#[derive(Debug, Clone)]
+pub struct FeedEvent {
+    pub event_id: i64,
+    pub record_id: String,
+    pub authority_code: String,
+    /// Transfers behind it; a route is only replaced by one with as many or more.
+    pub moves: i32,
+}
+
+impl Store {
+    /// How far the outbox of `authority_code` has been read.
+    pub async fn cursor(&self, authority_code: &str) -> Result<i64, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &client
+                    .prepare_cached(
+                        "SELECT last_event_id FROM feed_cursor WHERE authority_code = $1",
+                    )
+                    .await?,
+                &[&authority_code],
+            )
+            .await?;
+        Ok(row.map_or(0, |row| row.get(0)))
+    }
+
+    /// Applies a batch of outbox events and moves the cursor past them, in
+    /// one transaction: a crash leaves either both or neither, and applying a
+    /// batch twice changes nothing more.
+    pub async fn apply_feed(
+        &self,
+        authority_code: &str,
+        events: &[FeedEvent],
+    ) -> Result<(), StoreError> {
+        let Some(last) = events.iter().map(|event| event.event_id).max() else {
+            return Ok(());
+        };
+        // One statement for the batch. Only a route of as many transfers or
+        // more replaces one: events read out of order across nodes never
+        // point back to an authority the record has left. A record named
+        // twice in the batch (it left and came back) is written once, as its
+        // latest event has it, which is what applying them in turn leaves.
+        // In record order, so that gateways sharing the database and applying
+        // the same batch at once take the rows' locks in the same order.
+        let mut latest: std::collections::BTreeMap<&str, &FeedEvent> = Default::default();
+        for event in events {
+            let kept = latest.entry(&event.record_id).or_insert(event);
+            if (event.moves, event.event_id) >= (kept.moves, kept.event_id) {
+                *kept = event;
+            }
+        }
+        let (mut records, mut authorities, mut moves) = (vec![], vec![], vec![]);
+        for event in latest.values() {
+            records.push(event.record_id.as_str());
+            authorities.push(event.authority_code.as_str());
+            moves.push(event.moves);
+        }
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            &tx.prepare_cached(
+                "INSERT INTO routing_index (record_id, authority_code, moves)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
+                 ON CONFLICT (record_id) DO UPDATE
+                     SET authority_code = EXCLUDED.authority_code, moves = EXCLUDED.moves, updated_at = now()
+                     WHERE routing_index.moves <= EXCLUDED.moves",
+            )
+            .await?,
+            &[&records, &authorities, &moves],
+        )
+        .await?;
+        tx.execute(
+            &tx.prepare_cached(
+                "INSERT INTO feed_cursor (authority_code, last_event_id) VALUES ($1, $2)
+             ON CONFLICT (authority_code) DO UPDATE
+                 SET last_event_id = GREATEST(feed_cursor.last_event_id, EXCLUDED.last_event_id)",
+            )
+            .await?,
+            &[&authority_code, &last],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! Search (regulation 9; Schedules 2 and 3): a practitioner or national
+//! partner finding a child whose identifier they do not know, from a surname
+//! (current or former) and a date of birth, narrowed by forename, postcode
+//! and gender, ranked best first. The gateway asks every node and merges.
+//!
+//! Invariants: a search states a reason and is audited with its parameters
+//! and the records it returned; it never matches a shielded record on a
+//! hidden field (its postcode) nor shows one, except to the responsible
+//! authority's management team, who also see archived records; records
+//! staged by a transfer in are not found.
+
+pub mod keys;
+mod store;
+
+use chrono::NaiveDate;
+use contactpoint_policy::Right;
+use contactpoint_proto::v1 as pb;
+use tonic::Request;
+use tonic::Response;
+use tonic::Status;
+
+use crate::error::Invalid;
+use crate::identifier::RecordId;
+use crate::model::*;
+use crate::records::wire::{encode_authority, encode_name};
+use crate::search::keys::{canonical_postcode, forenames_key, surname_key};
+use crate::service::{Method, NodeService};
+use crate::wire::WireEnum;
+use crate::wire::{encode_date, optional_date};
+
+/// Default and largest number of search matches.
+const DEFAULT_SEARCH_LIMIT: u32 = 20;
+const MAX_SEARCH_LIMIT: u32 = 100;
+
+/// A local search: surname plus a date of birth or a postcode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// Search key of the surname (see `wire::name_key`).
+    pub surname_key: String,
+    /// Search key of a forename prefix.
+    pub forename_key: Option<String>,
+    /// Records of this gender, or recorded as not specified.
+    pub gender: Option<Gender>,
+    pub date_of_birth: Option<NaiveDate>,
+    /// Canonical postcode.
+    pub postcode: Option<String>,
+    pub limit: u32,
+    /// The reader may see shielded records' hidden fields (the responsible
+    /// authority's management team): only then may a postcode match one.
+    pub reveal_shielded: bool,
+    /// The reader may find archived records (data managers in their first year).
+    pub include_archived: bool,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchMatch {
+    pub id: RecordId,
+    pub name: PersonName,
+    pub gender: Gender,
+    pub date_of_birth: NaiveDate,
+    pub postcode: Option<String>,
+    pub responsible_authority: ResponsibleAuthority,
+    /// Shielded: the postcode is withheld from this reader.
+    pub shielded: bool,
+    pub score: u32,
+}
+
+pub(crate) async fn search_records(
+    node: &NodeService,
+    request: Request<pb::SearchRecordsRequest>,
+) -> Result<Response<pb::SearchRecordsResponse>, Status> {
+    let mut caller = node.caller(&request)?;
+    let reason_stated = caller.state_reason(&request.get_ref().reason);
+    caller.query = Some(contactpoint_proto::search_parameters(request.get_ref()));
+    let result = async {
+        let role = node.require(&caller, Right::Search)?;
+        let mut query = decode_search(request.get_ref())?;
+        reason_stated?;
+        query.reveal_shielded = role.is_management_of(&node.store.authority().code);
+        query.include_archived = query.reveal_shielded;
+        node.store.search(&query).await
+    }
+    .await;
+    let ids = result
+        .as_ref()
+        .map(|found| found.iter().map(|m| m.id.to_string()).collect())
+        .unwrap_or_default();
+    let response = result.map(|found| pb::SearchRecordsResponse {
+        matches: found.iter().map(encode_match).collect(),
+    });
+    node.finish(&caller, Method::SearchRecords, ids, response)
+        .await
+}
+
+pub fn decode_search(request: &pb::SearchRecordsRequest) -> Result<SearchQuery, Invalid> {
+    let surname_key = surname_key(&request.surname);
+    if surname_key.is_empty() {
+        return Err(Invalid::new(
+            "surname",
+            "is required: a search names the child's surname",
+        ));
+    }
+    let date_of_birth = optional_date(request.date_of_birth.as_ref(), "date_of_birth")?;
+    let postcode = match request.postcode.trim() {
+        "" => None,
+        typed => Some(canonical_postcode(typed).ok_or_else(|| {
+            Invalid::new("postcode", "is not a UK postcode (for example SW1A 1AA)")
+        })?),
+    };
+    if date_of_birth.is_none() && postcode.is_none() {
+        return Err(Invalid::new("date_of_birth", "a search needs a date of birth or a postcode beside the surname, to find a child rather than list children"));
+    }
+    let forename_key = Some(forenames_key(&request.forename)).filter(|key| !key.is_empty());
+    let limit = match request.limit {
+        0 => DEFAULT_SEARCH_LIMIT,
+        n => n.min(MAX_SEARCH_LIMIT),
+    };
+    let gender = match request.gender {
+        0 => None,
+        value => Some(Gender::decode(value, "gender")?),
+    };
+    Ok(SearchQuery {
+        surname_key,
+        forename_key,
+        gender,
+        date_of_birth,
+        postcode,
+        limit,
+        reveal_shielded: false,
+        include_archived: false,
+    })
+}
+
+pub fn encode_match(found: &SearchMatch) -> pb::SearchMatch {
+    pb::SearchMatch {
+        id: found.id.to_string(),
+        name: Some(encode_name(&found.name)),
+        gender: found.gender.encode(),
+        date_of_birth: Some(encode_date(found.date_of_birth)),
+        postcode: found.postcode.clone().unwrap_or_default(),
+        responsible_authority: Some(encode_authority(&found.responsible_authority)),
+        score: found.score,
+        shielded: found.shielded,
+    }
+}
