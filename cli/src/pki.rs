@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use chrono::Utc;
 use contactpoint_mtls::devca::{DevCa, Subject, Validity};
+
+use crate::args::PkiAction;
 
 /// Opens the CA in `dir`, making it first if there is none.
 pub fn open(dir: &Path) -> Result<DevCa> {
@@ -123,4 +126,146 @@ pub fn server(
             validity: Validity::Current,
         },
     )
+}
+
+pub(crate) fn pki_command(action: PkiAction) -> Result<()> {
+    match action {
+        PkiAction::Init { dir } => {
+            open(&dir)?;
+            println!("development CA in {}", dir.join("ca.pem").display());
+        }
+        PkiAction::Node { dir, code, hosts } => {
+            let ca = open(&dir)?;
+            let path = server(&ca, &dir, &format!("node-{code}"), &code, "node", &hosts)?;
+            println!("{}", path.display());
+            println!("\n# the node's entry in the access policy\n[[identity]]\norganisation = \"{code}\"\nunit = \"node\"\nrole = \"node\"\nauthority = \"{code}\"");
+        }
+        PkiAction::Gateway { dir, hosts } => {
+            let ca = open(&dir)?;
+            let path = server(
+                &ca,
+                &dir,
+                "gateway",
+                "ContactPoint gateway",
+                "gateway",
+                &hosts,
+            )?;
+            println!("{}", path.display());
+            println!("\n# the gateway's entry in the access policy\n[[identity]]\norganisation = \"ContactPoint gateway\"\nunit = \"gateway\"\nrole = \"gateway\"");
+        }
+        PkiAction::User {
+            dir,
+            organisation,
+            unit,
+            name,
+            schedule2,
+            schedule3,
+            management,
+            operator,
+            authority,
+        } => {
+            // The role first: nothing is issued for a user without one.
+            let quote = |text: &str| toml::Value::String(text.to_owned()).to_string();
+            let role = match (schedule2, schedule3, management, operator) {
+                (Some(p), ..) => format!("role = \"national_partner\"\nschedule2 = {p}"),
+                (_, Some(citation), ..) => format!(
+                    "role = \"practitioner\"\nschedule3 = {}\nauthority = {}",
+                    quote(&citation),
+                    quote(&authority.unwrap_or_default())
+                ),
+                (_, _, true, _) => format!(
+                    "role = \"management\"\nauthority = {}",
+                    quote(&authority.unwrap_or_default())
+                ),
+                (_, _, _, true) => "role = \"operator\"".to_owned(),
+                _ => bail!(
+                    "name the user's role: --schedule2, --schedule3, --management or --operator"
+                ),
+            };
+            let ca = open(&dir)?;
+            let file = format!("user-{}-{}", stem(&organisation), stem(&name));
+            if dir.join(format!("{file}.pem")).exists() {
+                bail!("{file}.pem exists already: revoke it first, or name the user differently");
+            }
+            let path = issue(
+                &ca,
+                &dir,
+                &file,
+                &Subject {
+                    organisation: &organisation,
+                    unit: unit.as_deref(),
+                    common_name: &name,
+                    server_names: &[],
+                    validity: Validity::Current,
+                },
+            )?;
+            println!("{}", path.display());
+            let who = format!(
+                "organisation = {}\n{}common_name = {}",
+                quote(&organisation),
+                unit.map(|u| format!("unit = {}\n", quote(&u)))
+                    .unwrap_or_default(),
+                quote(&name)
+            );
+            let today = Utc::now().date_naive();
+            println!(
+                "\n# add to the access policy\n[[identity]]\n{who}\n{role}\n\n[[conditions]]\n{who}\ntraining_completed_on = {today}         # the dates they were met\ncriminal_record_check_on = {today}\nuser_agreement_signed_on = {today}"
+            );
+        }
+        PkiAction::Crl { dir } => {
+            let crl = reissue_crl(&open(&dir)?, &dir)?;
+            println!("{} reissued", crl.display());
+        }
+        PkiAction::Revoke { dir, name } => {
+            let crl = revoke(&dir, &name)?;
+            println!(
+                "{name} revoked; the servers refuse it once they reread {} (SIGHUP)",
+                crl.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The demo's CA: node, gateway and client certificates (client-<organisation>.pem).
+pub(crate) fn dev_ca(
+    dir: &Path,
+    nodes: &[String],
+    clients: &[String],
+    gateway: bool,
+) -> Result<()> {
+    let ca: DevCa = open(dir)?;
+    let local = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+    for code in nodes {
+        server(&ca, dir, &format!("node-{code}"), code, "node", &local)?;
+    }
+    if gateway {
+        server(
+            &ca,
+            dir,
+            "gateway",
+            "ContactPoint gateway",
+            "gateway",
+            &local,
+        )?;
+    }
+    for client in clients {
+        let Some((organisation, name)) = client.split_once('/') else {
+            bail!("--client {client:?}: expected ORGANISATION/NAME");
+        };
+        issue(
+            &ca,
+            dir,
+            &format!("client-{}", stem(organisation)),
+            &Subject {
+                organisation,
+                unit: None,
+                common_name: name,
+                server_names: &[],
+                validity: Validity::Current,
+            },
+        )?;
+    }
+    println!("development CA in {}", dir.display());
+    Ok(())
 }
