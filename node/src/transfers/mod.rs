@@ -1,6 +1,6 @@
 //! Transfers (Schedule 1 para 19; regulation 3): when a child moves, the
 //! record moves to the new responsible authority, the gateway driving each
-//! step (`gateway::transfer`) and this node playing its side: exporting,
+//! step (`gateway::transfers`) and this node playing its side: exporting,
 //! handing over (the cutover), staging and activating a record coming in,
 //! releasing, cancelling or aborting.
 //!
