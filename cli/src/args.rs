@@ -97,7 +97,8 @@ pub(crate) enum Command {
         #[arg(long)]
         override_shielding: bool,
     },
-    /// Searches by surname and date of birth (or postcode).
+    /// Searches by surname and date of birth (or postcode, year of birth,
+    /// forename), tolerating errors; each match says how its fields agreed.
     Search {
         #[command(flatten)]
         node: NodeArgs,
@@ -110,6 +111,14 @@ pub(crate) enum Command {
         dob: Option<chrono::NaiveDate>,
         #[arg(long, default_value = "")]
         postcode: String,
+        /// Only the year of birth is known (instead of --dob).
+        #[arg(long, conflicts_with = "dob")]
+        year: Option<u32>,
+        /// Only the surname's exact key with the date of birth or postcode
+        /// (by default a search is tolerant: misspellings, names that sound
+        /// alike, nicknames, a day and month swapped, one digit wrong).
+        #[arg(long)]
+        exact: bool,
         /// Why you are searching (required; audited with the search).
         #[arg(long)]
         reason: String,

@@ -19,6 +19,13 @@ fn shared_birthday() -> chrono::NaiveDate {
     Utc::now().date_naive() - chrono::Duration::days(120)
 }
 
+/// Noah James Bennett's date of birth: 5 January, twelve years ago, which a
+/// caller may give as 1 May.
+fn bennett_birthday() -> chrono::NaiveDate {
+    let year = Utc::now().year() - 12;
+    chrono::NaiveDate::from_ymd_opt(year, 1, 5).unwrap_or_default()
+}
+
 /// Records one of three sets of fictional children at a node. Sets 0 and 1
 /// each hold an Amelia Hartley born on the same day: namesakes in two regions.
 pub(crate) async fn seed(node: &NodeArgs, set: usize) -> Result<()> {
@@ -48,7 +55,7 @@ pub(crate) async fn seed(node: &NodeArgs, set: usize) -> Result<()> {
             requests.push(sample::child_request(
                 "Noah James",
                 "Bennett",
-                wire_date(years_ago(12)),
+                wire_date(bennett_birthday()),
                 "TS5 6QA",
             ));
         }
@@ -135,6 +142,24 @@ pub(crate) async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
         .await?
         .into_inner();
     print!("{}", render::record(&record));
+
+    let misheard = bennett_birthday();
+    let misheard =
+        chrono::NaiveDate::from_ymd_opt(misheard.year(), misheard.day(), misheard.month())
+            .unwrap_or(misheard);
+    println!(
+        "\n== As the NSPCC, a caller's details as heard: \"Noah Bennet\", born {misheard} (tolerant search, every region)"
+    );
+    let tolerant = pb::SearchRecordsRequest {
+        surname: "Bennet".into(),
+        forename: "Noah".into(),
+        date_of_birth: Some(wire_date(misheard)),
+        mode: pb::MatchMode::Tolerant as i32,
+        reason: "a caller to the helpline worried about a child".into(),
+        ..Default::default()
+    };
+    let found = nspcc.search_records(tolerant).await?.into_inner();
+    print!("{}", render::matches(&found.matches));
 
     let mut police = GatewayClient::new(as_client("cleveland-police").channel().await?);
     let found = police.search_records(search.clone()).await?.into_inner();

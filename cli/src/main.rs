@@ -153,13 +153,22 @@ async fn run(cli: Cli) -> Result<()> {
             forename,
             dob,
             postcode,
+            year,
+            exact,
             reason,
         } => {
+            let mode = if exact {
+                pb::MatchMode::Exact
+            } else {
+                pb::MatchMode::Tolerant
+            };
             let request = pb::SearchRecordsRequest {
                 surname,
                 forename,
                 date_of_birth: dob.map(wire_date),
                 postcode,
+                year_of_birth: year.unwrap_or_default(),
+                mode: mode as i32,
                 reason,
                 ..Default::default()
             };

@@ -44,13 +44,14 @@ pub fn matches(found: &[pb::SearchMatch]) -> String {
             .map_or("", |a| a.name.as_str());
         let _ = writeln!(
             out,
-            "  [{:>3}] {}  {:<28} born {}  {:<9} {}",
-            m.score,
+            "  [{:>5.1}] {}  {:<28} born {}  {:<9} {}\n          {}",
+            m.match_weight,
             m.id,
             name(&m.name),
             date(&m.date_of_birth),
             m.postcode,
-            authority
+            authority,
+            agreements(&m.agreements),
         );
     }
     out
@@ -254,6 +255,16 @@ pub fn transfer(t: &pb::Transfer) -> String {
     out
 }
 
+/// How a match's fields agreed: "surname sounds alike, date of birth day
+/// and month swapped".
+pub fn agreements(agreements: &[pb::FieldAgreement]) -> String {
+    agreements
+        .iter()
+        .map(|a| format!("{} {}", a.field.replace('_', " "), a.description))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Search results as a table.
 pub fn matches_table(found: &[pb::SearchMatch]) -> String {
     if found.is_empty() {
@@ -262,16 +273,17 @@ pub fn matches_table(found: &[pb::SearchMatch]) -> String {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
     table.set_header([
-        "score",
+        "weight",
         "identifier",
         "name",
         "born",
         "postcode",
         "authority",
+        "how it matched",
     ]);
     for m in found {
         table.add_row([
-            m.score.to_string(),
+            format!("{:.1}", m.match_weight),
             m.id.clone(),
             name(&m.name),
             date(&m.date_of_birth),
@@ -283,6 +295,7 @@ pub fn matches_table(found: &[pb::SearchMatch]) -> String {
             m.responsible_authority
                 .as_ref()
                 .map_or(String::new(), |a| a.name.clone()),
+            agreements(&m.agreements),
         ]);
     }
     format!("{table}\n")

@@ -6,8 +6,9 @@
 //! first, each record once, and lists each authority that did not answer,
 //! so a partial result says it is partial.
 //!
-//! Invariants: a search names the child's surname and date of birth (to find
-//! a child rather than list children) and states a reason; it is audited with
+//! Invariants: a search names the child's surname and date of birth (a
+//! tolerant one: or year of birth), to find a child rather than list
+//! children, and states a reason; matches merge by score, then match weight; it is audited with
 //! its parameters and the records returned (RULES.md, Audit: "including the
 //! query parameters and the results returned"); a user who makes
 //! `flag_searches_without_view` searches in a day without viewing a record is
@@ -89,8 +90,10 @@ impl GatewayService {
         if query.surname.chars().all(|c| !c.is_alphanumeric()) {
             return Err(GatewayError::Invalid { field: "surname", reason: "is required: a search across authorities names the child's surname and date of birth, to find a child rather than list children".into() });
         }
-        if query.date_of_birth.is_none() {
-            return Err(GatewayError::Invalid { field: "date_of_birth", reason: "is required: a search across authorities names the child's surname and date of birth, to find a child rather than list children".into() });
+        // Only a tolerant search may know just the year (the nodes check it).
+        let year_will_do = query.mode == pb::MatchMode::Tolerant as i32 && query.year_of_birth != 0;
+        if query.date_of_birth.is_none() && !year_will_do {
+            return Err(GatewayError::Invalid { field: "date_of_birth", reason: "is required: a search across authorities names the child's surname and date of birth (a TOLERANT search: or year of birth), to find a child rather than list children".into() });
         }
         let limit = match query.limit {
             0 => DEFAULT_LIMIT,
@@ -141,9 +144,12 @@ impl GatewayService {
                 reason,
             });
         }
-        response
-            .matches
-            .sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        response.matches.sort_by(|a, b| {
+            b.score
+                .cmp(&a.score)
+                .then_with(|| b.match_weight.total_cmp(&a.match_weight))
+                .then_with(|| a.id.cmp(&b.id))
+        });
         // A record mid-transfer is shown by the old node (naming the new
         // authority) until it is released, and by the new one: show it once.
         let mut seen = std::collections::HashSet::new();

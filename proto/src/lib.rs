@@ -23,6 +23,10 @@ pub fn search_parameters(request: &v1::SearchRecordsRequest) -> String {
         "postcode": request.postcode,
         "gender": gender,
         "limit": request.limit,
+        "mode": v1::MatchMode::try_from(request.mode)
+            .map(|mode| mode.as_str_name().to_owned())
+            .unwrap_or_else(|_| request.mode.to_string()),
+        "year_of_birth": request.year_of_birth,
     })
     .to_string()
 }

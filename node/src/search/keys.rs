@@ -1,25 +1,9 @@
 //! Match keys: the canonical forms a record is stored and searched under
-//! (surname and forename keys, canonical postcodes), so that spelling of
-//! case, spaces and punctuation does not hide a child.
+//! (surname and forename keys, from `contactpoint_matching::keys`, and
+//! canonical postcodes), so that case, spaces and punctuation do not hide a
+//! child.
 
-/// The search key of a surname: lower case, letters and digits only, so that
-/// "O'Brien", "o brien" and "OBRIEN" are the same key.
-pub fn surname_key(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// The search key of forenames: each forename keyed like a surname, space separated.
-pub fn forenames_key(names: &str) -> String {
-    names
-        .split(|c: char| c.is_whitespace() || c == '-')
-        .map(surname_key)
-        .filter(|key| !key.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use contactpoint_matching::keys::{forenames_key, surname_key};
 
 /// A UK postcode in canonical form ("SW1A 1AA"), or `None` if it cannot be one.
 pub fn canonical_postcode(input: &str) -> Option<String> {

@@ -1,17 +1,56 @@
 //! The search's SQL at a node, and its ranking of what it finds.
+//!
+//! EXACT: the surname's key (current or former) with the date of birth or
+//! postcode, through btree indexes, ranked as before tolerant matching was
+//! added. TOLERANT: candidates are any record whose surname (current or
+//! former, whole or a part) has the asked key, shares a part, sounds alike
+//! (Double Metaphone codes overlap, `name_codes`) or is trigram-similar
+//! (pg_trgm's `%`), each through its own GIN index, and any record born on
+//! the date asked (or with day and month swapped) when a forename is given,
+//! for a surname that changed or was misheard past recognition; a candidate
+//! must then agree with something else asked (year or day and month of
+//! birth, a forename's first letter, sound or nickname, the postcode's
+//! district), and is scored in `contactpoint_matching`.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
+use contactpoint_matching::{nicknames::Nicknames, score, Asked, Candidate, Weights};
 use tokio_postgres::Row;
 
 use crate::error::NodeError;
 use crate::identifier::RecordId;
 use crate::model::*;
-use crate::search::{SearchMatch, SearchQuery};
+use crate::search::{MatchMode, SearchMatch, SearchQuery};
 use crate::store::{from_db, Result, Store};
+
+/// Most candidates a tolerant search scores: a search asking for so much
+/// (a common surname and a forename's initial at a large authority) that it
+/// finds more is capped here before scoring.
+const MAX_CANDIDATES: i64 = 5000;
+
+/// A tolerant match is shown only with at least this weight, in bits (odds
+/// 16 times better than for a child drawn at random): what agrees must
+/// outweigh what disagrees, so a search does not list children it did not
+/// find.
+pub const MIN_TOLERANT_WEIGHT: f64 = 4.0;
 
 impl Store {
     /// Local search; see `SearchQuery`. Ranked best first.
     pub async fn search(&self, query: &SearchQuery) -> Result<Vec<SearchMatch>> {
+        let mut matches = match query.mode {
+            MatchMode::Exact => self.search_exact(query).await?,
+            MatchMode::Tolerant => self.search_tolerant(query).await?,
+        };
+        matches.sort_by(|a, b| {
+            b.score
+                .cmp(&a.score)
+                .then_with(|| b.match_weight.total_cmp(&a.match_weight))
+                .then_with(|| a.id.as_str().cmp(b.id.as_str()))
+        });
+        matches.truncate(query.limit as usize);
+        Ok(matches)
+    }
+
+    async fn search_exact(&self, query: &SearchQuery) -> Result<Vec<SearchMatch>> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -40,62 +79,162 @@ impl Store {
                 ],
             )
             .await?;
-        let mut matches = rows
-            .iter()
-            .map(|row| search_match(row, query))
-            .collect::<Result<Vec<_>>>()?;
-        matches.sort_by(|a, b| {
-            b.score
-                .cmp(&a.score)
-                .then_with(|| a.id.as_str().cmp(b.id.as_str()))
-        });
-        matches.truncate(query.limit as usize);
+        rows.iter()
+            .map(|row| {
+                // Found on the key of the current surname or of a former one.
+                let current: &str = row.get("family_name_key");
+                let former = if current == query.surname_key {
+                    vec![]
+                } else {
+                    vec![query.surname.clone()]
+                };
+                let mut found = search_match(row, query, &former, (false, false))?;
+                found.score = exact_score(&found, row, query);
+                Ok(found)
+            })
+            .collect()
+    }
+
+    async fn search_tolerant(&self, query: &SearchQuery) -> Result<Vec<SearchMatch>> {
+        let forename = query
+            .forename_key
+            .as_deref()
+            .and_then(|key| key.split(' ').next());
+        let variants = forename.map_or_else(Vec::new, |name| Nicknames::shipped().variants(name));
+        let dates: Vec<NaiveDate> = query
+            .date_of_birth
+            .into_iter()
+            .flat_map(|born| {
+                [
+                    Some(born),
+                    NaiveDate::from_ymd_opt(born.year(), born.day(), born.month()),
+                ]
+            })
+            .flatten()
+            .collect();
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &client
+                    .prepare_cached(
+                        "SELECT r.id, r.given_names, r.family_name, r.given_names_key, r.family_name_key,
+                        r.gender, r.date_of_birth, r.postcode, r.shield_reason,
+                        r.responsible_authority_code, r.responsible_authority_name,
+                        ARRAY(SELECT f.family_name FROM former_name f WHERE f.record_id = r.id ORDER BY f.position) AS former_family_names,
+                        (name_codes(r.family_name) && name_codes($1)
+                         OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = r.id AND name_codes(f.family_name) && name_codes($1)))
+                            AS surname_sounds_alike,
+                        coalesce(name_codes(r.given_names) && name_codes($6), false) AS forename_sounds_alike
+                 FROM child_record r
+                 WHERE r.id IN (
+                           SELECT id FROM child_record WHERE family_name_key = $2
+                           UNION SELECT id FROM child_record WHERE name_parts(family_name) && name_parts($1)
+                           UNION SELECT id FROM child_record WHERE name_codes(family_name) && name_codes($1)
+                           UNION SELECT id FROM child_record WHERE family_name_key % $2
+                           UNION SELECT record_id FROM former_name
+                                 WHERE family_name_key = $2 OR name_parts(family_name) && name_parts($1)
+                                    OR name_codes(family_name) && name_codes($1) OR family_name_key % $2
+                           UNION SELECT id FROM child_record WHERE $6::text IS NOT NULL AND date_of_birth = ANY($3))
+                   AND r.status <> 'arriving'
+                   AND (r.archived_on IS NULL OR $9)
+                   AND (($4::date IS NOT NULL
+                         AND (date_part('year', r.date_of_birth) = date_part('year', $4)
+                              OR to_char(r.date_of_birth, 'MMDD') = to_char($4, 'MMDD')
+                              OR r.date_of_birth = ANY($3)))
+                        OR ($5::int IS NOT NULL AND abs(date_part('year', r.date_of_birth) - $5) <= 1)
+                        OR ($6::text IS NOT NULL
+                            AND (left(r.given_names_key, 1) = left($6, 1)
+                                 OR name_codes(r.given_names) && name_codes($6)
+                                 OR string_to_array(r.given_names_key, ' ') && $7))
+                        OR ($8::text IS NOT NULL AND r.postcode IS NOT NULL
+                            AND split_part(r.postcode, ' ', 1) = split_part($8, ' ', 1)
+                            AND (r.shield_reason IS NULL OR $10)))
+                 LIMIT $11",
+                    )
+                    .await?,
+                &[
+                    &query.surname,
+                    &query.surname_key,
+                    &dates,
+                    &query.date_of_birth,
+                    &query.year_of_birth,
+                    &forename,
+                    &variants,
+                    &query.postcode,
+                    &query.include_archived,
+                    &query.reveal_shielded,
+                    &MAX_CANDIDATES,
+                ],
+            )
+            .await?;
+        let mut matches = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let former: Vec<String> = row.get("former_family_names");
+            let sounds_alike = (
+                row.get("surname_sounds_alike"),
+                row.get("forename_sounds_alike"),
+            );
+            let mut found = search_match(row, query, &former, sounds_alike)?;
+            if found.match_weight >= MIN_TOLERANT_WEIGHT {
+                found.score = (found.match_weight * 10.0).round() as u32;
+                matches.push(found);
+            }
+        }
         Ok(matches)
     }
 }
 
-fn search_match(row: &Row, query: &SearchQuery) -> Result<SearchMatch> {
+/// A row as a match, scored by how its fields agree with the query.
+fn search_match(
+    row: &Row,
+    query: &SearchQuery,
+    former_family_names: &[String],
+    (surname_sounds_alike, forename_sounds_alike): (bool, bool),
+) -> Result<SearchMatch> {
     let id: &str = row.get("id");
     let id = RecordId::parse(id)
         .map_err(|_| NodeError::Corrupt("stored identifier does not parse".into()))?;
-    let given_key: &str = row.get("given_names_key");
-    let family_key: &str = row.get("family_name_key");
     let date_of_birth: NaiveDate = row.get("date_of_birth");
     let shielded = row.get::<_, Option<&str>>("shield_reason").is_some();
     // A shielded record's address is hidden: its postcode neither matches
-    // (see the query) nor is shown, but to the responsible authority's managers.
+    // (see the queries) nor is shown, but to the responsible authority's managers.
     let postcode: Option<String> = row
         .get::<_, Option<String>>("postcode")
         .filter(|_| !shielded || query.reveal_shielded);
-    // Current surname outranks a former one; each further field that agrees adds.
-    let mut score = if family_key == query.surname_key {
-        50
-    } else {
-        40
-    };
-    if query.date_of_birth == Some(date_of_birth) {
-        score += 30;
-    }
-    if query.postcode.is_some() && query.postcode == postcode {
-        score += 20;
-    }
     let gender = from_db(Gender::from_db, row.get("gender"))?;
-    if query.gender == Some(gender) {
-        score += 10;
-    }
-    if let Some(forename) = &query.forename_key {
-        score += if given_key.split(' ').any(|name| name == forename) {
-            20
-        } else {
-            10
-        };
-    }
+    let name = PersonName {
+        given_names: row.get("given_names"),
+        family_name: row.get("family_name"),
+    };
+    let scored = score(
+        &Asked {
+            surname: &query.surname,
+            forename: query
+                .forename_key
+                .as_deref()
+                .and_then(|key| key.split(' ').next()),
+            date_of_birth: query.date_of_birth,
+            year_of_birth: query.year_of_birth,
+            postcode: query.postcode.as_deref(),
+            gender: query.gender.map(Gender::as_db),
+        },
+        &Candidate {
+            family_name: &name.family_name,
+            former_family_names,
+            given_names: &name.given_names,
+            date_of_birth: Some(date_of_birth),
+            postcode: postcode.as_deref(),
+            gender: gender.as_db(),
+            surname_sounds_alike,
+            forename_sounds_alike,
+        },
+        Weights::shipped(),
+    );
+    // Set by the caller: `exact_score`, or the tolerant weight.
+    let score = 0;
     Ok(SearchMatch {
         id,
-        name: PersonName {
-            given_names: row.get("given_names"),
-            family_name: row.get("family_name"),
-        },
+        name,
         gender,
         date_of_birth,
         postcode,
@@ -105,5 +244,36 @@ fn search_match(row: &Row, query: &SearchQuery) -> Result<SearchMatch> {
         },
         shielded,
         score,
+        match_weight: scored.weight,
+        agreements: scored.agreements,
     })
+}
+
+/// An exact search's ranking: a current surname outranks a former one; each
+/// further field that agrees adds.
+fn exact_score(found: &SearchMatch, row: &Row, query: &SearchQuery) -> u32 {
+    let family_key: &str = row.get("family_name_key");
+    let given_key: &str = row.get("given_names_key");
+    let mut score = if family_key == query.surname_key {
+        50
+    } else {
+        40
+    };
+    if query.date_of_birth == Some(found.date_of_birth) {
+        score += 30;
+    }
+    if query.postcode.is_some() && query.postcode == found.postcode {
+        score += 20;
+    }
+    if query.gender == Some(found.gender) {
+        score += 10;
+    }
+    if let Some(forename) = &query.forename_key {
+        score += if given_key.split(' ').any(|name| name == forename) {
+            20
+        } else {
+            10
+        };
+    }
+    score
 }
