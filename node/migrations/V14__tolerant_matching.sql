@@ -25,10 +25,20 @@ CREATE FUNCTION name_codes(name text) RETURNS text[]
             FROM unnest(name_parts(name) || array_to_string(name_parts(name), '')) AS part,
                  LATERAL (VALUES (dmetaphone(part)), (dmetaphone_alt(part))) AS codes (code));
 
-CREATE INDEX child_record_surname_parts ON child_record USING gin (name_parts(family_name));
-CREATE INDEX child_record_surname_codes ON child_record USING gin (name_codes(family_name));
+-- Kept beside each name, so that a search reads them rather than computes
+-- them for every candidate, and indexed.
+ALTER TABLE child_record
+    ADD COLUMN family_name_parts text[] GENERATED ALWAYS AS (name_parts(family_name)) STORED,
+    ADD COLUMN family_name_codes text[] GENERATED ALWAYS AS (name_codes(family_name)) STORED,
+    ADD COLUMN given_names_codes text[] GENERATED ALWAYS AS (name_codes(given_names)) STORED;
+ALTER TABLE former_name
+    ADD COLUMN family_name_parts text[] GENERATED ALWAYS AS (name_parts(family_name)) STORED,
+    ADD COLUMN family_name_codes text[] GENERATED ALWAYS AS (name_codes(family_name)) STORED;
+
+CREATE INDEX child_record_surname_parts ON child_record USING gin (family_name_parts);
+CREATE INDEX child_record_surname_codes ON child_record USING gin (family_name_codes);
 CREATE INDEX child_record_surname_trigrams ON child_record USING gin (family_name_key gin_trgm_ops);
 CREATE INDEX child_record_date_of_birth ON child_record (date_of_birth);
-CREATE INDEX former_name_parts ON former_name USING gin (name_parts(family_name));
-CREATE INDEX former_name_codes ON former_name USING gin (name_codes(family_name));
+CREATE INDEX former_name_parts ON former_name USING gin (family_name_parts);
+CREATE INDEX former_name_codes ON former_name USING gin (family_name_codes);
 CREATE INDEX former_name_trigrams ON former_name USING gin (family_name_key gin_trgm_ops);

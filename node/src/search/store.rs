@@ -8,12 +8,15 @@
 //! (pg_trgm's `%`), each through its own GIN index, and any record born on
 //! the date asked (or with day and month swapped) when a forename is given,
 //! for a surname that changed or was misheard past recognition; a candidate
-//! must then agree with something else asked (year or day and month of
-//! birth, a forename's first letter, sound or nickname, the postcode's
-//! district), and is scored in `contactpoint_matching`.
+//! must then agree with something else asked well enough to count (two of
+//! the date's year, month and day, or day and month swapped; the year when
+//! only that is asked; a forename sounding alike, a nickname or within one
+//! letter; the postcode's district), and is scored in
+//! `contactpoint_matching`.
 
 use chrono::{Datelike, NaiveDate};
 use contactpoint_matching::{nicknames::Nicknames, score, Asked, Candidate, Weights};
+use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 
 use crate::error::NodeError;
@@ -32,6 +35,58 @@ const MAX_CANDIDATES: i64 = 5000;
 /// outweigh what disagrees, so a search does not list children it did not
 /// find.
 pub const MIN_TOLERANT_WEIGHT: f64 = 4.0;
+
+/// A tolerant search's candidates; see the module's doc. $1 the surname
+/// asked, $2 its key, $3 dates of birth on which any surname is a candidate,
+/// $4 the date of birth asked, $5 the year, $6 the first forename's key, $7
+/// its nicknames and variants, $8 the postcode, $9 archived records too, $10
+/// shielded records' postcodes too, $11 at most so many.
+const TOLERANT_SEARCH: &str =
+    "SELECT r.id, r.given_names, r.family_name, r.given_names_key, r.family_name_key,
+        r.gender, r.date_of_birth, r.postcode, r.shield_reason,
+        r.responsible_authority_code, r.responsible_authority_name,
+        coalesce(former.names, '{}') AS former_family_names,
+        r.family_name_codes && name_codes($1) OR coalesce(former.sounds_alike, false)
+            AS surname_sounds_alike,
+        coalesce(r.given_names_codes && name_codes($6), false) AS forename_sounds_alike
+ FROM child_record r
+ LEFT JOIN LATERAL (
+     SELECT array_agg(f.family_name ORDER BY f.position) AS names,
+            bool_or(f.family_name_codes && name_codes($1)) AS sounds_alike
+     FROM former_name f WHERE f.record_id = r.id) former ON true
+ -- Each way in through its own index, in one bitmap: no
+ -- candidate is read twice.
+ WHERE (r.family_name_key = $2
+        OR r.family_name_parts && name_parts($1)
+        OR r.family_name_codes && name_codes($1)
+        OR r.family_name_key % $2
+        OR r.id = ANY (ARRAY(
+               SELECT f.record_id FROM former_name f
+               WHERE f.family_name_key = $2 OR f.family_name_parts && name_parts($1)
+                  OR f.family_name_codes && name_codes($1) OR f.family_name_key % $2))
+        OR r.date_of_birth = ANY ($3))
+   AND r.status <> 'arriving'
+   AND (r.archived_on IS NULL OR $9)
+   -- Something else must agree well enough to count for the
+   -- child: two of the date's year, month and day (so also
+   -- one digit wrong), or day and month swapped; the year
+   -- when only that is asked; a forename that sounds alike,
+   -- is a nickname or is within one letter; the postcode's
+   -- district.
+   AND (($4::date IS NOT NULL
+         AND ((date_part('year', r.date_of_birth) = date_part('year', $4))::int
+              + (date_part('month', r.date_of_birth) = date_part('month', $4))::int
+              + (date_part('day', r.date_of_birth) = date_part('day', $4))::int >= 2
+              OR r.date_of_birth = ANY ($3)))
+        OR ($5::int IS NOT NULL AND date_part('year', r.date_of_birth) = $5)
+        OR ($6::text IS NOT NULL
+            AND (r.given_names_codes && name_codes($6)
+                 OR string_to_array(r.given_names_key, ' ') && $7
+                 OR levenshtein_less_equal(split_part(r.given_names_key, ' ', 1), $6, 1) <= 1))
+        OR ($8::text IS NOT NULL AND r.postcode IS NOT NULL
+            AND split_part(r.postcode, ' ', 1) = split_part($8, ' ', 1)
+            AND (r.shield_reason IS NULL OR $10)))
+ LIMIT $11";
 
 impl Store {
     /// Local search; see `SearchQuery`. Ranked best first.
@@ -101,8 +156,11 @@ impl Store {
             .as_deref()
             .and_then(|key| key.split(' ').next());
         let variants = forename.map_or_else(Vec::new, |name| Nicknames::shipped().variants(name));
+        // Children born on the day asked (or with day and month swapped)
+        // are candidates whatever their surname, when a forename is given.
         let dates: Vec<NaiveDate> = query
             .date_of_birth
+            .filter(|_| forename.is_some())
             .into_iter()
             .flat_map(|born| {
                 [
@@ -113,57 +171,23 @@ impl Store {
             .flatten()
             .collect();
         let client = self.pool.get().await?;
+        // Planned for these values each time (the unnamed statement): a
+        // plan cached for any surname would read a common one's rows badly.
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "SELECT r.id, r.given_names, r.family_name, r.given_names_key, r.family_name_key,
-                        r.gender, r.date_of_birth, r.postcode, r.shield_reason,
-                        r.responsible_authority_code, r.responsible_authority_name,
-                        ARRAY(SELECT f.family_name FROM former_name f WHERE f.record_id = r.id ORDER BY f.position) AS former_family_names,
-                        (name_codes(r.family_name) && name_codes($1)
-                         OR EXISTS (SELECT 1 FROM former_name f WHERE f.record_id = r.id AND name_codes(f.family_name) && name_codes($1)))
-                            AS surname_sounds_alike,
-                        coalesce(name_codes(r.given_names) && name_codes($6), false) AS forename_sounds_alike
-                 FROM child_record r
-                 WHERE r.id IN (
-                           SELECT id FROM child_record WHERE family_name_key = $2
-                           UNION SELECT id FROM child_record WHERE name_parts(family_name) && name_parts($1)
-                           UNION SELECT id FROM child_record WHERE name_codes(family_name) && name_codes($1)
-                           UNION SELECT id FROM child_record WHERE family_name_key % $2
-                           UNION SELECT record_id FROM former_name
-                                 WHERE family_name_key = $2 OR name_parts(family_name) && name_parts($1)
-                                    OR name_codes(family_name) && name_codes($1) OR family_name_key % $2
-                           UNION SELECT id FROM child_record WHERE $6::text IS NOT NULL AND date_of_birth = ANY($3))
-                   AND r.status <> 'arriving'
-                   AND (r.archived_on IS NULL OR $9)
-                   AND (($4::date IS NOT NULL
-                         AND (date_part('year', r.date_of_birth) = date_part('year', $4)
-                              OR to_char(r.date_of_birth, 'MMDD') = to_char($4, 'MMDD')
-                              OR r.date_of_birth = ANY($3)))
-                        OR ($5::int IS NOT NULL AND abs(date_part('year', r.date_of_birth) - $5) <= 1)
-                        OR ($6::text IS NOT NULL
-                            AND (left(r.given_names_key, 1) = left($6, 1)
-                                 OR name_codes(r.given_names) && name_codes($6)
-                                 OR string_to_array(r.given_names_key, ' ') && $7))
-                        OR ($8::text IS NOT NULL AND r.postcode IS NOT NULL
-                            AND split_part(r.postcode, ' ', 1) = split_part($8, ' ', 1)
-                            AND (r.shield_reason IS NULL OR $10)))
-                 LIMIT $11",
-                    )
-                    .await?,
+            .query_typed(
+                TOLERANT_SEARCH,
                 &[
-                    &query.surname,
-                    &query.surname_key,
-                    &dates,
-                    &query.date_of_birth,
-                    &query.year_of_birth,
-                    &forename,
-                    &variants,
-                    &query.postcode,
-                    &query.include_archived,
-                    &query.reveal_shielded,
-                    &MAX_CANDIDATES,
+                    (&query.surname, Type::TEXT),
+                    (&query.surname_key, Type::TEXT),
+                    (&dates, Type::DATE_ARRAY),
+                    (&query.date_of_birth, Type::DATE),
+                    (&query.year_of_birth, Type::INT4),
+                    (&forename, Type::TEXT),
+                    (&variants, Type::TEXT_ARRAY),
+                    (&query.postcode, Type::TEXT),
+                    (&query.include_archived, Type::BOOL),
+                    (&query.reveal_shielded, Type::BOOL),
+                    (&MAX_CANDIDATES, Type::INT8),
                 ],
             )
             .await?;
