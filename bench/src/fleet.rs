@@ -93,6 +93,11 @@ impl Workspace {
     pub fn issue_certificates(&self, authorities: &[Authority]) -> Result<()> {
         let ca = DevCa::generate("ContactPoint benchmark CA")?;
         std::fs::write(self.path("pki/ca.pem"), ca.cert_pem())?;
+        std::fs::write(
+            self.path("pki/matching.key"),
+            contactpoint_matching::blocking::MatchingKeys::generate("bench-1")
+                .map_err(anyhow::Error::msg)?,
+        )?;
         let issue =
             |stem: &str, organisation: &str, unit: Option<&str>, name: &str, server: bool| {
                 let localhost = ["localhost"];
@@ -459,6 +464,7 @@ pub fn start_node(
         policy: work.path("policy.toml"),
         metrics_listen: None,
         log_format: Default::default(),
+        matching_key: Some(work.path("pki/matching.key")),
     };
     let path = work.path(&format!("node-{code}{instance}.toml"));
     std::fs::write(&path, toml::to_string(&config)?)?;
@@ -489,6 +495,11 @@ pub fn start_gateway(
         work.path("policy.toml").display()
     ))?;
     config.tls = work.files("gateway");
+    // This build's gateway keeps the blind index; a build compared with it
+    // may predate the setting (its configuration denies unknown fields).
+    if program == work.bin.join("contactpoint-gateway") {
+        config.matching_key = Some(work.path("pki/matching.key"));
+    }
     config.search_deadline_ms = 30_000;
     config.limits = Limits {
         per_caller_in_flight: 4096,

@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs every measurement in one go and prints the tables.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Writes a synthetic population: one JSON-lines file per authority
     /// (the protobuf JSON of CreateRecordRequest, which `cpctl load` reads).
     Population {

@@ -158,8 +158,21 @@ pub(crate) async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
         reason: "a caller to the helpline worried about a child".into(),
         ..Default::default()
     };
-    let found = nspcc.search_records(tolerant).await?.into_inner();
+    // The blind index learns of a record when the gateway next reads its
+    // node's feed: seconds after the seeding, at most.
+    let mut found = nspcc.search_records(tolerant.clone()).await?.into_inner();
+    for _ in 0..30 {
+        if !found.matches.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        found = nspcc.search_records(tolerant.clone()).await?.into_inner();
+    }
     print!("{}", render::matches(&found.matches));
+    println!(
+        "  {} of the federation's authorities asked (the blind index held the search's keys there)",
+        found.authorities_asked
+    );
 
     let mut police = GatewayClient::new(as_client("cleveland-police").channel().await?);
     let found = police.search_records(search.clone()).await?.into_inner();

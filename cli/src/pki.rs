@@ -11,10 +11,12 @@ use contactpoint_mtls::devca::{DevCa, Subject, Validity};
 
 use crate::args::PkiAction;
 
-/// Opens the CA in `dir`, making it first if there is none.
+/// Opens the CA in `dir`, making it first if there is none, and the
+/// federation's matching key beside it.
 pub fn open(dir: &Path) -> Result<DevCa> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    write_matching_key(dir)?;
     if cert.exists() && key.exists() {
         return Ok(DevCa::load(
             &std::fs::read_to_string(&cert)?,
@@ -27,6 +29,18 @@ pub fn open(dir: &Path) -> Result<DevCa> {
     // An empty CRL from the start, so servers can name it in tls.crls.
     write(dir, "crl.pem", &ca.revocation_list(&[])?)?;
     Ok(ca)
+}
+
+/// The federation's matching key beside the CA (`matching.key`, for the
+/// nodes' and the gateway's `matching_key`), made if there is none.
+pub fn write_matching_key(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("matching.key");
+    if !path.exists() {
+        let key = contactpoint_matching::blocking::MatchingKeys::generate("dev-1")
+            .map_err(anyhow::Error::msg)?;
+        write(dir, "matching.key", &key)?;
+    }
+    Ok(path)
 }
 
 /// Writes a file; private keys (`*.key`) readable by their owner only.

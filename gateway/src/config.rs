@@ -52,6 +52,12 @@ pub struct GatewayConfig {
     /// operators reach. Default: none (no metrics endpoint).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// The federation's matching key file, as the nodes hold it (`ID HEX`
+    /// lines; during a rotation, the new and the old): a search is then sent
+    /// only to the authorities whose blind index holds one of its keys. A
+    /// secret like the TLS key. Default: none (every search asks every node).
+    #[serde(default)]
+    pub matching_key: Option<PathBuf>,
     /// "text" (default) or "json" (one object per line).
     #[serde(default)]
     pub log_format: contactpoint_ops::LogFormat,

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod blind_index;
 pub mod config;
 mod contributions;
 mod error;
@@ -66,6 +67,8 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    MatchingKey(String),
     #[error("the gateway's key cannot countersign audit checkpoints: {0}")]
     Signing(String),
     #[error("cannot listen for metrics on {address}: {source}")]
@@ -154,9 +157,19 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let gateway = passthrough::GatewayRoutes::new(GatewayService::new(
-        store, directory, policy, transfers, metrics, routes, &config,
-    ));
+    let matching = match &config.matching_key {
+        Some(path) => Some(Arc::new(
+            contactpoint_matching::blocking::MatchingKeys::load(path)
+                .map_err(StartError::MatchingKey)?,
+        )),
+        None => None,
+    };
+    let gateway = passthrough::GatewayRoutes::new(
+        GatewayService::new(
+            store, directory, policy, transfers, metrics, routes, &config,
+        )
+        .with_matching_keys(matching),
+    );
 
     let limits = &config.limits;
     let stack = tower::ServiceBuilder::new()

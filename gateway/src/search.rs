@@ -87,20 +87,27 @@ impl GatewayService {
         role: &Role,
         query: &pb::SearchRecordsRequest,
     ) -> Result<pb::GatewaySearchResponse, GatewayError> {
-        if query.surname.chars().all(|c| !c.is_alphanumeric()) {
-            return Err(GatewayError::Invalid { field: "surname", reason: "is required: a search across authorities names the child's surname and date of birth, to find a child rather than list children".into() });
-        }
-        // Only a tolerant search may know just the year (the nodes check it).
-        let year_will_do = query.mode == pb::MatchMode::Tolerant as i32 && query.year_of_birth != 0;
-        if query.date_of_birth.is_none() && !year_will_do {
-            return Err(GatewayError::Invalid { field: "date_of_birth", reason: "is required: a search across authorities names the child's surname and date of birth (a TOLERANT search: or year of birth), to find a child rather than list children".into() });
-        }
+        check_search(query)?;
         let limit = match query.limit {
             0 => DEFAULT_LIMIT,
             n => n.min(MAX_LIMIT),
         };
+        let asked = self
+            .authorities_for(self.matching.as_deref(), query)
+            .await?;
+        let nodes: Vec<_> = self
+            .directory
+            .iter()
+            .filter(|node| {
+                asked
+                    .as_ref()
+                    .is_none_or(|asked| asked.contains(&node.code))
+            })
+            .cloned()
+            .collect();
+        tracing::Span::current().record("authorities", nodes.len());
         let mut asks = tokio::task::JoinSet::new();
-        for node in self.directory.iter().cloned() {
+        for node in nodes.iter().cloned() {
             let request = on_behalf(
                 pb::SearchRecordsRequest {
                     limit,
@@ -118,7 +125,7 @@ impl GatewayService {
             });
         }
         let mut response = pb::GatewaySearchResponse {
-            authorities_asked: self.directory.len() as u32,
+            authorities_asked: nodes.len() as u32,
             ..Default::default()
         };
         while let Some(joined) = asks.join_next().await {
@@ -180,4 +187,51 @@ impl GatewayService {
             Err(error) => tracing::error!(%error, "an audit flag could not be written"),
         }
     }
+}
+
+/// What every node would refuse, refused here: the blind index may ask no
+/// node at all, and a bad search must still be told what is wrong.
+fn check_search(query: &pb::SearchRecordsRequest) -> Result<(), GatewayError> {
+    let invalid = |field, reason: &str| GatewayError::Invalid {
+        field,
+        reason: reason.into(),
+    };
+    let mode = pb::MatchMode::try_from(query.mode)
+        .map_err(|_| invalid("mode", "is not a match mode: EXACT or TOLERANT"))?;
+    let surname = contactpoint_matching::keys::surname_key(&query.surname);
+    if surname.is_empty() {
+        return Err(invalid("surname", "is required: a search across authorities names the child's surname and date of birth, to find a child rather than list children"));
+    }
+    if let Some(date) = &query.date_of_birth {
+        if chrono::NaiveDate::from_ymd_opt(date.year, date.month, date.day).is_none() {
+            return Err(invalid("date_of_birth", "is not a date"));
+        }
+    }
+    // Only a tolerant search may know just the year (the nodes check its range).
+    let year_will_do = mode == pb::MatchMode::Tolerant && query.year_of_birth != 0;
+    if query.date_of_birth.is_none() && !year_will_do {
+        return Err(invalid("date_of_birth", "is required: a search across authorities names the child's surname and date of birth (a TOLERANT search: or year of birth), to find a child rather than list children"));
+    }
+    if mode == pb::MatchMode::Tolerant && surname.chars().count() < 2 {
+        return Err(invalid("surname", "needs two letters or more: a tolerant search on one letter would list children rather than find one"));
+    }
+    if query.year_of_birth != 0
+        && (query.date_of_birth.is_some() || mode != pb::MatchMode::Tolerant)
+    {
+        return Err(invalid(
+            "year_of_birth",
+            "is for a TOLERANT search when the date of birth is not known: give one or the other",
+        ));
+    }
+    let postcode = match mode {
+        pb::MatchMode::Tolerant => contactpoint_matching::keys::search_postcode(&query.postcode),
+        _ => contactpoint_matching::keys::canonical_postcode(&query.postcode),
+    };
+    if !query.postcode.trim().is_empty() && postcode.is_none() {
+        return Err(invalid("postcode", "is not a UK postcode (for example SW1A 1AA; a TOLERANT search: or its district or sector)"));
+    }
+    if query.gender != 0 && pb::Gender::try_from(query.gender).is_err() {
+        return Err(invalid("gender", "is not a gender this contract knows"));
+    }
+    Ok(())
 }

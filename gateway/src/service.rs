@@ -41,6 +41,9 @@ pub struct GatewayService {
     pub(crate) metrics: Arc<contactpoint_ops::Metrics>,
     /// Where records that left the authority that minted them are.
     pub(crate) routes: Arc<Routes>,
+    /// The federation's matching keys: searches then go only where the
+    /// blind index says.
+    pub(crate) matching: Option<Arc<contactpoint_matching::blocking::MatchingKeys>>,
 }
 
 /// A caller with a verified certificate and the role the policy gives it.
@@ -105,7 +108,17 @@ impl GatewayService {
             flag_searches: config.flag_searches_without_view,
             metrics,
             routes,
+            matching: None,
         }
+    }
+
+    /// Routes tolerant searches by the blind index, hashing under `keys`.
+    pub fn with_matching_keys(
+        mut self,
+        keys: Option<Arc<contactpoint_matching::blocking::MatchingKeys>>,
+    ) -> Self {
+        self.matching = keys;
+        self
     }
 
     pub(crate) fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {

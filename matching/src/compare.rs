@@ -109,7 +109,8 @@ pub struct Asked<'a> {
     pub date_of_birth: Option<NaiveDate>,
     /// Only the year of birth is known.
     pub year_of_birth: Option<i32>,
-    /// Canonical ("TS24 8AH").
+    /// Canonical ("TS24 8AH"), or only its sector ("TS24 8") or district
+    /// ("TS24").
     pub postcode: Option<&'a str>,
     /// As stored: "female", "male", "other".
     pub gender: Option<&'a str>,
@@ -296,6 +297,8 @@ fn date_level(asked: &Asked<'_>, born: NaiveDate) -> Option<&'static str> {
     }
 }
 
+/// `asked` may be whole, a sector or a district (`keys::search_postcode`):
+/// it agrees at the finest level it gives.
 fn postcode_level(asked: &str, held: &str) -> &'static str {
     let outward = |postcode: &str| postcode.split(' ').next().unwrap_or("").to_owned();
     fn sector(postcode: &str) -> Option<&str> {

@@ -9,12 +9,14 @@
 //! - `weights`: the Fellegi–Sunter weight of each level, log2(m/u), from the
 //!   table `data/match-weights.csv`.
 //!
-//! Invariants: pure functions of their inputs (no I/O; phonetic codes come
+//! Invariants: pure functions of their inputs (no I/O but reading a key
+//! file; phonetic codes come
 //! from PostgreSQL's fuzzystrmatch at the node and arrive here as a flag);
 //! a field not asked contributes nothing, never a penalty; the same inputs
 //! always give the same score, so a ranking is reproducible.
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 pub mod compare;
 pub mod keys;
 pub mod nicknames;

@@ -48,6 +48,12 @@ pub struct NodeConfig {
     /// operators reach. Default: none (no metrics endpoint).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// The federation's matching key file (`ID HEX` lines, the first the one
+    /// to hash under): the routing feed then carries each record's keyed
+    /// blocking keys, for the gateway's blind index. A secret like the TLS
+    /// key. Default: none (the gateway then asks this node every search).
+    #[serde(default)]
+    pub matching_key: Option<PathBuf>,
     /// "text" (default) or "json" (one object per line).
     #[serde(default)]
     pub log_format: contactpoint_ops::LogFormat,

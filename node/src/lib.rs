@@ -64,6 +64,10 @@ pub enum StartError {
     Policy(#[from] contactpoint_policy::PolicyError),
     #[error("{0}")]
     Signer(String),
+    #[error("{0}")]
+    MatchingKey(String),
+    #[error("cannot publish under the matching key: {0}")]
+    Publish(crate::error::NodeError),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
@@ -123,7 +127,15 @@ pub async fn serve_on(
         &config.tls.key,
     )?)
     .map_err(StartError::Signer)?;
-    let store = Store::open(&config.database_url, config.pool_size, authority).await?;
+    let mut store = Store::open(&config.database_url, config.pool_size, authority).await?;
+    if let Some(path) = &config.matching_key {
+        let keys = contactpoint_matching::blocking::MatchingKeys::load(path)
+            .map_err(StartError::MatchingKey)?;
+        store
+            .publish_under(keys)
+            .await
+            .map_err(StartError::Publish)?;
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Background work; the set aborts it all when dropped, on any early return too.

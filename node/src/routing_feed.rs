@@ -3,11 +3,25 @@
 //! as responsible; the gateway reads the outbox from its cursor
 //! (`ReadRoutingFeed`, gateway only) into its routing index.
 //!
+//! The feed also feeds the gateway's national blind index: with the
+//! federation's matching key, each event carries the keyed hashes of its
+//! record's blocking keys (`contactpoint_matching::blocking`) as the record
+//! is when the feed is read, or none when it is no longer live here. A
+//! change to what the keys are made of (a name, the date of birth, a former
+//! surname; archiving, handing over, merging away, destruction) writes a
+//! "keys only" event by trigger (migration V15), so the index follows it.
+//!
 //! Invariants: an event commits with the change that causes it; each carries
 //! how many transfers the record had been through (`moves`), so the index
-//! takes only a route with as many or more; polls that find nothing new are
+//! takes only a route with as many or more; the keys are hashed when read,
+//! so a reader sees the record's present keys whatever the event's age, and
+//! no name or date ever leaves in the clear; polls that find nothing new are
 //! not accesses to any record and are not audited.
 
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use contactpoint_matching::blocking::{record_keys, Coded, MatchingKeys};
 use contactpoint_policy::Right;
 use contactpoint_proto::v1 as pb;
 use deadpool_postgres::Transaction;
@@ -30,6 +44,8 @@ pub struct RoutingEvent {
     pub authority_code: String,
     /// Transfers the record had been through when it came here.
     pub moves: u32,
+    /// Only the record's keys changed: no new responsible authority.
+    pub keys_only: bool,
 }
 
 pub(crate) async fn read_routing_feed(
@@ -52,6 +68,7 @@ pub(crate) async fn read_routing_feed(
         Ok(events) if events.is_empty() => {
             return Ok(Response::new(pb::ReadRoutingFeedResponse {
                 events: vec![],
+                keyed: node.store.matching.is_some(),
             }));
         }
         other => other,
@@ -60,17 +77,31 @@ pub(crate) async fn read_routing_feed(
         .as_ref()
         .map(|events| events.iter().map(|event| event.record_id.clone()).collect())
         .unwrap_or_default();
-    let response = events.map(|events| pb::ReadRoutingFeedResponse {
-        events: events
-            .into_iter()
-            .map(|event| pb::RoutingEvent {
-                event_id: event.event_id,
-                record_id: event.record_id,
-                authority_code: event.authority_code,
-                moves: event.moves,
-            })
-            .collect(),
-    });
+    let response = match events {
+        Ok(events) => {
+            node.store
+                .match_keys(&events)
+                .await
+                .map(|mut keys| pb::ReadRoutingFeedResponse {
+                    keyed: keys.is_some(),
+                    events: events
+                        .into_iter()
+                        .map(|event| pb::RoutingEvent {
+                            match_keys: keys
+                                .as_mut()
+                                .and_then(|keys| keys.get(&event.record_id).cloned())
+                                .unwrap_or_default(),
+                            event_id: event.event_id,
+                            record_id: event.record_id,
+                            authority_code: event.authority_code,
+                            moves: event.moves,
+                            keys_only: event.keys_only,
+                        })
+                        .collect(),
+                })
+        }
+        Err(error) => Err(error),
+    };
     node.finish(&caller, Method::ReadRoutingFeed, ids, response)
         .await
 }
@@ -83,11 +114,11 @@ impl Store {
             .query(
                 &client
                     .prepare_cached(
-                        "SELECT event_id, record_id, authority_code, moves FROM routing_outbox
-                 WHERE event_id > $1 ORDER BY event_id LIMIT $2",
+                        "SELECT event_id, record_id, coalesce(authority_code, $3), moves, keys_only
+                 FROM routing_outbox WHERE event_id > $1 ORDER BY event_id LIMIT $2",
                     )
                     .await?,
-                &[&after, &i64::from(limit)],
+                &[&after, &i64::from(limit), &self.authority.code],
             )
             .await?;
         Ok(rows
@@ -97,8 +128,92 @@ impl Store {
                 record_id: row.get(1),
                 authority_code: row.get(2),
                 moves: u32::try_from(row.get::<_, i32>(3)).unwrap_or_default(),
+                keys_only: row.get(4),
             })
             .collect())
+    }
+
+    /// The keyed blocking keys of the events' records as they are now, by
+    /// record (a record no longer live here has none); `None` without a
+    /// matching key.
+    pub async fn match_keys(
+        &self,
+        events: &[RoutingEvent],
+    ) -> Result<Option<HashMap<String, Vec<u64>>>> {
+        let Some(matching) = &self.matching else {
+            return Ok(None);
+        };
+        let mut ids: Vec<&str> = events
+            .iter()
+            .map(|event| event.record_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &client
+                    .prepare_cached(
+                        "SELECT r.id,
+                        r.family_name_codes || coalesce(ARRAY(
+                            SELECT code FROM former_name f, unnest(f.family_name_codes) AS code
+                            WHERE f.record_id = r.id), '{}') AS surname_codes,
+                        r.given_names_codes, r.date_of_birth
+                 FROM child_record r
+                 WHERE r.id = ANY ($1) AND r.status = 'live' AND r.archived_on IS NULL",
+                    )
+                    .await?,
+                &[&ids],
+            )
+            .await?;
+        Ok(Some(
+            rows.iter()
+                .map(|row| {
+                    let surname_codes: Vec<String> = row.get("surname_codes");
+                    let forename_codes: Vec<String> = row.get("given_names_codes");
+                    let keys = record_keys(&Coded {
+                        surname_codes: &surname_codes,
+                        forename_codes: &forename_codes,
+                        date_of_birth: Some(row.get::<_, NaiveDate>("date_of_birth")),
+                        year_of_birth: None,
+                    });
+                    (row.get("id"), matching.hash_current(&keys))
+                })
+                .collect(),
+        ))
+    }
+
+    /// Publishes under `keys` from now on. When the node last published
+    /// under another key (or none), every live record's keys are announced
+    /// again, in one transaction with the key's id, so that the gateway's
+    /// index moves to the new key (a rotation).
+    pub async fn publish_under(&mut self, keys: MatchingKeys) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let last: Option<String> = tx
+            .query_opt("SELECT key_id FROM matching_key_state FOR UPDATE", &[])
+            .await?
+            .map(|row| row.get(0));
+        if last.as_deref() != Some(keys.current_id()) {
+            let announced = tx
+                .execute(
+                    "INSERT INTO routing_outbox (record_id, authority_code, keys_only)
+                     SELECT id, NULL, true FROM child_record WHERE status = 'live' AND archived_on IS NULL
+                     ORDER BY id",
+                    &[],
+                )
+                .await?;
+            tx.execute(
+                "INSERT INTO matching_key_state (key_id) VALUES ($1)
+                 ON CONFLICT (only_row) DO UPDATE SET key_id = EXCLUDED.key_id",
+                &[&keys.current_id()],
+            )
+            .await?;
+            tracing::info!(key = %keys.current_id(), records = announced, "publishing blocking keys under a new matching key");
+        }
+        tx.commit().await?;
+        self.matching = Some(std::sync::Arc::new(keys));
+        Ok(())
     }
 
     /// Tells the routing feed this node is now responsible for `id`.

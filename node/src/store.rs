@@ -49,6 +49,8 @@ pub enum StoreError {
 pub struct Store {
     pub(crate) pool: Pool,
     pub(crate) authority: ResponsibleAuthority,
+    /// The federation's matching keys, when this node publishes blocking keys.
+    pub(crate) matching: Option<std::sync::Arc<contactpoint_matching::blocking::MatchingKeys>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,7 +88,11 @@ impl Store {
         for migration in report.applied_migrations() {
             tracing::info!(migration = %migration, "applied migration");
         }
-        Ok(Self { pool, authority })
+        Ok(Self {
+            pool,
+            authority,
+            matching: None,
+        })
     }
 
     /// The pool's size, available connections and maximum.

@@ -133,7 +133,18 @@ impl TestPki {
         // server starting meanwhile read it empty.
         std::fs::write(pki.path("ca.pem"), pki.ca.cert_pem())?;
         pki.write_policy("")?;
+        std::fs::write(
+            pki.matching_key_path(),
+            contactpoint_matching::blocking::MatchingKeys::generate("test-1")
+                .map_err(anyhow::Error::msg)?,
+        )?;
         Ok(pki)
+    }
+
+    /// The federation's matching key, which every test node and gateway
+    /// holds (the blind index).
+    pub fn matching_key_path(&self) -> PathBuf {
+        self.path("matching.key")
     }
 
     /// The access policy every test server reads.
@@ -449,6 +460,7 @@ impl TestNode {
             policy: pki.policy_path(),
             metrics_listen: Some("127.0.0.1:0".parse()?),
             log_format: Default::default(),
+            matching_key: Some(pki.matching_key_path()),
         };
         Self::start_config(config, clock).await
     }
@@ -632,6 +644,7 @@ impl TestGateway {
             flag_searches_without_view: 3,
             metrics_listen: Some("127.0.0.1:0".parse()?),
             log_format: Default::default(),
+            matching_key: Some(pki.matching_key_path()),
             limits: contactpoint_gateway::config::Limits::default(),
             nodes: node_entries(nodes),
         })

@@ -144,3 +144,49 @@ fn the_benchmark_runs_end_to_end_at_a_tiny_size() -> anyhow::Result<()> {
     assert!(search[2].contains("| 3 "), "{report}");
     Ok(())
 }
+
+/// Part f at a tiny size: every kind of error that applied has its row of
+/// recall figures between 0 and 1, and each path its latency.
+#[test]
+fn the_matching_benchmark_runs_end_to_end_at_a_tiny_size() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let authorities = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/authorities.csv");
+    let output = Command::new(workspace_binary("cpbench")?)
+        .args(["run", "--matching", "--matching-children", "6"])
+        .args(["--records", "600", "--nodes", "3"])
+        .args(["--database-prefix", "cpbench_smoke_matching"])
+        .args(["--admin-url", &admin_url(), "--authorities", authorities])
+        .arg("--dir")
+        .arg(dir.path().join("bench"))
+        .output()?;
+    let report = String::from_utf8(output.stdout)?;
+    anyhow::ensure!(
+        output.status.success(),
+        "cpbench failed: {}\n{report}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let recall = table(&report, "f. Finding the right child");
+    assert!(
+        recall.iter().any(|row| row.contains("| as recorded ")),
+        "{report}"
+    );
+    assert!(
+        recall
+            .iter()
+            .any(|row| row.contains("surname: a letter inserted")),
+        "{report}"
+    );
+    for row in &recall {
+        let figures = numbers(row);
+        assert!(figures[0] >= 1.0, "searches: {row}");
+        for share in &figures[1..5] {
+            assert!((0.0..=1.0).contains(share), "a share: {row}");
+        }
+    }
+    let latency = table(&report, "f. Tolerant search latency");
+    assert_eq!(latency.len(), 3, "one node, routed, everyone: {report}");
+    for row in latency {
+        assert!(numbers(row)[0] > 0.0, "{row}");
+    }
+    Ok(())
+}

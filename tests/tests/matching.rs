@@ -60,7 +60,7 @@ fn level<'a>(found: &'a pb::SearchMatch, field: &str) -> &'a str {
 /// it sounds, Mc for Mac, without its apostrophe, one part of a
 /// double-barrelled surname, a former surname; a nickname; a date of birth
 /// with day and month swapped or one digit wrong, or only its year; a
-/// postcode's sector. Around the child are a twin, a sibling, a cousin with
+/// postcode's sector, or only its district. Around the child are a twin, a sibling, a cousin with
 /// the same name and a child with the same birthday.
 #[tokio::test]
 async fn each_kind_of_error_still_finds_the_child_first() -> anyhow::Result<()> {
@@ -238,6 +238,16 @@ async fn each_kind_of_error_still_finds_the_child_first() -> anyhow::Result<()> 
             &alfred,
             "postcode",
             "sector",
+        ),
+        (
+            "only the postcode's district",
+            pb::SearchRecordsRequest {
+                postcode: "ts24".into(),
+                ..tolerant("Hartley", "Alfred", None)
+            },
+            &alfred,
+            "postcode",
+            "district",
         ),
     ];
     for (kind, request, expected, field, expected_level) in cases {

@@ -22,11 +22,11 @@ use contactpoint_proto::v1 as pb;
 
 mod draw;
 mod names;
-mod rng;
+pub mod rng;
 
 use draw::Draw;
-use names::{AREAS, LONDON_AREAS, SURNAMES};
-use rng::{hash, Rng};
+use names::{AREAS, BOYS, GIRLS, LONDON_AREAS, SURNAMES};
+use rng::{hash, mix, Rng};
 
 /// One of England's children's services authorities (../shared/data/authorities.csv: code,name;
 /// four names are quoted because they contain commas).
@@ -140,6 +140,32 @@ impl Population {
     /// All records of one authority, in index order.
     pub fn records(&self, authority: usize) -> impl Iterator<Item = pb::CreateRecordRequest> + '_ {
         (0..self.sizes[authority]).map(move |index| self.record(authority, index))
+    }
+
+    /// A twin of `record`: the same surname, date of birth, address and
+    /// family, born to the same authority, with another forename of the
+    /// same list (a boy's or a girl's), drawn from `salt`.
+    pub fn twin(&self, record: &pb::CreateRecordRequest, salt: u64) -> pb::CreateRecordRequest {
+        let mut twin = record.clone();
+        let mut rng = Rng(mix(salt ^ self.seed));
+        if let Some(name) = twin.details.as_mut().and_then(|d| d.name.as_mut()) {
+            let first = name.given_names.split(' ').next().unwrap_or("").to_owned();
+            let list = if GIRLS.contains(&first.as_str()) {
+                GIRLS
+            } else {
+                BOYS
+            };
+            let mut other = rng.pick(list);
+            while other == first {
+                other = rng.pick(list);
+            }
+            name.given_names = other.to_owned();
+        }
+        if let Some(details) = twin.details.as_mut() {
+            details.former_names.clear();
+            details.body_identifiers.clear();
+        }
+        twin
     }
 
     fn surname(&self, rng: &mut Rng) -> &'static str {

@@ -9,7 +9,7 @@ use super::draw::add_days;
 pub(super) const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// SplitMix64's finaliser: a bijection that spreads every input bit over the output.
-pub(super) fn mix(mut z: u64) -> u64 {
+pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -27,25 +27,25 @@ pub(super) fn hash(seed: u64, code: &str, index: u64) -> u64 {
 /// SplitMix64 (Steele, Lea and Flood, 2014), written out rather than taken from the `rand`
 /// crate, whose generators and distributions may change output between versions: the same seed
 /// must give the same population for as long as benchmark results are compared.
-pub(super) struct Rng(pub(super) u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    pub(super) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
         mix(self.0)
     }
 
     /// Uniform in `0..n` (`n` > 0) by multiply and shift; the bias is negligible for small `n`.
-    pub(super) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// True with probability `p`.
-    pub(super) fn chance(&mut self, p: f64) -> bool {
+    pub fn chance(&mut self, p: f64) -> bool {
         ((self.next_u64() >> 11) as f64) < p * (1u64 << 53) as f64
     }
 
-    pub(super) fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
     }
 

@@ -113,6 +113,17 @@ impl Federation {
         &self.authorities[self.largest].code
     }
 
+    /// Loads every authority, the largest first (part f, which has no part c).
+    pub(super) async fn load_all(&self) -> Result<()> {
+        let largest = self.largest;
+        let files = self
+            .work
+            .files(&format!("loader-{}", self.authorities[largest].code));
+        let records: Vec<_> = self.population.records(largest).collect();
+        load_records(self.nodes[largest].address, &files, records).await?;
+        self.load_the_rest().await
+    }
+
     /// Loads every authority but the largest (loaded by part c), two at a
     /// time, then vacuums and checkpoints as after any bulk load.
     pub(super) async fn load_the_rest(&self) -> Result<()> {

@@ -13,6 +13,7 @@ use crate::load;
 mod bulk;
 mod federation;
 mod lookups;
+mod matching;
 mod measure;
 mod report;
 mod search;
@@ -80,6 +81,19 @@ pub struct RunArgs {
     /// Also write the tables as Markdown to this file.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Instead of the parts above, part f: finding the right child (recall
+    /// of tolerant search under errors of each kind, twins, the blind
+    /// index's fan-out and latency) across the largest federation.
+    #[arg(long)]
+    pub matching: bool,
+    /// Children drawn for part f (each with a twin recorded beside them).
+    #[arg(long, default_value_t = 200)]
+    pub matching_children: u64,
+    /// With --matching: estimate the m and u probabilities of tolerant
+    /// matching from the population (25 children for each drawn) and write
+    /// them to this file, in the form of data/match-weights.csv.
+    #[arg(long)]
+    pub write_weights: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -113,6 +127,12 @@ pub async fn run(args: &RunArgs) -> Result<Vec<Section>> {
     report.push(section);
 
     let mut federation = Federation::start(args).await?;
+    if args.matching {
+        federation.load_all().await?;
+        matching::measure(args, &federation, &mut report).await?;
+        federation.stop().await?;
+        return Ok(report);
+    }
     let ids = bulk::measure(args, &federation, &mut report).await?;
     federation.load_the_rest().await?;
     let mut running = lookups::measure(args, &mut federation, &ids, rtt_ms, &mut report).await?;

@@ -8,12 +8,14 @@
 //! one database share the cursors.
 //!
 //! The routing index names the one authority responsible for each record
-//! (Schedule 1 para 19). Invariants: a route is replaced only by one of as
+//! (Schedule 1 para 19). The same events carry each record's keyed blocking
+//! keys into the blind index (`crate::blind_index`), with whether the node
+//! publishes keys at all and whether its outbox was read to the end. Invariants: a route is replaced only by one of as
 //! many transfers or more (`FeedEvent::moves`), so outboxes read out of
 //! order never point a lookup back; SQL only in `store`.
 mod store;
 
-pub use store::FeedEvent;
+pub use store::{FeedEvent, FeedState};
 
 use std::time::Duration;
 
@@ -97,13 +99,10 @@ pub async fn read_once(node: &Node, store: &Store) -> Result<usize, FeedError> {
         after_event_id: after,
         limit: BATCH,
     };
-    let events = node
-        .client()
-        .read_routing_feed(request)
-        .await?
-        .into_inner()
-        .events;
-    let batch: Vec<_> = events
+    let read = node.client().read_routing_feed(request).await?.into_inner();
+    let count = read.events.len();
+    let batch: Vec<_> = read
+        .events
         .into_iter()
         // A node only speaks for records it is responsible for.
         .filter(|event| event.authority_code == node.code)
@@ -112,8 +111,15 @@ pub async fn read_once(node: &Node, store: &Store) -> Result<usize, FeedError> {
             record_id: event.record_id,
             authority_code: event.authority_code,
             moves: i32::try_from(event.moves).unwrap_or(i32::MAX),
+            keys_only: event.keys_only,
+            // Stored as PostgreSQL's bigint, bit for bit.
+            match_keys: event.match_keys.into_iter().map(|key| key as i64).collect(),
         })
         .collect();
-    store.apply_feed(&node.code, &batch).await?;
-    Ok(batch.len())
+    let state = FeedState {
+        keyed: read.keyed,
+        caught_up: count < BATCH as usize,
+    };
+    store.apply_feed(&node.code, &batch, state).await?;
+    Ok(count)
 }

@@ -11,6 +11,20 @@ pub struct FeedEvent {
     pub authority_code: String,
     /// Transfers behind it; a route is only replaced by one with as many or more.
     pub moves: i32,
+    /// Only the record's blocking keys changed: no route in it.
+    pub keys_only: bool,
+    /// The record's keyed blocking keys as the node read them (none: no
+    /// longer live there), when the feed is keyed.
+    pub match_keys: Vec<i64>,
+}
+
+/// What a read of a node's outbox said of its blind index.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedState {
+    /// The node publishes blocking keys.
+    pub keyed: bool,
+    /// The outbox was read to its end.
+    pub caught_up: bool,
 }
 
 impl Store {
@@ -37,9 +51,10 @@ impl Store {
         &self,
         authority_code: &str,
         events: &[FeedEvent],
+        state: FeedState,
     ) -> Result<(), StoreError> {
         let Some(last) = events.iter().map(|event| event.event_id).max() else {
-            return Ok(());
+            return self.note_feed_state(authority_code, state).await;
         };
         // One statement for the batch. Only a route of as many transfers or
         // more replaces one: events read out of order across nodes never
@@ -49,7 +64,7 @@ impl Store {
         // In record order, so that gateways sharing the database and applying
         // the same batch at once take the rows' locks in the same order.
         let mut latest: std::collections::BTreeMap<&str, &FeedEvent> = Default::default();
-        for event in events {
+        for event in events.iter().filter(|event| !event.keys_only) {
             let kept = latest.entry(&event.record_id).or_insert(event);
             if (event.moves, event.event_id) >= (kept.moves, kept.event_id) {
                 *kept = event;
@@ -63,6 +78,9 @@ impl Store {
         }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        if state.keyed {
+            crate::blind_index::store::apply(&tx, authority_code, events).await?;
+        }
         tx.execute(
             &tx.prepare_cached(
                 "INSERT INTO routing_index (record_id, authority_code, moves)
@@ -77,15 +95,39 @@ impl Store {
         .await?;
         tx.execute(
             &tx.prepare_cached(
-                "INSERT INTO feed_cursor (authority_code, last_event_id) VALUES ($1, $2)
+                "INSERT INTO feed_cursor (authority_code, last_event_id, keyed, caught_up) VALUES ($1, $2, $3, $4)
              ON CONFLICT (authority_code) DO UPDATE
-                 SET last_event_id = GREATEST(feed_cursor.last_event_id, EXCLUDED.last_event_id)",
+                 SET last_event_id = GREATEST(feed_cursor.last_event_id, EXCLUDED.last_event_id),
+                     keyed = EXCLUDED.keyed, caught_up = EXCLUDED.caught_up",
             )
             .await?,
-            &[&authority_code, &last],
+            &[&authority_code, &last, &state.keyed, &state.caught_up],
         )
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Notes what a read that found nothing new said: the outbox read to its
+    /// end, keyed or not.
+    async fn note_feed_state(
+        &self,
+        authority_code: &str,
+        state: FeedState,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                &client
+                    .prepare_cached(
+                        "INSERT INTO feed_cursor (authority_code, last_event_id, keyed, caught_up) VALUES ($1, 0, $2, $3)
+                 ON CONFLICT (authority_code) DO UPDATE SET keyed = EXCLUDED.keyed, caught_up = EXCLUDED.caught_up
+                 WHERE (feed_cursor.keyed, feed_cursor.caught_up) IS DISTINCT FROM (EXCLUDED.keyed, EXCLUDED.caught_up)",
+                    )
+                    .await?,
+                &[&authority_code, &state.keyed, &state.caught_up],
+            )
+            .await?;
         Ok(())
     }
 }

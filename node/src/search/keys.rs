@@ -1,28 +1,9 @@
 //! Match keys: the canonical forms a record is stored and searched under
-//! (surname and forename keys, from `contactpoint_matching::keys`, and
-//! canonical postcodes), so that case, spaces and punctuation do not hide a
-//! child.
+//! (surname and forename keys, canonical postcodes), from
+//! `contactpoint_matching::keys`, so that case, spaces and punctuation do not
+//! hide a child.
 
-pub use contactpoint_matching::keys::{forenames_key, surname_key};
-
-/// A UK postcode in canonical form ("SW1A 1AA"), or `None` if it cannot be one.
-pub fn canonical_postcode(input: &str) -> Option<String> {
-    let compact: String = input
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    if !(5..=7).contains(&compact.len()) || !compact.is_ascii() {
-        return None;
-    }
-    let (outward, inward) = compact.split_at(compact.len() - 3);
-    let inward: Vec<char> = inward.chars().collect();
-    let inward_ok = inward[0].is_ascii_digit() && inward[1..].iter().all(char::is_ascii_alphabetic);
-    let outward_ok = outward.starts_with(|c: char| c.is_ascii_alphabetic())
-        && outward.chars().all(|c| c.is_ascii_alphanumeric())
-        && outward.chars().any(|c| c.is_ascii_digit());
-    (inward_ok && outward_ok).then(|| format!("{outward} {}", inward.iter().collect::<String>()))
-}
+pub use contactpoint_matching::keys::{canonical_postcode, forenames_key, surname_key};
 
 #[cfg(test)]
 mod tests {

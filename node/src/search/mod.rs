@@ -38,6 +38,7 @@ use crate::search::keys::{canonical_postcode, forenames_key, surname_key};
 use crate::service::{Method, NodeService};
 use crate::wire::WireEnum;
 use crate::wire::{encode_date, optional_date};
+use contactpoint_matching::keys::search_postcode;
 
 /// Default and largest number of search matches.
 const DEFAULT_SEARCH_LIMIT: u32 = 20;
@@ -68,7 +69,7 @@ pub struct SearchQuery {
     pub date_of_birth: Option<NaiveDate>,
     /// Only the year of birth is known (tolerant only).
     pub year_of_birth: Option<i32>,
-    /// Canonical postcode.
+    /// Canonical postcode (a tolerant search: or its sector or district).
     pub postcode: Option<String>,
     pub limit: u32,
     /// The reader may see shielded records' hidden fields (the responsible
@@ -168,10 +169,13 @@ pub fn decode_search(request: &pb::SearchRecordsRequest) -> Result<SearchQuery, 
                 })?,
         ),
     };
-    let postcode = match request.postcode.trim() {
-        "" => None,
-        typed => Some(canonical_postcode(typed).ok_or_else(|| {
+    let postcode = match (request.postcode.trim(), mode) {
+        ("", _) => None,
+        (typed, MatchMode::Exact) => Some(canonical_postcode(typed).ok_or_else(|| {
             Invalid::new("postcode", "is not a UK postcode (for example SW1A 1AA)")
+        })?),
+        (typed, MatchMode::Tolerant) => Some(search_postcode(typed).ok_or_else(|| {
+            Invalid::new("postcode", "is not a UK postcode, nor its district or sector (for example SW1A 1AA, SW1A 1 or SW1A)")
         })?),
     };
     let forename_key = Some(forenames_key(&request.forename)).filter(|key| !key.is_empty());
