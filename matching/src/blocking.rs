@@ -19,7 +19,9 @@
 //! | S, year of D | the forename, when only the year is known |
 //!
 //! A search adds its date with day and month swapped, and the codes of each
-//! nickname and variant of its forename. Each key is tagged with its shape,
+//! nickname and variant of its forename. It uses the last key only when it
+//! has neither a forename nor the whole date: a surname and a year are
+//! shared by a third of England's authorities' children of any one name. Each key is tagged with its shape,
 //! so keys of different shapes never collide.
 //!
 //! Invariants: the same record gives the same keys at every node, and a
@@ -48,7 +50,7 @@ pub struct Coded<'a> {
 /// A record's blocking keys, before hashing.
 pub fn record_keys(record: &Coded<'_>) -> BTreeSet<String> {
     let dates: Vec<NaiveDate> = record.date_of_birth.into_iter().collect();
-    keys(record, &dates)
+    keys(record, &dates, false)
 }
 
 /// A search's blocking keys: a record holding what was asked has one of
@@ -62,10 +64,10 @@ pub fn search_keys(search: &Coded<'_>) -> BTreeSet<String> {
             born.month(),
         ));
     }
-    keys(search, &dates)
+    keys(search, &dates, true)
 }
 
-fn keys(coded: &Coded<'_>, dates: &[NaiveDate]) -> BTreeSet<String> {
+fn keys(coded: &Coded<'_>, dates: &[NaiveDate], searching: bool) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     let surnames = coded.surname_codes.iter().filter(|code| !code.is_empty());
     let forenames: Vec<&String> = coded
@@ -78,8 +80,12 @@ fn keys(coded: &Coded<'_>, dates: &[NaiveDate]) -> BTreeSet<String> {
         .map(NaiveDate::year)
         .chain(coded.year_of_birth)
         .collect();
+    // Surname and year alone are shared by too many children to route by
+    // when a search says more: only a search with neither a forename nor the
+    // whole date uses them (a record always publishes them).
+    let by_surname_and_year = !searching || (forenames.is_empty() && dates.is_empty());
     for s in surnames {
-        for year in &years {
+        for year in years.iter().filter(|_| by_surname_and_year) {
             keys.insert(format!("sy|{s}|{year}"));
         }
         for date in dates {

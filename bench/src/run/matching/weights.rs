@@ -4,7 +4,9 @@
 //! child's own record), u from the same told against a child drawn at
 //! random, each field's levels counted by `contactpoint_matching::compare`
 //! with Double Metaphone codes from the node's own `name_codes`. Counts are
-//! smoothed by one (Laplace), so no level is certain or impossible.
+//! smoothed (one pseudo-observation a level for m, as many for u in
+//! proportion to its larger sample), so no level is certain or impossible
+//! and one seen in neither sample weighs nothing.
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
@@ -96,14 +98,20 @@ impl Counts {
             Field::Gender,
         ] {
             let levels = field.levels();
-            let share = |counts: &HashMap<(Field, &'static str), u64>, level: &'static str| {
-                let total: u64 = levels
-                    .iter()
-                    .map(|(l, _)| counts.get(&(field, *l)).copied().unwrap_or(0))
-                    .sum();
-                (counts.get(&(field, level)).copied().unwrap_or(0) + 1) as f64
-                    / (total + levels.len() as u64) as f64
-            };
+            // The same prior for m and u: one pseudo-observation per level
+            // for every m-sample's worth of comparisons, so that a level
+            // seen in neither sample weighs nothing either way.
+            let (m_total, u_total) = (self.compared.0.max(1) as f64, self.compared.1.max(1) as f64);
+            let share =
+                |counts: &HashMap<(Field, &'static str), u64>, level: &'static str, total: f64| {
+                    let prior = total / m_total;
+                    let seen: u64 = levels
+                        .iter()
+                        .map(|(l, _)| counts.get(&(field, *l)).copied().unwrap_or(0))
+                        .sum();
+                    (counts.get(&(field, level)).copied().unwrap_or(0) as f64 + prior)
+                        / (seen as f64 + prior * levels.len() as f64)
+                };
             let compared: u64 = levels
                 .iter()
                 .map(|(l, _)| self.matches.get(&(field, *l)).copied().unwrap_or(0))
@@ -112,7 +120,10 @@ impl Counts {
                 // A field the sample never compared keeps the shipped values.
                 let (m, u) = match Weights::shipped().probabilities(field, level) {
                     Some(shipped) if compared == 0 => shipped,
-                    _ => (share(&self.matches, level), share(&self.others, level)),
+                    _ => (
+                        share(&self.matches, level, m_total),
+                        share(&self.others, level, u_total),
+                    ),
                 };
                 rows.push((field, *level, m, u));
             }
@@ -131,7 +142,7 @@ impl Counts {
              # Estimated by `cpbench run --matching --write-weights` ({population}):\n\
              # m from {} children as told under the error mix (FEBRL's rates, bench/src/run/\n\
              # matching/errors.rs) against their own records, u from the same against {}\n\
-             # children drawn at random; counts smoothed by one. A field the sample never\n\
+             # children drawn at random; counts smoothed alike. A field the sample never\n\
              # compares (the gender, the postcode: the mix gives neither) keeps the values\n\
              # set by hand before.\n\
              field,level,m,u\n",
