@@ -14,6 +14,8 @@ pub(crate) async fn transfer_command(action: TransferAction, json: bool) -> Resu
             gateway,
             id,
             to,
+            merge_into,
+            reason,
             wait,
         } => {
             let mut client = gateway.gateway().await?;
@@ -21,6 +23,8 @@ pub(crate) async fn transfer_command(action: TransferAction, json: bool) -> Resu
                 .start_transfer(pb::StartTransferRequest {
                     id,
                     to_authority: to,
+                    merge_into: merge_into.unwrap_or_default(),
+                    reason: reason.unwrap_or_default(),
                 })
                 .await?
                 .into_inner();

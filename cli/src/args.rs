@@ -269,6 +269,13 @@ pub(crate) enum TransferAction {
         /// GSS code of the authority becoming responsible.
         #[arg(long)]
         to: String,
+        /// A merge across authorities: ID duplicates this record, held by
+        /// --to, and is merged into it once there (--to's management team).
+        #[arg(long, requires = "reason")]
+        merge_into: Option<String>,
+        /// Why the two records are one child (with --merge-into; audited).
+        #[arg(long)]
+        reason: Option<String>,
         /// Wait until the transfer ends.
         #[arg(long)]
         wait: bool,

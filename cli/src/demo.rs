@@ -197,6 +197,7 @@ pub(crate) async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
         .start_transfer(pb::StartTransferRequest {
             id: first.id.clone(),
             to_authority: "E06000003".into(),
+            ..Default::default()
         })
         .await?
         .into_inner();

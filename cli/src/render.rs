@@ -249,6 +249,14 @@ pub fn transfer(t: &pb::Transfer) -> String {
         t.requested_by,
         t.created_at
     );
+    if !t.merge_into.is_empty() {
+        let outcome = if t.merge_outcome.is_empty() {
+            "once it arrives"
+        } else {
+            &t.merge_outcome
+        };
+        out.push_str(&format!("      merge into {}: {outcome}\n", t.merge_into));
+    }
     if !t.waiting_reason.is_empty() {
         out.push_str(&format!("      waiting: {}\n", t.waiting_reason));
     }

@@ -14,6 +14,7 @@ mod audit;
 mod blind_index;
 pub mod config;
 mod contributions;
+pub mod duplicates;
 mod error;
 pub mod feed;
 pub mod limits;
@@ -133,6 +134,11 @@ pub async fn serve_on(
     ));
     background.spawn(routes::follow(
         routes.clone(),
+        store.clone(),
+        Duration::from_millis(config.feed_poll_ms),
+    ));
+    background.spawn(duplicates::tell_all(
+        directory.clone(),
         store.clone(),
         Duration::from_millis(config.feed_poll_ms),
     ));

@@ -18,6 +18,11 @@
 //! | S, F, day and month of D | the year |
 //! | S, year of D | the forename, when only the year is known |
 //!
+//! The first, S F D, with the first forename only, is also a record's
+//! *strong* key (`duplicate_keys`):
+//! two live records at two authorities sharing one are likely the same
+//! child recorded twice, and the gateway tells both authorities.
+//!
 //! A search adds its date with day and month swapped, and the codes of each
 //! nickname and variant of its forename. It uses the last key only when it
 //! has neither a forename nor the whole date: a surname and a year are
@@ -51,6 +56,17 @@ pub struct Coded<'a> {
 pub fn record_keys(record: &Coded<'_>) -> BTreeSet<String> {
     let dates: Vec<NaiveDate> = record.date_of_birth.into_iter().collect();
     keys(record, &dates, false)
+}
+
+/// A record's strong keys (surname, first forename and the whole date, each
+/// as it sounds): shared by two records, they are likely one child recorded
+/// twice. `record.forename_codes` are its first forename's codes only: twins
+/// and siblings may share a middle name, never a first one.
+pub fn duplicate_keys(record: &Coded<'_>) -> BTreeSet<String> {
+    record_keys(record)
+        .into_iter()
+        .filter(|key| key.starts_with("sfd|"))
+        .collect()
 }
 
 /// A search's blocking keys: a record holding what was asked has one of
@@ -280,6 +296,23 @@ mod tests {
             ..Coded::default()
         });
         assert!(unrelated.is_disjoint(&record));
+    }
+
+    #[test]
+    fn one_child_twice_shares_a_strong_key_and_twins_share_none() {
+        let born = NaiveDate::from_ymd_opt(2015, 3, 4);
+        let strong = |surname: &[&str], forename: &[&str]| {
+            duplicate_keys(&Coded {
+                surname_codes: &codes(surname),
+                forename_codes: &codes(forename),
+                date_of_birth: born,
+                ..Coded::default()
+            })
+        };
+        let child = strong(&["HRTL"], &["ALFR"]);
+        assert_eq!(child.len(), 1);
+        assert!(!child.is_disjoint(&strong(&["HRTL", "SMT"], &["ALFR"])));
+        assert!(child.is_disjoint(&strong(&["HRTL"], &["ALS"])), "a twin");
     }
 
     #[test]

@@ -107,8 +107,21 @@ impl NodeError {
                 }
                 status
             }
-            error @ (Self::Archived(_) | Self::Merged { .. }) => {
-                Status::not_found(error.to_string())
+            error @ Self::Archived(_) => Status::not_found(error.to_string()),
+            Self::Merged { id, into } => {
+                let mut status = Status::not_found(
+                    Self::Merged {
+                        id,
+                        into: into.clone(),
+                    }
+                    .to_string(),
+                );
+                if let Ok(value) = into.parse() {
+                    status
+                        .metadata_mut()
+                        .insert(contactpoint_policy::forwarded::MERGED_INTO_HEADER, value);
+                }
+                status
             }
             error @ Self::NotApplicable(_) => Status::failed_precondition(error.to_string()),
             error @ Self::TransferConflict(_) => Status::failed_precondition(error.to_string()),

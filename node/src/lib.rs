@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 mod consent;
 mod contributions;
+mod duplicates;
 pub mod error;
 /// Para 5 identifiers: their shape is part of the contract.
 pub use contactpoint_proto::identifier;

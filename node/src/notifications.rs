@@ -2,7 +2,8 @@
 //! Reading and Audit; CP-IS as the model): a view of its record by anyone
 //! but its own staff or management team, a shielding override, a new record
 //! that may duplicate a shielded one, and a reader whose surname is the
-//! child's (a possible look-up of a relative).
+//! child's (a possible look-up of a relative); and, from the gateway, a
+//! record that may be the same child as another authority's (`duplicates`).
 //!
 //! Invariants: a notification is written with the access's audit entry, in
 //! the same statement or transaction, so neither exists without the other;
@@ -32,6 +33,8 @@ pub struct NotificationRow {
     pub role: String,
     pub reason: Option<String>,
     pub related_record_id: Option<String>,
+    /// For a possible duplicate elsewhere: that authority's code and name.
+    pub related_authority: Option<(String, String)>,
 }
 
 /// Kinds of notification to the responsible authority (table `notification`).
@@ -81,6 +84,9 @@ pub(crate) async fn list_notifications(
                         pb::NotificationKind::PossibleDuplicateOfShielded
                     }
                     "reader_shares_surname" => pb::NotificationKind::ReaderSharesSurname,
+                    "possible_duplicate_elsewhere" => {
+                        pb::NotificationKind::PossibleDuplicateElsewhere
+                    }
                     _ => pb::NotificationKind::Unspecified,
                 } as i32,
                 record_id: row.record_id,
@@ -90,6 +96,9 @@ pub(crate) async fn list_notifications(
                 role: row.role,
                 reason: row.reason.unwrap_or_default(),
                 related_record_id: row.related_record_id.unwrap_or_default(),
+                related_authority: row
+                    .related_authority
+                    .map(|(code, name)| pb::ResponsibleAuthority { code, name }),
             })
             .collect::<Vec<_>>())
     }
@@ -114,7 +123,8 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                &client.prepare_cached("SELECT notification_id, kind, record_id, at, caller_organisation, caller_name, role, reason, related_record_id
+                &client.prepare_cached("SELECT notification_id, kind, record_id, at, caller_organisation, caller_name, role, reason, related_record_id,
+                    related_authority_code, coalesce(related_authority_name, '')
                  FROM notification WHERE notification_id > $1 ORDER BY notification_id LIMIT $2").await?,
                 &[&after, &i64::from(limit)],
             )
@@ -131,6 +141,9 @@ impl Store {
                 role: row.get(6),
                 reason: row.get(7),
                 related_record_id: row.get(8),
+                related_authority: row
+                    .get::<_, Option<String>>(9)
+                    .map(|code| (code, row.get(10))),
             })
             .collect())
     }

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use contactpoint_matching::blocking::{record_keys, Coded, MatchingKeys};
+use contactpoint_matching::blocking::{duplicate_keys, record_keys, Coded, MatchingKeys};
 use contactpoint_policy::Right;
 use contactpoint_proto::v1 as pb;
 use deadpool_postgres::Transaction;
@@ -86,16 +86,20 @@ pub(crate) async fn read_routing_feed(
                     keyed: keys.is_some(),
                     events: events
                         .into_iter()
-                        .map(|event| pb::RoutingEvent {
-                            match_keys: keys
+                        .map(|event| {
+                            let (match_keys, duplicate_keys) = keys
                                 .as_mut()
                                 .and_then(|keys| keys.get(&event.record_id).cloned())
-                                .unwrap_or_default(),
-                            event_id: event.event_id,
-                            record_id: event.record_id,
-                            authority_code: event.authority_code,
-                            moves: event.moves,
-                            keys_only: event.keys_only,
+                                .unwrap_or_default();
+                            pb::RoutingEvent {
+                                match_keys,
+                                duplicate_keys,
+                                event_id: event.event_id,
+                                record_id: event.record_id,
+                                authority_code: event.authority_code,
+                                moves: event.moves,
+                                keys_only: event.keys_only,
+                            }
                         })
                         .collect(),
                 })
@@ -133,13 +137,13 @@ impl Store {
             .collect())
     }
 
-    /// The keyed blocking keys of the events' records as they are now, by
-    /// record (a record no longer live here has none); `None` without a
-    /// matching key.
+    /// The keyed blocking keys of the events' records as they are now, and
+    /// the strong ones among them, by record (a record no longer live here
+    /// has none); `None` without a matching key.
     pub async fn match_keys(
         &self,
         events: &[RoutingEvent],
-    ) -> Result<Option<HashMap<String, Vec<u64>>>> {
+    ) -> Result<Option<HashMap<String, (Vec<u64>, Vec<u64>)>>> {
         let Some(matching) = &self.matching else {
             return Ok(None);
         };
@@ -158,7 +162,8 @@ impl Store {
                         r.family_name_codes || coalesce(ARRAY(
                             SELECT code FROM former_name f, unnest(f.family_name_codes) AS code
                             WHERE f.record_id = r.id), '{}') AS surname_codes,
-                        r.given_names_codes, r.date_of_birth
+                        r.given_names_codes, name_codes(split_part(r.given_names, ' ', 1)) AS first_forename_codes,
+                        r.date_of_birth
                  FROM child_record r
                  WHERE r.id = ANY ($1) AND r.status = 'live' AND r.archived_on IS NULL",
                     )
@@ -171,13 +176,19 @@ impl Store {
                 .map(|row| {
                     let surname_codes: Vec<String> = row.get("surname_codes");
                     let forename_codes: Vec<String> = row.get("given_names_codes");
-                    let keys = record_keys(&Coded {
+                    let first_forename_codes: Vec<String> = row.get("first_forename_codes");
+                    let coded = Coded {
                         surname_codes: &surname_codes,
                         forename_codes: &forename_codes,
                         date_of_birth: Some(row.get::<_, NaiveDate>("date_of_birth")),
                         year_of_birth: None,
-                    });
-                    (row.get("id"), matching.hash_current(&keys))
+                    };
+                    let keys = record_keys(&coded);
+                    let strong = matching.hash_current(&duplicate_keys(&Coded {
+                        forename_codes: &first_forename_codes,
+                        ..coded
+                    }));
+                    (row.get("id"), (matching.hash_current(&keys), strong))
                 })
                 .collect(),
         ))

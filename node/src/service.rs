@@ -144,6 +144,7 @@ pub(crate) enum Method {
     ListNotifications,
     GetAuditCheckpoint,
     LoadRecords,
+    NotePossibleDuplicate,
 }
 
 impl Method {
@@ -171,6 +172,7 @@ impl Method {
             Self::ListNotifications => "ListNotifications",
             Self::GetAuditCheckpoint => "GetAuditCheckpoint",
             Self::LoadRecords => "LoadRecords",
+            Self::NotePossibleDuplicate => "NotePossibleDuplicate",
         }
     }
 
@@ -303,6 +305,13 @@ impl AuthorityNode for NodeService {
         request: Request<pb::ReadRoutingFeedRequest>,
     ) -> Result<Response<pb::ReadRoutingFeedResponse>, Status> {
         crate::routing_feed::read_routing_feed(self, request).await
+    }
+
+    async fn note_possible_duplicate(
+        &self,
+        request: Request<pb::NotePossibleDuplicateRequest>,
+    ) -> Result<Response<pb::NotePossibleDuplicateResponse>, Status> {
+        crate::duplicates::note_possible_duplicate(self, request).await
     }
 
     async fn export_record(

@@ -35,6 +35,9 @@ pub mod forwarded {
     /// On a NotFound from a node: a transfer has staged the record here but
     /// not activated it yet; the value is the transfer's id.
     pub const ARRIVING_HEADER: &str = "x-contactpoint-arriving";
+    /// On a NotFound from a node: the record was merged into another here;
+    /// the value is that record's identifier.
+    pub const MERGED_INTO_HEADER: &str = "x-contactpoint-merged-into";
 
     pub fn encode_identity(who: &PeerIdentity) -> Vec<u8> {
         format!(

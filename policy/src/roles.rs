@@ -132,6 +132,9 @@ pub enum Right {
     MergeRecords,
     /// Read a node's signed audit checkpoints, to countersign them.
     WitnessAudit,
+    /// Tell an authority that one of its records may be the same child as
+    /// another authority's (the national blind index).
+    NoteDuplicate,
 }
 
 impl Right {
@@ -151,6 +154,7 @@ impl Right {
             Self::Operate => "operate the service",
             Self::MergeRecords => "merge duplicate records",
             Self::WitnessAudit => "countersign a node's audit checkpoints",
+            Self::NoteDuplicate => "tell an authority of a possible duplicate at another",
         }
     }
 }
@@ -264,6 +268,9 @@ pub fn decide(role: &Role, right: Right, at_authority: Option<&str>) -> Decision
         }
         (Role::Gateway, WitnessAudit) => {
             Decision::allow("audits are tamper-evident: the gateway countersigns each node's checkpoints, outside the node's control")
+        }
+        (Role::Gateway, NoteDuplicate) => {
+            Decision::allow("regulation 5: records are kept accurate, and a child recorded by two authorities is one child; the gateway, matching keyed hashes it cannot read, tells both")
         }
         (Role::Gateway, ReadRoutingFeed | ForwardOnBehalf) => {
             Decision::allow("Schedule 1 para 19: the gateway routes each lookup to the responsible authority")

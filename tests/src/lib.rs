@@ -887,6 +887,7 @@ impl Federation {
                 to,
                 &format!("{from}//Social worker"),
                 &format!("schedule3:1(2)(a)@{from}"),
+                None,
             )
             .await?
             .map_err(|open| anyhow::anyhow!("already in {}", open.transfer_id))?;

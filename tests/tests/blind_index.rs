@@ -279,6 +279,7 @@ async fn the_blind_index_follows_a_transfer_and_a_destruction() -> anyhow::Resul
         .start_transfer(pb::StartTransferRequest {
             id: noah.id.clone(),
             to_authority: B.into(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -345,5 +346,184 @@ async fn the_blind_index_follows_a_transfer_and_a_destruction() -> anyhow::Resul
         .into_inner();
     assert_eq!(found.authorities_asked, 0);
     assert!(found.matches.is_empty());
+    Ok(())
+}
+
+/// The notifications of `kind` at node `index`, as (record, related record,
+/// related authority).
+async fn told(
+    f: &Federation,
+    index: usize,
+    kind: pb::NotificationKind,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let code = f.nodes[index].config.authority_code.clone();
+    let notifications = f.nodes[index]
+        .client(&f.pki.management_files(&code, "Data manager")?)
+        .await?
+        .list_notifications(pb::ListNotificationsRequest::default())
+        .await?
+        .into_inner()
+        .notifications;
+    Ok(notifications
+        .into_iter()
+        .filter(|n| n.kind == kind as i32)
+        .map(|n| {
+            (
+                n.record_id,
+                n.related_record_id,
+                n.related_authority.map(|a| a.code).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// A child recorded by two authorities: both management teams are told of
+/// the other's record (a twin at a third is not a duplicate), shielding at
+/// one shields the other, and the second authority's record can be merged
+/// into the first's through a transfer, its name joining the survivor.
+#[tokio::test]
+async fn a_child_recorded_at_two_authorities_is_noticed_and_can_be_merged() -> anyhow::Result<()> {
+    let f = Federation::start(&[A, B, C]).await?;
+    let noah = record_noah(&f, 0).await?;
+    let mut management_a = f.nodes[0]
+        .client(&f.pki.management_files(A, "Data manager")?)
+        .await?;
+    management_a
+        .shield_record(pb::ShieldRecordRequest {
+            id: noah.id.clone(),
+            shielded: true,
+            reason: "the child's location must not reach a violent parent".into(),
+        })
+        .await?;
+    // The same child, misspelt, at B; his twin brother at C.
+    let again = f
+        .staff(1)
+        .await?
+        .create_record(sample::child_request("Noah", "Benett", born(), "TS1 2AB"))
+        .await?
+        .into_inner();
+    let twin = f
+        .staff(2)
+        .await?
+        .create_record(sample::child_request(
+            "Harry James",
+            "Bennett",
+            born(),
+            "TS5 6QA",
+        ))
+        .await?
+        .into_inner();
+    assert!(!again.shielded);
+    let elsewhere = pb::NotificationKind::PossibleDuplicateElsewhere;
+    eventually("both authorities told", || async {
+        let (a, b) = (told(&f, 0, elsewhere).await?, told(&f, 1, elsewhere).await?);
+        Ok((!a.is_empty() && !b.is_empty()).then_some((a, b)))
+    })
+    .await
+    .map(|(a, b)| {
+        assert_eq!(a, [(noah.id.clone(), again.id.clone(), B.to_owned())]);
+        assert_eq!(b, [(again.id.clone(), noah.id.clone(), A.to_owned())]);
+    })?;
+    assert!(
+        told(&f, 2, elsewhere).await?.is_empty(),
+        "a twin is not a duplicate"
+    );
+    // Shielding holds through the duplicate at the other authority.
+    let shielded_at_b = told(&f, 1, pb::NotificationKind::PossibleDuplicateOfShielded).await?;
+    assert_eq!(
+        shielded_at_b,
+        [(again.id.clone(), noah.id.clone(), A.to_owned())]
+    );
+    let staff_b = f
+        .staff(1)
+        .await?
+        .get_record(lookup(&again.id))
+        .await?
+        .into_inner();
+    assert!(staff_b.shielded);
+    let db = f.gateway_db.connect().await?;
+    let untold: i64 = db
+        .query_one(
+            "SELECT count(*) FROM duplicate_notice WHERE told_at IS NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(untold, 0);
+
+    // A merge across authorities is A's management team's to ask, with a
+    // reason, of a record A holds.
+    let merge = |merge_into: &str, reason: &str| pb::StartTransferRequest {
+        id: again.id.clone(),
+        to_authority: A.into(),
+        merge_into: merge_into.into(),
+        reason: reason.into(),
+    };
+    let reason = "the same child: his mother confirmed both addresses";
+    let mut gateway_b = f
+        .gateway
+        .client(&f.pki.management_files(B, "Data manager")?)
+        .await?;
+    let refused = gateway_b
+        .start_transfer(merge(&noah.id, reason))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::PermissionDenied,
+        "{}",
+        refused.message()
+    );
+    let mut gateway_a = f
+        .gateway
+        .client(&f.pki.management_files(A, "Data manager")?)
+        .await?;
+    for (request, field) in [
+        (merge(&noah.id, " "), "reason"),
+        (merge(&again.id, reason), "merge_into"),
+        (merge(&twin.id, reason), "merge_into"),
+    ] {
+        let status = gateway_a.start_transfer(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(status.message().starts_with(field), "{}", status.message());
+    }
+    let transfer = gateway_a
+        .start_transfer(merge(&noah.id, reason))
+        .await?
+        .into_inner();
+    assert_eq!(transfer.merge_into, noah.id);
+    f.wait_for_transfer(&transfer.transfer_id, "completed")
+        .await?;
+    let done = gateway_a
+        .get_transfer(pb::GetTransferRequest {
+            transfer_id: transfer.transfer_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(done.merge_outcome, "merged");
+    let gone = f
+        .gateway
+        .client(&f.pki.client_files(A, "Social worker")?)
+        .await?
+        .get_record(lookup(&again.id))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    assert!(gone.message().contains(&noah.id), "{}", gone.message());
+    let survivor = management_a
+        .get_record(lookup(&noah.id))
+        .await?
+        .into_inner();
+    assert!(survivor.shielded);
+    assert!(
+        survivor.former_names.iter().any(|former| former
+            .name
+            .as_ref()
+            .is_some_and(|name| name.family_name == "Benett")),
+        "the duplicate's name joins the survivor: {:?}",
+        survivor.former_names
+    );
+    // Noticed once: the merge raises no new notice.
+    assert_eq!(told(&f, 0, elsewhere).await?.len(), 1);
     Ok(())
 }

@@ -96,6 +96,7 @@ async fn views_are_notified_and_a_subject_access_request_spans_authorities() -> 
         .start_transfer(pb::StartTransferRequest {
             id: record.id.clone(),
             to_authority: B.into(),
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -83,6 +83,7 @@ async fn a_normal_transfer_moves_the_whole_record() -> anyhow::Result<()> {
         .start_transfer(pb::StartTransferRequest {
             id: created.id.clone(),
             to_authority: B.into(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -453,6 +454,7 @@ async fn a_transfer_to_a_node_that_is_down_waits_and_completes() -> anyhow::Resu
         .start_transfer(pb::StartTransferRequest {
             id: created.id.clone(),
             to_authority: B.into(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -479,6 +481,7 @@ async fn a_transfer_to_a_node_that_is_down_waits_and_completes() -> anyhow::Resu
         .start_transfer(pb::StartTransferRequest {
             id: created.id.clone(),
             to_authority: C.into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -503,6 +506,7 @@ async fn a_transfer_to_a_node_that_is_down_waits_and_completes() -> anyhow::Resu
         .start_transfer(pb::StartTransferRequest {
             id: other.id.clone(),
             to_authority: A.into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

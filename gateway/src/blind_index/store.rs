@@ -10,7 +10,9 @@ use crate::feed::FeedEvent;
 use crate::store::{Store, StoreError};
 
 /// Replaces the keys of each record the batch names at `authority_code` by
-/// those the node read (none: the record is gone from the index there).
+/// those the node read (none: the record is gone from the index there), and
+/// journals a notice for each record of the batch sharing a strong key with
+/// another record at another authority (`crate::duplicates`).
 pub(crate) async fn apply(
     tx: &Transaction<'_>,
     authority_code: &str,
@@ -18,16 +20,17 @@ pub(crate) async fn apply(
 ) -> Result<(), StoreError> {
     // Every event of one record in a batch carries its keys as they were
     // when the batch was read: the last is as good as any.
-    let mut latest: std::collections::BTreeMap<&str, &[i64]> = Default::default();
+    let mut latest: std::collections::BTreeMap<&str, &FeedEvent> = Default::default();
     for event in events {
-        latest.insert(&event.record_id, &event.match_keys);
+        latest.insert(&event.record_id, event);
     }
     let records: Vec<&str> = latest.keys().copied().collect();
-    let (mut owners, mut keys) = (vec![], vec![]);
-    for (record, record_keys) in &latest {
-        for key in *record_keys {
+    let (mut owners, mut keys, mut strong) = (vec![], vec![], vec![]);
+    for (record, event) in &latest {
+        for key in &event.match_keys {
             owners.push(*record);
             keys.push(*key);
+            strong.push(event.duplicate_keys.contains(key));
         }
     }
     tx.execute(
@@ -40,13 +43,36 @@ pub(crate) async fn apply(
     .await?;
     tx.execute(
         &tx.prepare_cached(
-            "INSERT INTO blind_index (record_id, authority_code, keys)
-             SELECT record_id, $1, array_agg(DISTINCT key)
-             FROM unnest($2::text[], $3::bigint[]) AS published (record_id, key)
+            "INSERT INTO blind_index (record_id, authority_code, keys, strong)
+             SELECT record_id, $1, array_agg(DISTINCT key),
+                    coalesce(array_agg(DISTINCT key) FILTER (WHERE strong), '{}')
+             FROM unnest($2::text[], $3::bigint[], $4::boolean[]) AS published (record_id, key, strong)
              GROUP BY record_id ORDER BY record_id",
         )
         .await?,
-        &[&authority_code, &owners, &keys],
+        &[&authority_code, &owners, &keys, &strong],
+    )
+    .await?;
+    // Another authority's live record sharing a strong key: perhaps one
+    // child recorded twice (the same record at two authorities is a
+    // transfer the index has not yet followed, not a duplicate).
+    tx.execute(
+        &tx.prepare_cached(
+            "INSERT INTO duplicate_notice (first_record, first_authority, second_record, second_authority)
+             SELECT DISTINCT
+                 least(mine.record_id, other.record_id),
+                 CASE WHEN mine.record_id < other.record_id THEN mine.authority_code ELSE other.authority_code END,
+                 greatest(mine.record_id, other.record_id),
+                 CASE WHEN mine.record_id < other.record_id THEN other.authority_code ELSE mine.authority_code END
+             FROM blind_index mine
+             JOIN blind_index other ON other.strong && mine.strong
+                 AND other.authority_code <> mine.authority_code AND other.record_id <> mine.record_id
+             WHERE mine.authority_code = $1 AND mine.record_id = ANY ($2) AND mine.strong <> '{}'
+             ORDER BY 1, 3
+             ON CONFLICT (first_record, second_record) DO NOTHING",
+        )
+        .await?,
+        &[&authority_code, &records],
     )
     .await?;
     Ok(())

@@ -114,6 +114,11 @@ pub async fn read_once(node: &Node, store: &Store) -> Result<usize, FeedError> {
             keys_only: event.keys_only,
             // Stored as PostgreSQL's bigint, bit for bit.
             match_keys: event.match_keys.into_iter().map(|key| key as i64).collect(),
+            duplicate_keys: event
+                .duplicate_keys
+                .into_iter()
+                .map(|key| key as i64)
+                .collect(),
         })
         .collect();
     let state = FeedState {

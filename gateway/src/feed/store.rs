@@ -16,6 +16,8 @@ pub struct FeedEvent {
     /// The record's keyed blocking keys as the node read them (none: no
     /// longer live there), when the feed is keyed.
     pub match_keys: Vec<i64>,
+    /// Of `match_keys`, the strong ones (`crate::duplicates`).
+    pub duplicate_keys: Vec<i64>,
 }
 
 /// What a read of a node's outbox said of its blind index.

@@ -226,6 +226,8 @@ impl GatewayService {
                     outcome.authorities.retain(|asked| *asked != code);
                     target = code;
                 }
+                // Merged into another record: the node's answer names it.
+                Ok(Err(status)) if merged(&status) => return Err(GatewayError::Node(status)),
                 Ok(Err(status)) if status.code() == Code::NotFound => {
                     let moved_to = status
                         .metadata()
@@ -288,6 +290,7 @@ impl GatewayService {
             request.set_timeout(self.lookup_timeout);
             match node.client().export_record(request).await {
                 Ok(_) => return Ok(target),
+                Err(status) if merged(&status) => return Err(GatewayError::Node(status)),
                 Err(status) if status.code() == Code::NotFound => {
                     let moved_to = status
                         .metadata()
@@ -310,4 +313,13 @@ impl GatewayService {
             }
         }
     }
+}
+
+/// A node's NotFound for a record merged into another there.
+fn merged(status: &Status) -> bool {
+    status.code() == Code::NotFound
+        && status
+            .metadata()
+            .get(forwarded::MERGED_INTO_HEADER)
+            .is_some()
 }

@@ -5,6 +5,11 @@
 //! the authority responsible now, journal a transfer and show it; `workflow`
 //! drives each transfer through its steps; `store` is the journal's SQL.
 //!
+//! A transfer may carry a merge (`StartTransferRequest.merge_into`): the
+//! record, a duplicate of one held at the destination, is merged into it
+//! there after activation, by the destination's management team (who alone
+//! may ask), so a child recorded by two authorities becomes one record.
+//!
 //! Invariants: only either authority's own staff, or an operator, may start,
 //! see or cancel a transfer between them; a record is in at most one open
 //! transfer; a transfer past its cutover cannot be cancelled; every step is
@@ -12,7 +17,7 @@
 mod store;
 pub mod workflow;
 
-pub use store::TransferRow;
+pub use store::{Merge, TransferRow};
 pub use workflow::{requester_name, Transfers};
 
 use contactpoint_policy::{authorize, Right, Role};
@@ -42,12 +47,23 @@ pub(crate) async fn start_transfer(
             })?;
             outcome.record_ids.push(id.to_string());
             let to = gss_code(&body.to_authority, "to_authority")?;
+            let merge = merge_of(body, &id)?;
             let from = service.locate(&id, &mut outcome).await?;
             let role = may_transfer(&caller, &from, &to)?;
             if from == to {
                 return Err(GatewayError::Conflict(format!(
-                    "authority {to} is already responsible for record {id}"
+                    "authority {to} is already responsible for record {id}{}",
+                    if merge.is_some() {
+                        ": merge the two at its node (MergeRecords)"
+                    } else {
+                        ""
+                    }
                 )));
+            }
+            if let Some(merge) = &merge {
+                service
+                    .check_merge(&caller, merge, &to, &mut outcome)
+                    .await?;
             }
             outcome.authorities = vec![from.clone(), to.clone()];
             let journaled = service
@@ -58,6 +74,7 @@ pub(crate) async fn start_transfer(
                     &to,
                     &requester_name(&caller.identity),
                     &role.to_wire(),
+                    merge.as_ref(),
                 )
                 .await?;
             let row = journaled.map_err(|open| {
@@ -207,7 +224,46 @@ impl GatewayService {
             requested_role: row.requested_role.clone(),
             created_at: row.created_at.clone(),
             updated_at: row.updated_at.clone(),
+            merge_into: row
+                .merge
+                .as_ref()
+                .map(|merge| merge.into.clone())
+                .unwrap_or_default(),
+            merge_outcome: row.merge_outcome.clone().unwrap_or_default(),
         }
+    }
+
+    /// A merge across authorities may be asked only by the management team
+    /// of the authority that merges, of a record it holds.
+    async fn check_merge(
+        &self,
+        caller: &Caller,
+        merge: &Merge,
+        to: &str,
+        outcome: &mut Outcome,
+    ) -> Result<(), GatewayError> {
+        authorize(
+            caller.role.as_ref(),
+            &caller.identity,
+            Right::MergeRecords,
+            Some(to),
+        )?;
+        let survivor = RecordId::parse(&merge.into).map_err(|error| GatewayError::Invalid {
+            field: "merge_into",
+            reason: error.to_string(),
+        })?;
+        outcome.record_ids.push(survivor.to_string());
+        let mut located = Outcome::default();
+        let holder = self.locate(&survivor, &mut located).await?;
+        if holder != to {
+            return Err(GatewayError::Invalid {
+                field: "merge_into",
+                reason: format!(
+                    "record {survivor} is held by authority {holder}, not {to}: a record is merged into one held where it goes"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// A transfer the caller may see: their authority is one of its two, or
@@ -238,6 +294,32 @@ fn may_transfer<'a>(caller: &'a Caller, from: &str, to: &str) -> Result<&'a Role
         authorize(role, &caller.identity, Right::StartTransfer, Some(from))
             .or_else(|_| authorize(role, &caller.identity, Right::StartTransfer, Some(to)))?,
     )
+}
+
+/// The merge a transfer request asks for, if any: a survivor other than the
+/// record itself, and a reason.
+fn merge_of(body: &pb::StartTransferRequest, id: &RecordId) -> Result<Option<Merge>, GatewayError> {
+    let into = body.merge_into.trim();
+    if into.is_empty() {
+        return Ok(None);
+    }
+    if into == id.as_str() {
+        return Err(GatewayError::Invalid {
+            field: "merge_into",
+            reason: "is the record itself: name the record it duplicates".into(),
+        });
+    }
+    let reason = body.reason.trim();
+    if reason.is_empty() {
+        return Err(GatewayError::Invalid {
+            field: "reason",
+            reason: "is required with merge_into: say why the two records are one child".into(),
+        });
+    }
+    Ok(Some(Merge {
+        into: into.to_owned(),
+        reason: reason.to_owned(),
+    }))
 }
 
 /// `value` as an English GSS code; otherwise `field` is invalid.

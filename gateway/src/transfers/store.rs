@@ -21,13 +21,25 @@ pub struct TransferRow {
     pub waiting_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// A merge across authorities: the survivor, at `to_code`, and why.
+    pub merge: Option<Merge>,
+    /// Once the merge was tried: "merged", or why not.
+    pub merge_outcome: Option<String>,
+}
+
+/// What a transfer merges its record into, at its destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    pub into: String,
+    pub reason: String,
 }
 
 const TRANSFER_COLUMNS: &str =
     "transfer_id, record_id, from_code, to_code, state, cancel_requested,
     requested_by, requested_role, attempts, waiting_reason,
     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-    to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+    to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+    merge_into, merge_reason, merge_outcome";
 
 fn transfer_row(row: &tokio_postgres::Row) -> TransferRow {
     TransferRow {
@@ -43,6 +55,11 @@ fn transfer_row(row: &tokio_postgres::Row) -> TransferRow {
         waiting_reason: row.get(9),
         created_at: row.get(10),
         updated_at: row.get(11),
+        merge: row.get::<_, Option<String>>(12).map(|into| Merge {
+            into,
+            reason: row.get::<_, Option<String>>(13).unwrap_or_default(),
+        }),
+        merge_outcome: row.get(14),
     }
 }
 
@@ -87,15 +104,25 @@ impl Store {
         to_code: &str,
         requested_by: &str,
         requested_role: &str,
+        merge: Option<&Merge>,
     ) -> Result<Result<TransferRow, TransferRow>, StoreError> {
         let client = self.pool.get().await?;
         let inserted = client
             .query_one(
                 &format!(
-                    "INSERT INTO transfer (record_id, from_code, to_code, requested_by, requested_role)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING {TRANSFER_COLUMNS}"
+                    "INSERT INTO transfer (record_id, from_code, to_code, requested_by, requested_role,
+                                           merge_into, merge_reason)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TRANSFER_COLUMNS}"
                 ),
-                &[&record_id, &from_code, &to_code, &requested_by, &requested_role],
+                &[
+                    &record_id,
+                    &from_code,
+                    &to_code,
+                    &requested_by,
+                    &requested_role,
+                    &merge.map(|merge| merge.into.as_str()),
+                    &merge.map(|merge| merge.reason.as_str()),
+                ],
             )
             .await;
         match inserted {
@@ -216,6 +243,26 @@ impl Store {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Records how a transfer's merge went: "merged", or why not.
+    pub async fn note_merge_outcome(
+        &self,
+        transfer_id: &str,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                &client
+                    .prepare_cached(
+                        "UPDATE transfer SET merge_outcome = $2, updated_at = now() WHERE transfer_id = $1",
+                    )
+                    .await?,
+                &[&transfer_id, &outcome],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Records why an attempt did not move the transfer on.

@@ -15,8 +15,9 @@
 //!   this moment are in the final content; none after it are accepted.
 //! - `handed_over → activated`: the final content goes live at the new node,
 //!   and the routing index points at it (same journal transaction).
-//! - `activated → completed`: the old node deletes its copy, keeping the
-//!   forwarding and its own audit of the record.
+//! - `activated → completed`: with a merge, the new node first merges the
+//!   record into the survivor (`Transfers::merge`); the old node deletes
+//!   its copy, keeping the forwarding and its own audit of the record.
 //!
 //! Between the cutover and activation (normally milliseconds, longer only if
 //! a step fails) a lookup reaching the new node is told the record is
@@ -104,6 +105,12 @@ impl Transfers {
     /// A step request to a node: from the gateway, naming who asked for the
     /// transfer so the node's audit records it.
     fn step_request<T>(transfer: &TransferRow, message: T) -> tonic::Request<T> {
+        Self::forwarded_request(transfer, message, &Role::Gateway.to_wire())
+    }
+
+    /// A request to a node naming who asked for the transfer and the role
+    /// asserted for the call.
+    fn forwarded_request<T>(transfer: &TransferRow, message: T, role: &str) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(STEP_TIMEOUT);
         let requester = requester_identity(&transfer.requested_by);
@@ -112,7 +119,7 @@ impl Transfers {
             forwarded::CALLER_HEADER,
             BinaryMetadataValue::from_bytes(&forwarded::encode_identity(&requester)),
         );
-        if let Ok(role) = AsciiMetadataValue::try_from(Role::Gateway.to_wire()) {
+        if let Ok(role) = AsciiMetadataValue::try_from(role) {
             metadata.insert(forwarded::ROLE_HEADER, role);
         }
         request
@@ -299,6 +306,9 @@ impl Transfers {
                 ))
             }
             ("activated", _) => {
+                if transfer.merge.is_some() && transfer.merge_outcome.is_none() {
+                    self.merge(transfer).await?;
+                }
                 let from = self.node(&transfer.from_code)?;
                 let release = pb::TransferRecordRequest {
                     transfer_id: transfer_id(),
@@ -321,6 +331,68 @@ impl Transfers {
                 None,
             )),
         }
+    }
+
+    /// A transfer's merge, once its record is live at the destination: asks
+    /// the destination's node, as the requester (its management team), to
+    /// merge the record into the survivor, and journals the outcome. A
+    /// merge done already (a repeat after a crash) is "merged"; a refusal
+    /// (the survivor archived, say) is kept as the outcome and the transfer
+    /// goes on, the record live and unmerged at its new authority.
+    async fn merge(&self, transfer: &TransferRow) -> Result<(), StepError> {
+        let Some(merge) = &transfer.merge else {
+            return Ok(());
+        };
+        let to = self.node(&transfer.to_code)?;
+        let request = Self::forwarded_request(
+            transfer,
+            pb::MergeRecordsRequest {
+                id: merge.into.clone(),
+                duplicate_id: transfer.record_id.clone(),
+                reason: merge.reason.clone(),
+            },
+            &transfer.requested_role,
+        );
+        let outcome = match tokio::time::timeout(STEP_TIMEOUT, to.client().merge_records(request))
+            .await
+        {
+            Ok(Ok(_)) => "merged".to_owned(),
+            Ok(Err(status))
+                if status
+                    .metadata()
+                    .get(forwarded::MERGED_INTO_HEADER)
+                    .and_then(|value| value.to_str().ok())
+                    == Some(merge.into.as_str()) =>
+            {
+                "merged".to_owned()
+            }
+            Ok(Err(status))
+                if !matches!(
+                    status.code(),
+                    Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+                ) =>
+            {
+                format!("not merged: {}", status.message())
+            }
+            Ok(Err(status)) => {
+                return Err(StepError::Unreachable {
+                    code: to.code.clone(),
+                    name: to.name.clone(),
+                    message: status.message().to_owned(),
+                })
+            }
+            Err(_) => {
+                return Err(StepError::Unreachable {
+                    code: to.code.clone(),
+                    name: to.name.clone(),
+                    message: "no answer in time".into(),
+                })
+            }
+        };
+        self.store
+            .note_merge_outcome(&transfer.transfer_id, &outcome)
+            .await?;
+        Ok(())
     }
 
     /// Advances a transfer until it ends, waiting and retrying (with
