@@ -1,10 +1,12 @@
 //! The gateway's own PostgreSQL: the [`Store`] handle (its pool, its
 //! migrations, whether it answers) and [`StoreError`]. It holds no child's
 //! details: the routing index (identifier to responsible authority), outbox
-//! cursors, the transfer journal, the gateway's audit and the witnessed
+//! cursors, the blind index's keyed hashes, the journal of duplicate
+//! notices, the transfer journal, the gateway's audit and the witnessed
 //! checkpoints. Each concern keeps its own statements beside it, as an
 //! `impl Store` block in its module: `lookup::store` (the routing index),
-//! `feed::store` (outbox cursors), `transfers::store` (the journal),
+//! `feed::store` (outbox cursors), `blind_index::store` (the hashes),
+//! `duplicates::store` (the notices), `transfers::store` (the journal),
 //! `audit::store` (the audit and its flags), `witness::store` (countersigned
 //! checkpoints).
 //!
