@@ -279,3 +279,96 @@ async fn the_command_line_end_to_end() -> anyhow::Result<()> {
     assert!(Path::new(&config).exists());
     Ok(())
 }
+
+/// The rows of a CSV file, header first.
+fn csv_rows(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        rows.push(record?.iter().map(str::to_owned).collect());
+    }
+    Ok(rows)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_file_holds_the_rejected_rows_and_loads_once_corrected() -> anyhow::Result<()> {
+    let f = Fixture::start().await?;
+    let staff = f.pki.client_files(A, "Social worker")?;
+    let born = today() - chrono::Duration::days(900);
+    let header = "given_names,family_name,gender,date_of_birth,address,town,postcode";
+    let row = |name: &str, gender: &str, dob: &str, address: &str| {
+        format!("{name},Quill,{gender},{dob},{address},Hartlepool,TS24 8AH")
+    };
+    // Bad rows first, in the middle (its address quoted over two lines) and
+    // last; a good row before the middle one has a quoted newline too.
+    let good = born.to_string();
+    let rows = [
+        row("Ada", "female", "2017-02-29", "1 Quay"),
+        row("Bo", "male", &good, "2 Quay"),
+        row("Cy", "male", &good, "\"Flat 3\n3 Quay\""),
+        row("Di", "female", &good, "4 Quay"),
+        row("Ed", "sometimes", &good, "\"Flat 5\n5 Quay\""),
+        row("Flo", "female", &good, "6 Quay"),
+        row("Gus", "male", "31/12/2020", "7 Quay"),
+    ];
+    let csv = f.pki.dir.path().join("quills.csv");
+    std::fs::write(&csv, format!("{header}\n{}\n", rows.join("\n")))?;
+    let out = expect(
+        &cpctl(&staff, f.node.address, &["load", csv.to_str().unwrap()])?,
+        8,
+    );
+    assert!(
+        out.contains("loaded 4 rows, rejected 3"),
+        "{out}{}",
+        std::fs::read_to_string(csv.with_extension("rejected.csv")).unwrap_or_default()
+    );
+
+    // Exactly the three bad rows, each with its own line and its own fields.
+    let rejected_path = csv.with_extension("rejected.csv");
+    let rejected = csv_rows(&rejected_path)?;
+    let expected_header: Vec<&str> = ["line", "reason"]
+        .into_iter()
+        .chain(header.split(','))
+        .collect();
+    assert_eq!(rejected[0], expected_header);
+    let mut bad: Vec<(usize, &str, &str, &str)> = rejected[1..]
+        .iter()
+        .map(|r| (r[0].parse().unwrap_or(0), &*r[2], &*r[4], &*r[6]))
+        .collect();
+    bad.sort();
+    let expected = [
+        (2, "Ada", "female", "1 Quay"),
+        (7, "Ed", "sometimes", "Flat 5\n5 Quay"),
+        (10, "Gus", "male", "7 Quay"),
+    ];
+    assert_eq!(bad, expected, "{rejected:?}");
+    assert!(
+        rejected[1..]
+            .iter()
+            .all(|r| r.len() == 9 && !r[5].is_empty() && r[1].contains(':')),
+        "each row whole, with a reason naming its field: {rejected:?}"
+    );
+    assert_eq!(f.db.count("child_record").await?, 4);
+
+    // Corrected where it stands, the rejected file loads as it is.
+    let fixed: String = std::fs::read_to_string(&rejected_path)?
+        .replace("2017-02-29", &good)
+        .replace("sometimes", "male")
+        .replace("31/12/2020", &good);
+    let fixed_path = f.pki.dir.path().join("quills-fixed.csv");
+    std::fs::write(&fixed_path, fixed)?;
+    let out = expect(
+        &cpctl(
+            &staff,
+            f.node.address,
+            &["load", fixed_path.to_str().unwrap()],
+        )?,
+        0,
+    );
+    assert!(out.contains("loaded 3 rows, rejected 0"), "{out}");
+    assert_eq!(f.db.count("child_record").await?, rows.len() as i64);
+    Ok(())
+}
