@@ -463,6 +463,8 @@ pub fn start_node(
         tls: work.files(&format!("node-{code}")),
         policy: work.path("policy.toml"),
         metrics_listen: None,
+        // Stopped by SIGTERM one after another: no drain.
+        drain_seconds: 0,
         log_format: Default::default(),
         matching_key: Some(work.path("pki/matching.key")),
     };
@@ -497,9 +499,12 @@ pub fn start_gateway(
     config.tls = work.files("gateway");
     // This build's gateway keeps the blind index; a build compared with it
     // may predate the setting (its configuration denies unknown fields).
-    if program == work.bin.join("contactpoint-gateway") {
+    let this_build = program == work.bin.join("contactpoint-gateway");
+    if this_build {
         config.matching_key = Some(work.path("pki/matching.key"));
     }
+    // Stopped by SIGTERM: no drain.
+    config.drain_seconds = 0;
     config.search_deadline_ms = 30_000;
     config.limits = Limits {
         per_caller_in_flight: 4096,
@@ -518,7 +523,12 @@ pub fn start_gateway(
         })
         .collect();
     let path = work.path(&format!("gateway-{name}.toml"));
-    std::fs::write(&path, toml::to_string(&config)?)?;
+    let mut written = toml::Table::try_from(&config)?;
+    if !this_build {
+        // An older build may not know the drain (and drains not at all).
+        written.remove("drain_seconds");
+    }
+    std::fs::write(&path, toml::to_string(&written)?)?;
     Server::spawn(
         &format!("gateway {name}"),
         address,

@@ -79,8 +79,10 @@ pub(crate) enum Command {
         /// Seconds to keep trying.
         #[arg(long, default_value_t = 30)]
         wait: u64,
-        /// The gRPC service to ask about.
-        #[arg(long, default_value = "contactpoint.v1.AuthorityNode")]
+        /// The gRPC service to ask about (e.g. contactpoint.v1.Gateway);
+        /// by default the server as a whole, as probes and load balancers
+        /// ask.
+        #[arg(long, default_value = "")]
         service: String,
     },
     /// Shows one record by identifier (node or gateway).
@@ -373,7 +375,9 @@ impl NodeArgs {
         Ok(GatewayClient::new(self.channel().await?))
     }
 
-    /// Whether this is the gateway: its health service names the Gateway.
+    /// Whether this is the gateway: its health service names the Gateway (a
+    /// node's answers NotFound). Any other failure is the caller's to see,
+    /// not a reason to take the server for a node.
     pub(crate) async fn is_gateway(&self) -> Result<bool> {
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel().await?);
         let asked = health
@@ -381,6 +385,10 @@ impl NodeArgs {
                 service: "contactpoint.v1.Gateway".into(),
             })
             .await;
-        Ok(asked.is_ok())
+        match asked {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
+            Err(status) => Err(status.into()),
+        }
     }
 }

@@ -70,7 +70,16 @@ async fn main() -> ExitCode {
                 .chain()
                 .find_map(|cause| cause.downcast_ref::<tonic::Status>())
             {
-                Some(status) => eprintln!("refused: {:?}: {}", status.code(), status.message()),
+                Some(status) => {
+                    // A limit's refusal may say when to try again.
+                    let retry = status
+                        .metadata()
+                        .get("retry-after-ms")
+                        .and_then(|value| value.to_str().ok())
+                        .map(|ms| format!(" (try again in {ms} ms)"))
+                        .unwrap_or_default();
+                    eprintln!("refused: {:?}: {}{retry}", status.code(), status.message())
+                }
                 None => eprintln!("error: {error:#}"),
             }
             ExitCode::from(exit_code(&error))
@@ -283,7 +292,12 @@ async fn health(node: &NodeArgs, wait: u64, service: &str) -> Result<()> {
             Ok(_) | Err(_) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Ok(status) => bail!("{} is not serving (status {status})", node.endpoint),
+            Ok(status) => bail!(
+                "{} is not serving (status {})",
+                node.endpoint,
+                tonic_health::pb::health_check_response::ServingStatus::try_from(status)
+                    .map_or_else(|_| status.to_string(), |s| s.as_str_name().to_owned())
+            ),
             Err(error) => {
                 return Err(error.context(format!("{} did not become healthy", node.endpoint)))
             }

@@ -52,6 +52,11 @@ pub struct GatewayConfig {
     /// operators reach. Default: none (no metrics endpoint).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds between SIGTERM and the server ceasing to take calls, while
+    /// its health answers NOT_SERVING so load balancers route elsewhere.
+    /// Default: 5.
+    #[serde(default = "default_drain")]
+    pub drain_seconds: u64,
     /// The federation's matching key file, as the nodes hold it (`ID HEX`
     /// lines; during a rotation, the new and the old): a search is then sent
     /// only to the authorities whose blind index holds one of its keys. A
@@ -118,6 +123,10 @@ impl NodeEntry {
             host.to_owned()
         })
     }
+}
+
+fn default_drain() -> u64 {
+    5
 }
 
 fn default_listen() -> SocketAddr {

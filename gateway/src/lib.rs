@@ -35,6 +35,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use contactpoint_ops::health::Health;
 use contactpoint_policy::PolicyHandle;
 use contactpoint_proto::v1::gateway_server::GatewayServer;
 use tokio::net::TcpListener;
@@ -156,8 +157,22 @@ pub async fn serve_on(
     if let Some(listener) = metrics_listener {
         background.spawn(contactpoint_ops::serve_metrics(listener, metrics.clone()));
     }
-    let (health, health_service) = tonic_health::server::health_reporter();
-    background.spawn(report_health(health, store.clone(), metrics.clone()));
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health::new(
+        reporter,
+        <GatewayServer<GatewayService> as tonic::server::NamedService>::NAME,
+    )
+    .await;
+    background.spawn(report_health(
+        health.clone(),
+        store.clone(),
+        metrics.clone(),
+    ));
+    let shutdown = contactpoint_ops::health::drain_after(
+        health,
+        shutdown,
+        Duration::from_secs(config.drain_seconds),
+    );
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
@@ -212,7 +227,7 @@ pub async fn serve_on(
 
 /// Keeps the health service true, and the pool and transfer metrics current.
 async fn report_health(
-    reporter: tonic_health::server::HealthReporter,
+    health: Arc<Health>,
     store: store::Store,
     metrics: Arc<contactpoint_ops::Metrics>,
 ) {
@@ -225,16 +240,10 @@ async fn report_health(
             metrics.set_transfers(&by_state);
         }
         if serving != Some(up) {
-            if up {
-                reporter
-                    .set_serving::<GatewayServer<GatewayService>>()
-                    .await;
-            } else {
+            if !up {
                 tracing::warn!("gateway database not answering: health NOT_SERVING");
-                reporter
-                    .set_not_serving::<GatewayServer<GatewayService>>()
-                    .await;
             }
+            health.set(up).await;
             serving = Some(up);
         }
         tokio::time::sleep(HEALTH_INTERVAL).await;

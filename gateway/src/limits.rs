@@ -1,10 +1,16 @@
 //! Per-caller limits, as a tower layer: each caller (the verified
 //! certificate's subject) has its own budget of requests in flight and its
 //! own token bucket, so one partner cannot starve the others. Over either
-//! limit a request is refused at once with RESOURCE_EXHAUSTED saying which.
-//! So the service stays available to every partner at its planned load
-//! (RULES.md, Anchors worth knowing: peaks of 50 transactions a second,
+//! limit a request is refused at once with RESOURCE_EXHAUSTED saying which,
+//! and when over the rate, a `retry-after-ms` header saying when a token will
+//! be there. So the service stays available to every partner at its planned
+//! load (RULES.md, Anchors worth knowing: peaks of 50 transactions a second,
 //! 99.9% availability).
+//!
+//! The health service (`grpc.health.v1.Health`) is outside these budgets:
+//! it answers from memory, and a probe (a load balancer's, or cpctl's
+//! asking whether it speaks to a gateway) refused for its caller's budget
+//! would call a healthy server dead, or send the caller down the wrong path.
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +30,12 @@ use crate::config::Limits;
 /// Callers remembered before idle ones are forgotten.
 const MAX_TRACKED_CALLERS: usize = 100_000;
 
+/// On a refusal over the rate: milliseconds until the caller's next token.
+pub const RETRY_AFTER_HEADER: &str = "retry-after-ms";
+
+/// The health service's path prefix: outside the per-caller budgets.
+const HEALTH_PATH: &str = "/grpc.health.v1.Health/";
+
 struct Bucket {
     in_flight: Arc<Semaphore>,
     tokens: f64,
@@ -38,35 +50,41 @@ struct Budgets {
 impl Budgets {
     /// Takes a token and an in-flight slot for `caller`, or says which limit it hit.
     fn admit(&self, caller: &str) -> Result<OwnedSemaphorePermit, Status> {
+        let limits = &self.limits;
         let mut callers = self
             .callers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if callers.len() >= MAX_TRACKED_CALLERS && !callers.contains_key(caller) {
             callers.retain(|_, bucket| {
-                bucket.in_flight.available_permits() < self.limits.per_caller_in_flight
+                bucket.in_flight.available_permits() < limits.per_caller_in_flight
             });
         }
         let now = Instant::now();
         let bucket = callers.entry(caller.to_owned()).or_insert_with(|| Bucket {
-            in_flight: Arc::new(Semaphore::new(self.limits.per_caller_in_flight)),
-            tokens: self.limits.per_caller_burst,
+            in_flight: Arc::new(Semaphore::new(limits.per_caller_in_flight)),
+            tokens: limits.per_caller_burst,
             refilled: now,
         });
         let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.limits.per_caller_per_second)
-            .min(self.limits.per_caller_burst);
+        bucket.tokens =
+            (bucket.tokens + elapsed * limits.per_caller_per_second).min(limits.per_caller_burst);
         bucket.refilled = now;
         if bucket.tokens < 1.0 {
-            return Err(Status::resource_exhausted(format!(
+            let mut status = Status::resource_exhausted(format!(
                 "rate limit: at most {} requests a second per caller (bursts of {}); slow down",
-                self.limits.per_caller_per_second, self.limits.per_caller_burst
-            )));
+                limits.per_caller_per_second, limits.per_caller_burst
+            ));
+            let wait_ms = ((1.0 - bucket.tokens) / limits.per_caller_per_second * 1000.0).ceil();
+            if let Ok(value) = format!("{}", wait_ms.clamp(1.0, 3_600_000.0) as u64).parse() {
+                status.metadata_mut().insert(RETRY_AFTER_HEADER, value);
+            }
+            return Err(status);
         }
         let permit = bucket.in_flight.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
                 "at most {} requests in flight per caller; wait for answers before sending more",
-                self.limits.per_caller_in_flight
+                limits.per_caller_in_flight
             ))
         })?;
         bucket.tokens -= 1.0;
@@ -141,6 +159,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path().starts_with(HEALTH_PATH) {
+            return Box::pin(self.inner.call(request));
+        }
         match self.budgets.admit(&caller_key(&request)) {
             Ok(permit) => {
                 let future = self.inner.call(request);

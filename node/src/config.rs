@@ -48,6 +48,11 @@ pub struct NodeConfig {
     /// operators reach. Default: none (no metrics endpoint).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds between SIGTERM and the server ceasing to take calls, while
+    /// its health answers NOT_SERVING so load balancers route elsewhere.
+    /// Default: 5.
+    #[serde(default = "default_drain")]
+    pub drain_seconds: u64,
     /// The federation's matching key file (`ID HEX` lines, the first the one
     /// to hash under): the routing feed then carries each record's keyed
     /// blocking keys, for the gateway's blind index. A secret like the TLS
@@ -57,6 +62,10 @@ pub struct NodeConfig {
     /// "text" (default) or "json" (one object per line).
     #[serde(default)]
     pub log_format: contactpoint_ops::LogFormat,
+}
+
+fn default_drain() -> u64 {
+    5
 }
 
 fn default_listen() -> SocketAddr {

@@ -33,6 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use contactpoint_ops::health::Health;
 use contactpoint_proto::v1::authority_node_server::AuthorityNodeServer;
 use tokio::net::TcpListener;
 
@@ -138,7 +139,17 @@ pub async fn serve_on(
             .map_err(StartError::Publish)?;
     }
 
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health::new(
+        reporter,
+        <AuthorityNodeServer<NodeService> as tonic::server::NamedService>::NAME,
+    )
+    .await;
+    let shutdown = contactpoint_ops::health::drain_after(
+        health.clone(),
+        shutdown,
+        Duration::from_secs(config.drain_seconds),
+    );
     // Background work; the set aborts it all when dropped, on any early return too.
     let mut background = tokio::task::JoinSet::new();
     background.spawn(report_health(health, store.clone(), metrics.clone()));
@@ -195,11 +206,7 @@ pub async fn serve_on(
 }
 
 /// answer; and the pool and audit checkpoint metrics current.
-async fn report_health(
-    reporter: tonic_health::server::HealthReporter,
-    store: Store,
-    metrics: Arc<contactpoint_ops::Metrics>,
-) {
+async fn report_health(health: Arc<Health>, store: Store, metrics: Arc<contactpoint_ops::Metrics>) {
     let mut serving = None;
     loop {
         let up = store.ping().await;
@@ -209,16 +216,10 @@ async fn report_health(
             metrics.set_checkpoint_age(age);
         }
         if serving != Some(up) {
-            if up {
-                reporter
-                    .set_serving::<AuthorityNodeServer<NodeService>>()
-                    .await;
-            } else {
+            if !up {
                 tracing::warn!("database not answering: health NOT_SERVING");
-                reporter
-                    .set_not_serving::<AuthorityNodeServer<NodeService>>()
-                    .await;
             }
+            health.set(up).await;
             serving = Some(up);
         }
         tokio::time::sleep(HEALTH_INTERVAL).await;

@@ -7,10 +7,13 @@
 //!   [`serve_metrics`]. They carry no personal data: methods, outcomes, role
 //!   kinds and authority codes only.
 //! - [`init_logging`]: human-readable or JSON lines.
+//! - [`health`]: gRPC health for the server's service and the server as a
+//!   whole, and the drain before a graceful stop.
 //! - [`reload_on_hangup`]: SIGHUP reads the access policy and the TLS files
 //!   (with their CRLs) again; a bad file keeps what is in force.
 #![forbid(unsafe_code)]
 
+pub mod health;
 mod metrics;
 
 pub use metrics::{serve_metrics, Metrics};

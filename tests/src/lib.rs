@@ -446,7 +446,12 @@ impl TestNode {
         code: &str,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
-        let config = NodeConfig {
+        Self::start_config(Self::config(db, pki, code)?, clock).await
+    }
+
+    /// The configuration [`TestNode::start`] serves with.
+    pub fn config(db: &TestDb, pki: &TestPki, code: &str) -> Result<NodeConfig> {
+        Ok(NodeConfig {
             authority_code: code.into(),
             authority_name: format!("Authority {code}"),
             listen: "127.0.0.1:0".parse()?,
@@ -459,10 +464,10 @@ impl TestNode {
             tls: pki.node_files(code)?,
             policy: pki.policy_path(),
             metrics_listen: Some("127.0.0.1:0".parse()?),
+            drain_seconds: 0,
             log_format: Default::default(),
             matching_key: Some(pki.matching_key_path()),
-        };
-        Self::start_config(config, clock).await
+        })
     }
 
     pub async fn start_config(mut config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Self> {
@@ -540,6 +545,20 @@ impl Drop for TestNode {
             task.abort();
         }
     }
+}
+
+/// `cpctl` as the holder of `files`, against the server at `address`.
+pub fn cpctl_command(files: &TlsFiles, address: SocketAddr) -> Result<std::process::Command> {
+    let mut command = std::process::Command::new(workspace_binary("cpctl")?);
+    command
+        .env(
+            "CPCTL_ENDPOINT",
+            format!("https://localhost:{}", address.port()),
+        )
+        .env("CPCTL_CA", &files.ca)
+        .env("CPCTL_CERT", &files.cert)
+        .env("CPCTL_KEY", &files.key);
+    Ok(command)
 }
 
 /// A TLS channel to `address`, checking the server's certificate names localhost.
@@ -643,6 +662,7 @@ impl TestGateway {
             witness_interval_ms: 200,
             flag_searches_without_view: 3,
             metrics_listen: Some("127.0.0.1:0".parse()?),
+            drain_seconds: 0,
             log_format: Default::default(),
             matching_key: Some(pki.matching_key_path()),
             limits: contactpoint_gateway::config::Limits::default(),

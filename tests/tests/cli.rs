@@ -15,16 +15,7 @@ fn cpctl(
     endpoint: std::net::SocketAddr,
     args: &[&str],
 ) -> anyhow::Result<Output> {
-    Ok(std::process::Command::new(workspace_binary("cpctl")?)
-        .args(args)
-        .env(
-            "CPCTL_ENDPOINT",
-            format!("https://localhost:{}", endpoint.port()),
-        )
-        .env("CPCTL_CA", &files.ca)
-        .env("CPCTL_CERT", &files.cert)
-        .env("CPCTL_KEY", &files.key)
-        .output()?)
+    Ok(cpctl_command(files, endpoint)?.args(args).output()?)
 }
 
 fn stdout(output: &Output) -> String {

@@ -1,0 +1,163 @@
+//! Every refusal by a limit reaches the client as RESOURCE_EXHAUSTED with its
+//! message, whether the caller floods over fresh connections or over one,
+//! one request after another or many in flight at once.
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use contactpoint_tests::*;
+use tonic::Code;
+
+fn search() -> pb::SearchRecordsRequest {
+    pb::SearchRecordsRequest {
+        reason: "helpline call".into(),
+        surname: "Hart".into(),
+        date_of_birth: Some(date(today() - Duration::days(2000))),
+        ..Default::default()
+    }
+}
+
+/// Each outcome's code and message, counted.
+type Outcomes = BTreeMap<(String, String), usize>;
+
+fn note(outcomes: &mut Outcomes, result: Result<(), tonic::Status>) {
+    let key = match result {
+        Ok(()) => ("Ok".to_owned(), String::new()),
+        Err(status) => (format!("{:?}", status.code()), status.message().to_owned()),
+    };
+    *outcomes.entry(key).or_default() += 1;
+}
+
+/// Refusals are all ResourceExhausted, each saying which limit; some calls
+/// were refused and some answered.
+fn check(what: &str, outcomes: &Outcomes) {
+    let answered = outcomes.get(&("Ok".to_owned(), String::new())).copied();
+    assert!(
+        answered.is_some_and(|n| n > 0),
+        "{what}: none answered: {outcomes:?}"
+    );
+    let refusals: Vec<_> = outcomes.keys().filter(|(code, _)| code != "Ok").collect();
+    assert!(!refusals.is_empty(), "{what}: none refused: {outcomes:?}");
+    for (code, message) in refusals {
+        assert!(
+            code == &format!("{:?}", Code::ResourceExhausted)
+                && (message.contains("requests a second per caller")
+                    || message.contains("in flight per caller")),
+            "{what}: a refusal that is not the limit's: {outcomes:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_over_its_limits_is_told_so_every_time() -> anyhow::Result<()> {
+    let pki = TestPki::new()?;
+    let gateway_db = TestDb::create().await?;
+    let mut config = TestGateway::config(&gateway_db, &pki, &[])?;
+    config.limits.per_caller_per_second = 5.0;
+    config.limits.per_caller_burst = 5.0;
+    config.limits.per_caller_in_flight = 4;
+    let gateway = TestGateway::start(config).await?;
+    let files = pki.client_files("NSPCC", "Helpline")?;
+
+    // One request on each of many fresh connections, one after another.
+    let mut fresh = Outcomes::new();
+    for _ in 0..150 {
+        let mut client = gateway.client(&files).await?;
+        note(&mut fresh, client.search_records(search()).await.map(drop));
+    }
+    check("fresh connections", &fresh);
+
+    // Over the rate, the refusal says when to try again.
+    let refused = gateway
+        .client(&files)
+        .await?
+        .search_records(search())
+        .await
+        .expect_err("the budget is spent");
+    let retry_after: Option<u64> = refused
+        .metadata()
+        .get("retry-after-ms")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
+    assert!(
+        retry_after.is_some_and(|ms| (1..=200).contains(&ms)),
+        "a token every 200 ms: {retry_after:?}"
+    );
+
+    // One connection, one request after another, once the bucket refills.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut client = gateway.client(&files).await?;
+    let mut sequential = Outcomes::new();
+    for _ in 0..150 {
+        note(
+            &mut sequential,
+            client.search_records(search()).await.map(drop),
+        );
+    }
+    check("one connection", &sequential);
+
+    // One connection, 64 at once, in rounds.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut concurrent = Outcomes::new();
+    for _ in 0..4 {
+        let calls = (0..64).map(|_| {
+            let mut client = client.clone();
+            async move { client.search_records(search()).await.map(drop) }
+        });
+        for result in futures_join(calls).await {
+            note(&mut concurrent, result);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    check("many in flight", &concurrent);
+
+    // The health service answers whatever the caller's budget.
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(connect(gateway.address, &files).await?);
+    for _ in 0..20 {
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "contactpoint.v1.Gateway".into(),
+            })
+            .await?;
+    }
+
+    // cpctl, one process per search as a script would run it: each refusal
+    // is the limit's, and says so (exit 7, "try again"); its probe of
+    // whether it speaks to a gateway costs none of the budget (it did, and a
+    // refused probe sent the search down the node's path: Unimplemented).
+    let helpline = pki.client_files("NSPCC", "Helpline 2")?;
+    let (mut answered, mut refused) = (0, 0);
+    for _ in 0..30 {
+        let output = cpctl_command(&helpline, gateway.address)?
+            .args(["search", "--surname", "Hart", "--year", "2020"])
+            .args(["--forename", "Amy", "--reason", "helpline call"])
+            .output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        match output.status.code() {
+            Some(0) => answered += 1,
+            Some(7) if stderr.contains("refused: ResourceExhausted: rate limit") => refused += 1,
+            code => panic!("cpctl exited {code:?}: {stderr}"),
+        }
+    }
+    assert!(
+        answered >= 5 && refused > 0,
+        "{answered} answered, {refused} refused"
+    );
+    Ok(())
+}
+
+/// Runs every call at once and gathers their results in order.
+async fn futures_join<F, T>(calls: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = calls.map(tokio::spawn).collect();
+    let mut results = Vec::new();
+    for handle in handles {
+        if let Ok(result) = handle.await {
+            results.push(result);
+        }
+    }
+    results
+}
