@@ -187,7 +187,13 @@ pub async fn serve_on(
     };
     let gateway = passthrough::GatewayRoutes::new(
         GatewayService::new(
-            store, directory, policy, transfers, metrics, routes, &config,
+            store,
+            directory,
+            policy.clone(),
+            transfers,
+            metrics,
+            routes,
+            &config,
         )
         .with_matching_keys(matching),
     );
@@ -196,7 +202,10 @@ pub async fn serve_on(
     let stack = tower::ServiceBuilder::new()
         // Outermost: each caller's own budget, so a flood from one partner is
         // refused before it takes any shared capacity.
-        .layer(limits::PerCallerLimitLayer::new(limits.clone()))
+        .layer(limits::PerCallerLimitLayer::new(
+            limits.clone(),
+            policy.clone(),
+        ))
         // Then a bound on everything in flight: beyond it requests wait
         // (backpressure) until the request timeout below cancels them.
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(

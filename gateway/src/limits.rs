@@ -1,6 +1,9 @@
 //! Per-caller limits, as a tower layer: each caller (the verified
 //! certificate's subject) has its own budget of requests in flight and its
-//! own token bucket, so one partner cannot starve the others. Over either
+//! own token bucket, so one partner cannot starve the others. The budget is
+//! the configured `[limits]`, unless the policy's `[[limits]]` sizes it for
+//! the caller (a helpline's shared certificate; an organisation's whole
+//! allowance, `shared`, one budget for every certificate the entry matches). Over either
 //! limit a request is refused at once with RESOURCE_EXHAUSTED saying which,
 //! and when over the rate, a `retry-after-ms` header saying when a token will
 //! be there. So the service stays available to every partner at its planned
@@ -19,6 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use contactpoint_mtls::PeerIdentity;
+use contactpoint_policy::PolicyHandle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -38,44 +42,80 @@ const HEALTH_PATH: &str = "/grpc.health.v1.Health/";
 
 struct Bucket {
     in_flight: Arc<Semaphore>,
+    /// The in-flight slots it was made with (a reloaded policy may change it).
+    capacity: usize,
     tokens: f64,
     refilled: Instant,
 }
 
 struct Budgets {
     limits: Limits,
+    policy: Arc<PolicyHandle>,
     callers: Mutex<HashMap<String, Bucket>>,
 }
 
+/// One caller's budget: where it is kept and how big it is.
+struct Budget {
+    key: String,
+    per_second: f64,
+    burst: f64,
+    in_flight: usize,
+}
+
 impl Budgets {
-    /// Takes a token and an in-flight slot for `caller`, or says which limit it hit.
-    fn admit(&self, caller: &str) -> Result<OwnedSemaphorePermit, Status> {
-        let limits = &self.limits;
+    /// The budget of `who`: the configured limits, as the policy sizes them.
+    fn budget_of(&self, who: Option<&PeerIdentity>) -> Budget {
+        let policy = self.policy.current();
+        let sized = who.and_then(|who| policy.limits_of(who));
+        let key = match (sized.and_then(|sized| sized.shared_as.as_ref()), who) {
+            (Some(shared), _) => format!("shared {shared}"),
+            (None, Some(who)) => who.to_string(),
+            (None, None) => String::new(),
+        };
+        Budget {
+            key,
+            per_second: sized
+                .and_then(|sized| sized.per_second)
+                .unwrap_or(self.limits.per_caller_per_second),
+            burst: sized
+                .and_then(|sized| sized.burst)
+                .unwrap_or(self.limits.per_caller_burst),
+            in_flight: sized
+                .and_then(|sized| sized.in_flight)
+                .unwrap_or(self.limits.per_caller_in_flight),
+        }
+    }
+
+    /// Takes a token and an in-flight slot from `budget`, or says which limit it hit.
+    fn admit(&self, budget: &Budget) -> Result<OwnedSemaphorePermit, Status> {
         let mut callers = self
             .callers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if callers.len() >= MAX_TRACKED_CALLERS && !callers.contains_key(caller) {
-            callers.retain(|_, bucket| {
-                bucket.in_flight.available_permits() < limits.per_caller_in_flight
-            });
+        if callers.len() >= MAX_TRACKED_CALLERS && !callers.contains_key(&budget.key) {
+            callers.retain(|_, bucket| bucket.in_flight.available_permits() < bucket.capacity);
         }
         let now = Instant::now();
-        let bucket = callers.entry(caller.to_owned()).or_insert_with(|| Bucket {
-            in_flight: Arc::new(Semaphore::new(limits.per_caller_in_flight)),
-            tokens: limits.per_caller_burst,
+        let bucket = callers.entry(budget.key.clone()).or_insert_with(|| Bucket {
+            in_flight: Arc::new(Semaphore::new(budget.in_flight)),
+            capacity: budget.in_flight,
+            tokens: budget.burst,
             refilled: now,
         });
+        if bucket.capacity != budget.in_flight {
+            // Resized by a reloaded policy: calls in flight hold the old slots.
+            bucket.in_flight = Arc::new(Semaphore::new(budget.in_flight));
+            bucket.capacity = budget.in_flight;
+        }
         let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens =
-            (bucket.tokens + elapsed * limits.per_caller_per_second).min(limits.per_caller_burst);
+        bucket.tokens = (bucket.tokens + elapsed * budget.per_second).min(budget.burst);
         bucket.refilled = now;
         if bucket.tokens < 1.0 {
             let mut status = Status::resource_exhausted(format!(
                 "rate limit: at most {} requests a second per caller (bursts of {}); slow down",
-                limits.per_caller_per_second, limits.per_caller_burst
+                budget.per_second, budget.burst
             ));
-            let wait_ms = ((1.0 - bucket.tokens) / limits.per_caller_per_second * 1000.0).ceil();
+            let wait_ms = ((1.0 - bucket.tokens) / budget.per_second * 1000.0).ceil();
             if let Ok(value) = format!("{}", wait_ms.clamp(1.0, 3_600_000.0) as u64).parse() {
                 status.metadata_mut().insert(RETRY_AFTER_HEADER, value);
             }
@@ -84,7 +124,7 @@ impl Budgets {
         let permit = bucket.in_flight.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
                 "at most {} requests in flight per caller; wait for answers before sending more",
-                limits.per_caller_in_flight
+                budget.in_flight
             ))
         })?;
         bucket.tokens -= 1.0;
@@ -99,10 +139,11 @@ pub struct PerCallerLimitLayer {
 }
 
 impl PerCallerLimitLayer {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, policy: Arc<PolicyHandle>) -> Self {
         Self {
             budgets: Arc::new(Budgets {
                 limits,
+                policy,
                 callers: Mutex::new(HashMap::new()),
             }),
         }
@@ -125,9 +166,9 @@ pub struct PerCallerLimit<S> {
     budgets: Arc<Budgets>,
 }
 
-/// The caller's key: the verified certificate's subject, from the connection
+/// The caller: the verified certificate's subject, from the connection
 /// information tonic attaches to every request.
-fn caller_key<B>(request: &http::Request<B>) -> String {
+fn caller<B>(request: &http::Request<B>) -> Option<PeerIdentity> {
     request
         .extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()
@@ -137,8 +178,6 @@ fn caller_key<B>(request: &http::Request<B>) -> String {
                 .first()
                 .and_then(|leaf| PeerIdentity::from_der(leaf.as_ref()))
         })
-        .map(|who| who.to_string())
-        .unwrap_or_default()
 }
 
 impl<S, B> Service<http::Request<B>> for PerCallerLimit<S>
@@ -162,7 +201,8 @@ where
         if request.uri().path().starts_with(HEALTH_PATH) {
             return Box::pin(self.inner.call(request));
         }
-        match self.budgets.admit(&caller_key(&request)) {
+        let budget = self.budgets.budget_of(caller(&request).as_ref());
+        match self.budgets.admit(&budget) {
             Ok(permit) => {
                 let future = self.inner.call(request);
                 Box::pin(async move {

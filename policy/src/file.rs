@@ -46,6 +46,22 @@
 //! criminal_record_check_on = 2024-05-01  # enhanced check; lapses after three years
 //! user_agreement_signed_on = 2026-01-12
 //! ```
+//!
+//! The gateway's limits (its `[limits]` configuration) are per certificate
+//! subject: one person, one budget. Where that does not fit, an entry sizes
+//! them for the identities it matches (most specific wins), each setting
+//! optional; `shared = true` puts every identity it matches into one budget
+//! (an organisation's whole allowance, however many certificates it has):
+//!
+//! ```toml
+//! [[limits]]
+//! organisation = "NSPCC"
+//! unit = "Helpline"
+//! per_second = 400       # sustained requests a second
+//! burst = 800            # above that rate, at once
+//! in_flight = 128        # requests in flight
+//! shared = true          # the whole helpline, one budget
+//! ```
 use chrono::NaiveDate;
 use contactpoint_mtls::PeerIdentity;
 use serde::Deserialize;
@@ -64,6 +80,33 @@ struct PolicyFile {
     access: AccessSettings,
     #[serde(default)]
     conditions: Vec<ConditionsEntry>,
+    #[serde(default)]
+    limits: Vec<LimitsEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsEntry {
+    organisation: String,
+    unit: Option<String>,
+    common_name: Option<String>,
+    per_second: Option<f64>,
+    burst: Option<f64>,
+    in_flight: Option<usize>,
+    #[serde(default)]
+    shared: bool,
+}
+
+/// The gateway's limits for the identities a `[[limits]]` entry matches;
+/// what it leaves out is the gateway's configured default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallerLimits {
+    pub per_second: Option<f64>,
+    pub burst: Option<f64>,
+    pub in_flight: Option<usize>,
+    /// Every identity the entry matches draws on this one budget, named
+    /// here (the entry's organisation, unit and common name).
+    pub shared_as: Option<String>,
 }
 
 /// How access conditions are applied.
@@ -211,6 +254,7 @@ pub struct Policy {
     grants: Vec<Grant>,
     access: AccessSettings,
     conditions: Vec<(Pattern, AccessConditions)>,
+    limits: Vec<(Pattern, CallerLimits)>,
 }
 
 impl Policy {
@@ -309,11 +353,66 @@ impl Policy {
             }
             conditions.push((pattern, recorded));
         }
+        let mut limits = Vec::new();
+        for (index, entry) in file.limits.into_iter().enumerate() {
+            let fail = |reason: String| PolicyError::Entry {
+                path: path.into(),
+                index: index + 1,
+                organisation: format!("limits of {}", entry.organisation),
+                reason,
+            };
+            if entry
+                .per_second
+                .is_some_and(|rate| !(rate.is_finite() && rate > 0.0))
+            {
+                return Err(fail("per_second must be a number above 0".into()));
+            }
+            if entry
+                .burst
+                .is_some_and(|burst| !(burst.is_finite() && burst >= 1.0))
+            {
+                return Err(fail("burst must be a number of at least 1".into()));
+            }
+            if entry.in_flight == Some(0) {
+                return Err(fail("in_flight must be at least 1".into()));
+            }
+            let pattern = Pattern {
+                organisation: entry.organisation.clone(),
+                unit: entry.unit.clone(),
+                common_name: entry.common_name.clone(),
+            };
+            if limits.iter().any(|(other, _)| *other == pattern) {
+                return Err(fail("the same identity is named twice".into()));
+            }
+            let shared_as = entry.shared.then(|| {
+                format!(
+                    "O={}/OU={}/CN={}",
+                    entry.organisation,
+                    entry.unit.as_deref().unwrap_or("*"),
+                    entry.common_name.as_deref().unwrap_or("*")
+                )
+            });
+            limits.push((
+                pattern,
+                CallerLimits {
+                    per_second: entry.per_second,
+                    burst: entry.burst,
+                    in_flight: entry.in_flight,
+                    shared_as,
+                },
+            ));
+        }
         Ok(Self {
             grants,
             access: file.access,
             conditions,
+            limits,
         })
+    }
+
+    /// The limits the policy sizes for an identity, if it names them.
+    pub fn limits_of(&self, who: &PeerIdentity) -> Option<&CallerLimits> {
+        most_specific(&self.limits, |(pattern, _)| pattern, who).map(|(_, limits)| limits)
     }
 
     /// The role of a verified identity, or `None` if the policy does not name it.
@@ -568,6 +667,56 @@ mod tests {
             matches!(health, Role::Practitioner { category, .. } if category.citation() == "2")
         );
         assert_eq!(policy.role_of(&who("Barnardo's", None, "D")), None);
+    }
+
+    #[test]
+    fn limits_are_sized_per_identity_and_checked() {
+        let text = format!(
+            "{POLICY}{}",
+            r#"
+            [[limits]]
+            organisation = "NSPCC"
+            per_second = 200
+            [[limits]]
+            organisation = "NSPCC"
+            unit = "Helpline"
+            per_second = 400
+            burst = 800
+            in_flight = 128
+            shared = true
+            "#
+        );
+        let policy = Policy::parse(&text, Path::new("test")).unwrap();
+        let helpline = policy
+            .limits_of(&who("NSPCC", Some("Helpline"), "A"))
+            .unwrap();
+        assert_eq!(
+            (helpline.per_second, helpline.burst, helpline.in_flight),
+            (Some(400.0), Some(800.0), Some(128))
+        );
+        assert_eq!(
+            policy
+                .limits_of(&who("NSPCC", Some("Helpline"), "B"))
+                .and_then(|limits| limits.shared_as.clone()),
+            helpline.shared_as.clone(),
+            "one budget for the whole helpline"
+        );
+        let other = policy.limits_of(&who("NSPCC", None, "C")).unwrap();
+        assert_eq!(
+            (other.per_second, other.shared_as.as_ref()),
+            (Some(200.0), None)
+        );
+        assert_eq!(policy.limits_of(&who("E06000001", None, "D")), None);
+
+        for (bad, says) in [
+            ("per_second = 0", "per_second must be a number above 0"),
+            ("burst = 0.5", "burst must be a number of at least 1"),
+            ("in_flight = 0", "in_flight must be at least 1"),
+        ] {
+            let text = format!("[[limits]]\norganisation = \"NSPCC\"\n{bad}\n");
+            let error = Policy::parse(&text, Path::new("test")).unwrap_err();
+            assert!(error.to_string().contains(says), "{error}");
+        }
     }
 
     #[test]

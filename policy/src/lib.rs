@@ -14,7 +14,7 @@ mod file;
 mod holdings;
 mod roles;
 
-pub use file::{AccessConditions, AccessSettings, Policy, PolicyError, PolicyHandle};
+pub use file::{AccessConditions, AccessSettings, CallerLimits, Policy, PolicyError, PolicyHandle};
 pub use holdings::Holding;
 pub use roles::{authorize, decide, Contributor, Decision, Refusal, Right, Role, Schedule3};
 

@@ -161,3 +161,57 @@ where
     }
     results
 }
+
+/// Calls `search` as `files` until refused: how many were answered, and the
+/// refusal's message.
+async fn answered_before_refusal(
+    gateway: &TestGateway,
+    files: &contactpoint_mtls::TlsFiles,
+) -> anyhow::Result<(usize, String)> {
+    let mut client = gateway.client(files).await?;
+    for answered in 0..50 {
+        if let Err(status) = client.search_records(search()).await {
+            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+            return Ok((answered, status.message().to_owned()));
+        }
+    }
+    anyhow::bail!("never refused")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_policy_sizes_a_callers_limits_and_shares_an_organisations() -> anyhow::Result<()> {
+    let pki = TestPki::new()?;
+    pki.write_policy(
+        r#"
+[[limits]]
+organisation = "NSPCC"
+burst = 3
+shared = true
+
+[[limits]]
+organisation = "Cleveland Police"
+common_name = "PC 1"
+burst = 8
+"#,
+    )?;
+    let gateway_db = TestDb::create().await?;
+    let mut config = TestGateway::config(&gateway_db, &pki, &[])?;
+    config.limits.per_caller_per_second = 0.01;
+    config.limits.per_caller_burst = 2.0;
+    let gateway = TestGateway::start(config).await?;
+
+    // Two of the NSPCC's certificates draw on the one budget of three.
+    let first = answered_before_refusal(&gateway, &pki.client_files("NSPCC", "Desk 1")?).await?;
+    let second = answered_before_refusal(&gateway, &pki.client_files("NSPCC", "Desk 2")?).await?;
+    assert_eq!((first.0, second.0), (3, 0), "{first:?} {second:?}");
+    assert!(second.1.contains("bursts of 3"), "{}", second.1);
+
+    // An officer the policy sizes gets eight; another, the configured two.
+    let sized =
+        answered_before_refusal(&gateway, &pki.client_files("Cleveland Police", "PC 1")?).await?;
+    let other =
+        answered_before_refusal(&gateway, &pki.client_files("Cleveland Police", "PC 2")?).await?;
+    assert_eq!((sized.0, other.0), (8, 2), "{sized:?} {other:?}");
+    assert!(sized.1.contains("bursts of 8") && other.1.contains("bursts of 2"));
+    Ok(())
+}
