@@ -3,9 +3,16 @@
 //! The caller is the subject of the verified client certificate, given a role
 //! by the node's policy. When the policy names that certificate as the
 //! gateway, the call is on someone else's behalf: the gateway says whom in
-//! metadata, and the node then decides for that caller and role, recording
-//! the gateway as the way it came. The rights themselves are
-//! `contactpoint_policy::decide`, the same function the gateway applies.
+//! metadata (bound to its own verified connection: forwarding metadata from
+//! any other certificate is not believed), and the node gives that caller
+//! the role its own policy gives them, recording the gateway as the way it
+//! came. The gateway also says which role it found; where the two disagree
+//! (a gateway lying, or a policy out of step) the call is refused, and
+//! audited with the outcome `role_disputed`, which operators watch for. The
+//! one role the node takes from the gateway is the gateway's own, for the
+//! steps of a transfer it carries out at someone's request. The rights
+//! themselves are `contactpoint_policy::decide`, the same function the
+//! gateway applies.
 use contactpoint_mtls::PeerIdentity;
 use contactpoint_policy::{authorize, forwarded, Policy, Refusal, Right, Role};
 use tonic::Request;
@@ -32,6 +39,8 @@ pub struct Caller {
     /// Whether the caller's access conditions (training, criminal record
     /// check, user agreement) are met today, as this node's policy records them.
     admitted: Result<(), Refusal>,
+    /// The gateway asserted a role this node's policy does not give the caller.
+    disputed: Option<Refusal>,
 }
 
 impl Caller {
@@ -43,6 +52,24 @@ impl Caller {
         today: chrono::NaiveDate,
     ) -> Result<Self, NodeError> {
         let (identity, role, via) = Self::identify(request, policy)?;
+        let (role, disputed) = match (via.is_some(), role) {
+            (true, Some(asserted)) if asserted != Role::Gateway => {
+                let derived = policy.role_of(&identity).cloned();
+                let disputed = (derived.as_ref() != Some(&asserted)).then(|| Refusal {
+                    role: asserted.to_string(),
+                    reason: format!(
+                        "the gateway asserted this role for {}, but this node's policy gives {}; refused, and recorded as unusual access",
+                        identity.organisation,
+                        derived.as_ref().map_or("none".to_owned(), ToString::to_string)
+                    ),
+                });
+                (derived, disputed)
+            }
+            (_, role) => (role, None),
+        };
+        if disputed.is_some() {
+            tracing::warn!(organisation = %identity.organisation, "a forwarded call's asserted role disagrees with this node's policy");
+        }
         let admitted = role
             .as_ref()
             .map_or(Ok(()), |role| policy.admit(&identity, role, today));
@@ -50,6 +77,7 @@ impl Caller {
             identity,
             role,
             via,
+            disputed,
             reason: None,
             query: None,
             notify: Vec::new(),
@@ -98,6 +126,7 @@ impl Caller {
     /// As `require`, for a right held at any authority (the caller's own
     /// authority is checked by whoever vouches for it).
     pub fn require_anywhere(&self, right: Right) -> Result<&Role, NodeError> {
+        self.undisputed()?;
         self.admitted.clone()?;
         Ok(authorize(self.role.as_ref(), &self.identity, right, None)?)
     }
@@ -105,6 +134,7 @@ impl Caller {
     /// Refuses the call unless the caller's role holds `right` at `authority`.
     /// A person must also meet their access conditions.
     pub fn require(&self, right: Right, authority: &str) -> Result<&Role, NodeError> {
+        self.undisputed()?;
         self.admitted.clone()?;
         Ok(authorize(
             self.role.as_ref(),
@@ -112,6 +142,13 @@ impl Caller {
             right,
             Some(authority),
         )?)
+    }
+
+    fn undisputed(&self) -> Result<(), NodeError> {
+        match &self.disputed {
+            Some(refusal) => Err(NodeError::RoleDisputed(refusal.clone())),
+            None => Ok(()),
+        }
     }
 
     /// The reason stated for a read: required of everyone reading records

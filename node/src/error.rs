@@ -54,6 +54,9 @@ pub enum NodeError {
     Unauthenticated,
     #[error(transparent)]
     Forbidden(#[from] contactpoint_policy::Refusal),
+    /// A forwarded call whose asserted role this node's policy does not give.
+    #[error(transparent)]
+    RoleDisputed(contactpoint_policy::Refusal),
     #[error("record {id} is no longer held here: it moved to authority {to}")]
     Moved { id: String, to: String },
     #[error("record {id} was merged into record {into} by the responsible authority: use {into}")]
@@ -91,7 +94,9 @@ impl NodeError {
                 Status::failed_precondition(error.to_string())
             }
             Self::Unauthenticated => Status::unauthenticated(Self::Unauthenticated.to_string()),
-            Self::Forbidden(refusal) => Status::permission_denied(refusal.to_string()),
+            Self::Forbidden(refusal) | Self::RoleDisputed(refusal) => {
+                Status::permission_denied(refusal.to_string())
+            }
             Self::Arriving { id, transfer_id } => {
                 let mut status = Status::not_found(
                     Self::Arriving {

@@ -246,6 +246,7 @@ pub(crate) fn error_kind(error: &NodeError) -> &'static str {
         NodeError::TransferConflict(_) | NodeError::NotApplicable(_) => "failed_precondition",
         NodeError::BadSnapshot(_) => "invalid_argument",
         NodeError::Forbidden(_) => "permission_denied",
+        NodeError::RoleDisputed(_) => "role_disputed",
         NodeError::AlreadyEnded { .. } | NodeError::StaleVersion { .. } => "failed_precondition",
         NodeError::Unauthenticated => "unauthenticated",
         NodeError::Database(_) | NodeError::Pool(_) => "unavailable",

@@ -232,24 +232,95 @@ async fn nodes_enforce_roles_and_believe_forwarding_only_from_the_gateway() -> a
     client.search_records(search()).await?;
 
     // The police certificate claims to act for Hartlepool's own staff: ignored.
-    let mut request = tonic::Request::new(sample::child_request(
-        "Ann",
-        "Lee",
-        date(today() - Duration::days(900)),
-        "TS24 8AH",
-    ));
-    request.metadata_mut().insert(
-        "x-contactpoint-role",
-        "schedule3:1(2)(a)@E06000001".parse()?,
-    );
-    request.metadata_mut().insert_bin(
-        "x-contactpoint-caller-bin",
-        tonic::metadata::BinaryMetadataValue::from_bytes(b"E06000001\n\nSocial worker"),
-    );
+    let request = forwarded(
+        sample::child_request(
+            "Ann",
+            "Lee",
+            date(today() - Duration::days(900)),
+            "TS24 8AH",
+        ),
+        b"E06000001\n\nSocial worker",
+        "schedule3:1(2)(a)@E06000001",
+    )?;
     assert_eq!(
         client.create_record(request).await.unwrap_err().code(),
         Code::PermissionDenied
     );
     assert_eq!(f.db.count("child_record").await?, 0);
+    Ok(())
+}
+
+/// A call forwarded by the gateway, for `caller` in the role `role` asserts.
+fn forwarded<T>(message: T, caller: &[u8], role: &str) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-contactpoint-role", role.parse()?);
+    request.metadata_mut().insert_bin(
+        "x-contactpoint-caller-bin",
+        tonic::metadata::BinaryMetadataValue::from_bytes(caller),
+    );
+    Ok(request)
+}
+
+/// A gateway that lies about a caller's role (here a client holding the
+/// gateway's own certificate and key) is refused by every node, which
+/// derives the role from its own policy and audits the dispute; the same
+/// call with the role the policy gives is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_node_refuses_a_gateway_that_lies_about_a_role() -> anyhow::Result<()> {
+    let codes = ["E06000001", "E06000002"];
+    let f = Federation::start(&codes).await?;
+    let gateway_files = f.gateway.config.tls.clone();
+    for (index, code) in codes.iter().enumerate() {
+        let mut node = f.nodes[index].client(&gateway_files).await?;
+        // The NSPCC's helpline, asserted to be the authority's management team.
+        let create = forwarded(
+            sample::child_request(
+                "Ann",
+                "Lee",
+                date(today() - Duration::days(900)),
+                "TS24 8AH",
+            ),
+            b"NSPCC\n\nHelpline",
+            &format!("management@{code}"),
+        )?;
+        let status = node.create_record(create).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert!(
+            status.message().contains("this node's policy gives")
+                && status.message().contains("Schedule 2 para 3"),
+            "{}",
+            status.message()
+        );
+        // A stranger to the policy, asserted to be a practitioner.
+        let stranger = forwarded(
+            search(),
+            b"Acme Ltd\n\nNobody",
+            &format!("schedule3:2@{code}"),
+        )?;
+        let status = node.search_records(stranger).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert!(
+            status.message().contains("gives none"),
+            "{}",
+            status.message()
+        );
+
+        let db = f.node_dbs[index].connect().await?;
+        let disputed: i64 = db
+            .query_one(
+                "SELECT count(*) FROM audit_event WHERE outcome = 'role_disputed'",
+                &[],
+            )
+            .await?
+            .get(0);
+        assert_eq!(disputed, 2, "each refusal audited as disputed at {code}");
+        assert_eq!(f.node_dbs[index].count("child_record").await?, 0);
+
+        // Told truthfully, the same caller is answered.
+        let honest = forwarded(search(), b"NSPCC\n\nHelpline", "schedule2:3")?;
+        node.search_records(honest).await?;
+    }
     Ok(())
 }
