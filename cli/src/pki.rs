@@ -18,10 +18,15 @@ pub fn open(dir: &Path) -> Result<DevCa> {
     let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
     write_matching_key(dir)?;
     if cert.exists() && key.exists() {
-        return Ok(DevCa::load(
+        let ca = DevCa::load(
             &std::fs::read_to_string(&cert)?,
             &std::fs::read_to_string(&key)?,
-        )?);
+        )?;
+        // The servers name crl.pem: it must be there (a CA made before it was).
+        if !dir.join("crl.pem").exists() {
+            reissue_crl(&ca, dir)?;
+        }
+        return Ok(ca);
     }
     let ca = DevCa::generate("ContactPoint development CA")?;
     write(dir, "ca.pem", ca.cert_pem())?;
@@ -249,6 +254,9 @@ pub(crate) fn dev_ca(
     gateway: bool,
 ) -> Result<()> {
     let ca: DevCa = open(dir)?;
+    // A CRL is good for 30 days and the servers refuse every caller once it
+    // lapses: each run of the demo starts with a fresh one.
+    reissue_crl(&ca, dir)?;
     let local = ["localhost".to_owned(), "127.0.0.1".to_owned()];
     for code in nodes {
         server(&ca, dir, &format!("node-{code}"), code, "node", &local)?;
