@@ -196,6 +196,8 @@ fn check_search(query: &pb::SearchRecordsRequest) -> Result<(), GatewayError> {
         field,
         reason: reason.into(),
     };
+    contactpoint_proto::limits::check_search(query)
+        .map_err(|(field, reason)| invalid(field, &reason))?;
     let mode = pb::MatchMode::try_from(query.mode)
         .map_err(|_| invalid("mode", "is not a match mode: EXACT or TOLERANT"))?;
     let surname = contactpoint_matching::keys::surname_key(&query.surname);

@@ -83,6 +83,11 @@ pub(crate) fn stated_reason(reason: &str) -> Result<String, GatewayError> {
                 .into(),
         });
     }
+    use contactpoint_proto::limits::{check_text, REASON_CHARS};
+    check_text(reason, REASON_CHARS, true).map_err(|why| GatewayError::Invalid {
+        field: "reason",
+        reason: why,
+    })?;
     Ok(reason.to_owned())
 }
 

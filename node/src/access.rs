@@ -163,6 +163,9 @@ impl Caller {
             )
             .into());
         }
+        use contactpoint_proto::limits::{check_text, REASON_CHARS};
+        check_text(stated, REASON_CHARS, true)
+            .map_err(|why| crate::error::Invalid::new("reason", why))?;
         self.reason = Some(stated.to_owned());
         Ok(())
     }

@@ -18,9 +18,9 @@ use crate::model::*;
 pub use crate::records::wire::decode_create;
 
 /// Longest name, provider or free text field accepted, in characters.
-pub(crate) const MAX_TEXT: usize = 200;
+pub(crate) const MAX_TEXT: usize = contactpoint_proto::limits::NAME_CHARS;
 /// Most entries of one kind (former names, identifiers, metadata) in a request.
-pub(crate) const MAX_REPEATED: usize = 50;
+pub(crate) const MAX_REPEATED: usize = contactpoint_proto::limits::MAX_REPEATED;
 
 /// What the rules need to know beyond the request itself.
 #[derive(Debug, Clone, Copy)]

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod identifier;
+pub mod limits;
 
 /// A search's parameters as the node and the gateway audit them (RULES.md:
 /// every access is audited with the query's parameters): JSON, with what

@@ -215,3 +215,80 @@ burst = 8
     assert!(sized.1.contains("bursts of 8") && other.1.contains("bursts of 2"));
     Ok(())
 }
+
+/// Input past the contract's bounds (`contactpoint_proto::limits`) is
+/// refused where it arrives, naming the field and the bound: at the gateway
+/// before any authority is asked, and at a node called directly.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_or_garbled_input_is_refused_where_it_arrives() -> anyhow::Result<()> {
+    let f = Federation::start(&["E06000001", "E06000002"]).await?;
+    let nspcc = f.pki.client_files("NSPCC", "Helpline")?;
+    let mut gateway = f.gateway.client(&nspcc).await?;
+    let mut node = f.nodes[0].client(&nspcc).await?;
+    let cases = [
+        (
+            pb::SearchRecordsRequest {
+                surname: "Hart".repeat(5_000),
+                ..search()
+            },
+            "surname: is longer than 200 characters",
+        ),
+        (
+            pb::SearchRecordsRequest {
+                forename: "Amy\u{7}".into(),
+                ..search()
+            },
+            "forename: must not contain control characters",
+        ),
+        (
+            pb::SearchRecordsRequest {
+                postcode: "TS24 8AH".repeat(3),
+                ..search()
+            },
+            "postcode: is longer than 16 characters",
+        ),
+        (
+            pb::SearchRecordsRequest {
+                reason: "x".repeat(1_001),
+                ..search()
+            },
+            "reason: is longer than 1000 characters",
+        ),
+    ];
+    for (request, says) in cases {
+        for status in [
+            gateway.search_records(request.clone()).await.unwrap_err(),
+            node.search_records(request).await.unwrap_err(),
+        ] {
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            assert!(
+                status.message().contains(says),
+                "{says}: {}",
+                status.message()
+            );
+        }
+    }
+    // The gateway asked no authority: the one node search audited is the
+    // direct one of each case.
+    assert_eq!(f.node_audited(0, "SearchRecords").await?, 4);
+    assert_eq!(f.node_audited(1, "SearchRecords").await?, 0);
+
+    // A lookup's reason is bounded alike.
+    let status = gateway
+        .get_record(pb::GetRecordRequest {
+            id: "E06000001-00000001-77".into(),
+            reason: "a\u{0}b".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("reason: must not contain control characters"),
+        "{}",
+        status.message()
+    );
+    Ok(())
+}

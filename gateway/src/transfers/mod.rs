@@ -316,6 +316,11 @@ fn merge_of(body: &pb::StartTransferRequest, id: &RecordId) -> Result<Option<Mer
             reason: "is required with merge_into: say why the two records are one child".into(),
         });
     }
+    use contactpoint_proto::limits::{check_text, REASON_CHARS};
+    check_text(reason, REASON_CHARS, true).map_err(|why| GatewayError::Invalid {
+        field: "reason",
+        reason: why,
+    })?;
     Ok(Some(Merge {
         into: into.to_owned(),
         reason: reason.to_owned(),

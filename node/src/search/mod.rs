@@ -125,6 +125,8 @@ pub(crate) async fn search_records(
 }
 
 pub fn decode_search(request: &pb::SearchRecordsRequest) -> Result<SearchQuery, Invalid> {
+    contactpoint_proto::limits::check_search(request)
+        .map_err(|(field, reason)| Invalid::new(field, reason))?;
     let mode = match pb::MatchMode::try_from(request.mode) {
         Ok(pb::MatchMode::Unspecified | pb::MatchMode::Exact) => MatchMode::Exact,
         Ok(pb::MatchMode::Tolerant) => MatchMode::Tolerant,
