@@ -33,6 +33,21 @@ pub(crate) async fn transfer_command(action: TransferAction, json: bool) -> Resu
             }
             emit(json, &transfer, || render::transfer(&transfer))
         }
+        TransferAction::Consent {
+            gateway,
+            transfer_id,
+            wait,
+        } => {
+            let mut client = gateway.gateway().await?;
+            let mut transfer = client
+                .consent_transfer(pb::GetTransferRequest { transfer_id })
+                .await?
+                .into_inner();
+            if wait {
+                transfer = wait_for_transfer(&mut client, &transfer.transfer_id).await?;
+            }
+            emit(json, &transfer, || render::transfer(&transfer))
+        }
         TransferAction::Status {
             gateway,
             transfer_id,

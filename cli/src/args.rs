@@ -59,7 +59,8 @@ pub(crate) enum Command {
         /// A node certificate for this authority's GSS code (repeatable).
         #[arg(long = "node")]
         nodes: Vec<String>,
-        /// A client certificate as ORGANISATION/NAME (repeatable).
+        /// A client certificate as ORGANISATION/NAME, or ORGANISATION/UNIT/NAME
+        /// (repeatable): client-<organisation>[-<unit>].pem.
         #[arg(long = "client")]
         clients: Vec<String>,
         /// Also a certificate for the gateway.
@@ -263,7 +264,9 @@ pub(crate) enum PkiAction {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TransferAction {
-    /// Starts moving a record to the authority now responsible.
+    /// Asks to move a record to the authority now responsible. Asked by the
+    /// sending authority's management team, it starts at once; asked by
+    /// anyone else, it waits for their consent (`cpctl transfer consent`).
     Start {
         #[command(flatten)]
         gateway: NodeArgs,
@@ -278,6 +281,16 @@ pub(crate) enum TransferAction {
         /// Why the two records are one child (with --merge-into; audited).
         #[arg(long)]
         reason: Option<String>,
+        /// Wait until the transfer ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Consents, as the sending authority's management team, to a transfer
+    /// awaiting it, which then starts. To refuse, cancel it.
+    Consent {
+        #[command(flatten)]
+        gateway: NodeArgs,
+        transfer_id: String,
         /// Wait until the transfer ends.
         #[arg(long)]
         wait: bool,

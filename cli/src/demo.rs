@@ -201,6 +201,14 @@ pub(crate) async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
         })
         .await?
         .into_inner();
+    print!("{}", render::transfer(&transfer));
+    let mut management = GatewayClient::new(as_client("e06000001-management").channel().await?);
+    println!("\n== Hartlepool's management team consents to the record leaving");
+    management
+        .consent_transfer(pb::GetTransferRequest {
+            transfer_id: transfer.transfer_id.clone(),
+        })
+        .await?;
     let done = wait_for_transfer(&mut hartlepool, &transfer.transfer_id).await?;
     print!("{}", render::transfer(&done));
     let record = nspcc
@@ -247,7 +255,7 @@ pub(crate) async fn federation_demo(endpoint: &str, pki: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Polls a transfer until it ends (or 30 seconds pass).
+/// Polls a transfer until it ends or awaits a consent (or 30 seconds pass).
 pub(crate) async fn wait_for_transfer(
     client: &mut GatewayClient<Channel>,
     transfer_id: &str,
@@ -255,6 +263,7 @@ pub(crate) async fn wait_for_transfer(
     let ended = [
         pb::TransferState::Completed as i32,
         pb::TransferState::Cancelled as i32,
+        pb::TransferState::AwaitingConsent as i32,
     ];
     for _ in 0..300 {
         let transfer = client

@@ -246,7 +246,8 @@ pub(crate) fn pki_command(action: PkiAction) -> Result<()> {
     Ok(())
 }
 
-/// The demo's CA: node, gateway and client certificates (client-<organisation>.pem).
+/// The demo's CA: node, gateway and client certificates
+/// (client-<organisation>[-<unit>].pem).
 pub(crate) fn dev_ca(
     dir: &Path,
     nodes: &[String],
@@ -272,16 +273,22 @@ pub(crate) fn dev_ca(
         )?;
     }
     for client in clients {
-        let Some((organisation, name)) = client.split_once('/') else {
-            bail!("--client {client:?}: expected ORGANISATION/NAME");
+        let (organisation, unit, name) = match client.splitn(3, '/').collect::<Vec<_>>()[..] {
+            [organisation, name] => (organisation, None, name),
+            [organisation, unit, name] => (organisation, Some(unit), name),
+            _ => bail!("--client {client:?}: expected ORGANISATION/NAME or ORGANISATION/UNIT/NAME"),
+        };
+        let file = match unit {
+            Some(unit) => format!("client-{}-{}", stem(organisation), stem(unit)),
+            None => format!("client-{}", stem(organisation)),
         };
         issue(
             &ca,
             dir,
-            &format!("client-{}", stem(organisation)),
+            &file,
             &Subject {
                 organisation,
-                unit: None,
+                unit,
                 common_name: name,
                 server_names: &[],
                 validity: Validity::Current,

@@ -257,6 +257,16 @@ pub fn transfer(t: &pb::Transfer) -> String {
         };
         out.push_str(&format!("      merge into {}: {outcome}\n", t.merge_into));
     }
+    if t.consented_by.is_empty() {
+        if t.state == pb::TransferState::AwaitingConsent as i32 {
+            out.push_str("      awaiting the consent of the sending authority's management team\n");
+        }
+    } else {
+        out.push_str(&format!(
+            "      consented to by {} at {}\n",
+            t.consented_by, t.consented_at
+        ));
+    }
     if !t.waiting_reason.is_empty() {
         out.push_str(&format!("      waiting: {}\n", t.waiting_reason));
     }

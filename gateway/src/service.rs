@@ -288,6 +288,13 @@ impl Gateway for GatewayService {
         crate::transfers::start_transfer(self, request).await
     }
 
+    async fn consent_transfer(
+        &self,
+        request: Request<pb::GetTransferRequest>,
+    ) -> Result<Response<pb::Transfer>, Status> {
+        crate::transfers::consent_transfer(self, request).await
+    }
+
     async fn get_transfer(
         &self,
         request: Request<pb::GetTransferRequest>,

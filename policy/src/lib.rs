@@ -29,6 +29,10 @@ pub mod forwarded {
     pub const CALLER_HEADER: &str = "x-contactpoint-caller-bin";
     /// The original caller's role, in [`crate::Role::to_wire`] form.
     pub const ROLE_HEADER: &str = "x-contactpoint-role";
+    /// On a transfer's steps at the sending node: who of that authority's
+    /// management team consented, encoded as [`CALLER_HEADER`] is. The node
+    /// gives them a role from its own policy before any record leaves.
+    pub const CONSENT_HEADER: &str = "x-contactpoint-consent-bin";
     /// On a NotFound from a node: the GSS code of the authority the record
     /// moved to, which the gateway follows and writes into its index.
     pub const MOVED_TO_HEADER: &str = "x-contactpoint-moved-to";

@@ -116,8 +116,11 @@ pub enum Right {
     ReadRoutingFeed,
     /// Call a node on behalf of another caller.
     ForwardOnBehalf,
-    /// Start the transfer of a record to another authority (Schedule 1 para 19, reg 3).
+    /// Ask for the transfer of a record to another authority (Schedule 1 para 19, reg 3).
     StartTransfer,
+    /// Consent, as the authority responsible now, to a record's transfer
+    /// away: nothing moves without it.
+    ConsentTransfer,
     /// Read the audit of who looked at a record (a subject access request).
     ReadAudit,
     /// Carry out the steps of a transfer at the nodes.
@@ -146,7 +149,10 @@ impl Right {
             Self::Contribute => "contribute information to a record",
             Self::ReadRoutingFeed => "read a node's routing feed",
             Self::ForwardOnBehalf => "call on behalf of another caller",
-            Self::StartTransfer => "start a transfer to another authority",
+            Self::StartTransfer => "ask for a transfer to another authority",
+            Self::ConsentTransfer => {
+                "consent to a record's transfer away from the authority responsible for it"
+            }
             Self::ReadAudit => "read the audit of a record",
             Self::MoveRecord => "carry out the steps of a transfer",
             Self::Shield => "shield or unshield a record",
@@ -243,11 +249,11 @@ pub fn decide(role: &Role, right: Right, at_authority: Option<&str>) -> Decision
             Contributor::MustDisclose(p) => format!("regulation 11(1)(a) and Schedule 4 para {p}: must disclose"),
             Contributor::MayDisclose(p) => format!("regulation 11(1)(b) and Schedule 5 para {p}: may disclose"),
         }),
-        (Role::Node { .. }, StartTransfer) => {
-            Decision::allow("Schedule 1 para 19 and regulation 3: the node of an authority in a transfer moves the record")
-        }
         (Role::Operator, StartTransfer) => {
-            Decision::allow("Schedule 1 para 19: an operator may start a transfer the authorities have agreed")
+            Decision::allow("Schedule 1 para 19: an operator may ask for a transfer the authorities have agreed; it waits for the sending authority's consent")
+        }
+        (Role::Management { authority }, ConsentTransfer) if at_authority == Some(authority.as_str()) => {
+            Decision::allow("Schedule 1 para 19 and regulation 6: the management team of the authority responsible now consents to the record leaving it")
         }
         (Role::Operator, ReadAudit) => {
             Decision::allow("audits are reviewed for unusual patterns (RULES.md, audit); they hold identifiers, not details")
@@ -449,16 +455,34 @@ mod tests {
         assert!(!decide(&Role::NationalPartner(3), Right::StartTransfer, None).permitted);
         assert!(!decide(&practitioner("3", "E06000001"), Right::ReadAudit, None).permitted);
         assert!(decide(&Role::Operator, Right::StartTransfer, None).permitted);
-        assert!(
-            decide(
-                &Role::Node {
-                    authority: "E06000002".into()
-                },
-                Right::StartTransfer,
-                None
-            )
-            .permitted
-        );
+        let node = Role::Node {
+            authority: "E06000001".into(),
+        };
+        assert!(!decide(&node, Right::StartTransfer, None).permitted);
+    }
+
+    #[test]
+    fn only_the_sending_authoritys_management_consents_to_a_transfer() {
+        let management = Role::Management {
+            authority: "E06000001".into(),
+        };
+        let at = |code| decide(&management, Right::ConsentTransfer, Some(code)).permitted;
+        assert!(at("E06000001"));
+        assert!(!at("E06000002"));
+        assert!(!decide(&management, Right::ConsentTransfer, None).permitted);
+        for other in [
+            practitioner("1(2)(a)", "E06000001"),
+            Role::Operator,
+            Role::Gateway,
+            Role::Node {
+                authority: "E06000001".into(),
+            },
+        ] {
+            assert!(
+                !decide(&other, Right::ConsentTransfer, Some("E06000001")).permitted,
+                "{other}"
+            );
+        }
     }
 
     #[test]

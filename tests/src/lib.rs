@@ -897,16 +897,35 @@ impl Federation {
     }
 
     /// Journals a transfer without starting it (no worker drives it until
-    /// the gateway restarts or a test advances it).
+    /// the gateway restarts or a test advances it), asked for by the sending
+    /// authority's social worker and consented to by its management team.
     pub async fn journal_transfer(&self, record_id: &str, from: &str, to: &str) -> Result<String> {
+        let consent = format!("{from}/management/Data manager");
+        self.journal_transfer_with(record_id, from, to, Some(&consent))
+            .await
+    }
+
+    /// As [`Federation::journal_transfer`], with the consent the journal
+    /// names ("organisation/unit/name"), if any: a gateway's word, which
+    /// the sending node checks.
+    pub async fn journal_transfer_with(
+        &self,
+        record_id: &str,
+        from: &str,
+        to: &str,
+        consent: Option<&str>,
+    ) -> Result<String> {
         let store = contactpoint_gateway::store::Store::open(&self.gateway_db.url, 1).await?;
         let row = store
             .insert_transfer(
                 record_id,
                 from,
                 to,
-                &format!("{from}//Social worker"),
-                &format!("schedule3:1(2)(a)@{from}"),
+                (
+                    &format!("{from}//Social worker"),
+                    &format!("schedule3:1(2)(a)@{from}"),
+                ),
+                consent,
                 None,
             )
             .await?
@@ -923,6 +942,20 @@ impl Federation {
         let old = std::mem::replace(&mut self.gateway, fresh);
         drop(old);
         Ok(())
+    }
+
+    /// The sending authority's management team consents, through the
+    /// gateway, to a transfer awaiting it.
+    pub async fn consent_transfer(&self, transfer_id: &str, from: &str) -> Result<pb::Transfer> {
+        Ok(self
+            .gateway
+            .client(&self.pki.management_files(from, "Data manager")?)
+            .await?
+            .consent_transfer(pb::GetTransferRequest {
+                transfer_id: transfer_id.to_owned(),
+            })
+            .await?
+            .into_inner())
     }
 
     /// The journaled state of a transfer.

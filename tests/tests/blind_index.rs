@@ -283,6 +283,7 @@ async fn the_blind_index_follows_a_transfer_and_a_destruction() -> anyhow::Resul
         })
         .await?
         .into_inner();
+    f.consent_transfer(&transfer.transfer_id, A).await?;
     f.wait_for_transfer(&transfer.transfer_id, "completed")
         .await?;
     wait_indexed(&f, &noah.id, &[B]).await?;
@@ -492,6 +493,8 @@ async fn a_child_recorded_at_two_authorities_is_noticed_and_can_be_merged() -> a
         .await?
         .into_inner();
     assert_eq!(transfer.merge_into, noah.id);
+    // The record is B's: B's management team consents to it leaving.
+    f.consent_transfer(&transfer.transfer_id, B).await?;
     f.wait_for_transfer(&transfer.transfer_id, "completed")
         .await?;
     let done = gateway_a

@@ -160,16 +160,37 @@ async fn the_command_line_end_to_end() -> anyhow::Result<()> {
         3,
     );
 
-    // A's social worker moves Ava to B.
-    let moved = expect(
+    // A's social worker asks to move Ava to B; it waits for A's management
+    // team, who consent.
+    let asked: serde_json::Value = serde_json::from_str(&expect(
         &cpctl(
             &staff,
             gateway,
-            &["transfer", "start", &ids[0], "--to", B, "--wait"],
+            &["transfer", "start", &ids[0], "--to", B, "--wait", "--json"],
+        )?,
+        0,
+    ))?;
+    assert!(
+        asked["state"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AWAITING_CONSENT"),
+        "{asked}"
+    );
+    let transfer_id = asked["transferId"].as_str().unwrap_or_default();
+    let a_management = f.pki.management_files(A, "Data manager")?;
+    let moved = expect(
+        &cpctl(
+            &a_management,
+            gateway,
+            &["transfer", "consent", transfer_id, "--wait"],
         )?,
         0,
     );
-    assert!(moved.contains("completed"), "{moved}");
+    assert!(
+        moved.contains("completed") && moved.contains("consented to by"),
+        "{moved}"
+    );
     let listed = expect(
         &cpctl(&staff, gateway, &["transfer", "list", "--authority", A])?,
         0,

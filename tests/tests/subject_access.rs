@@ -100,6 +100,7 @@ async fn views_are_notified_and_a_subject_access_request_spans_authorities() -> 
         })
         .await?
         .into_inner();
+    f.consent_transfer(&transfer.transfer_id, A).await?;
     f.wait_for_transfer(&transfer.transfer_id, "completed")
         .await?;
     let mut police = f

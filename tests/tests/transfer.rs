@@ -88,6 +88,14 @@ async fn a_normal_transfer_moves_the_whole_record() -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(started.from.as_ref().unwrap().code, A);
+    // A's social worker asks; A's management team consents.
+    assert_eq!(started.state, pb::TransferState::AwaitingConsent as i32);
+    assert!(started.consented_by.is_empty());
+    let consented = f.consent_transfer(&started.transfer_id, A).await?;
+    assert_eq!(
+        consented.consented_by,
+        format!("{A}/management/Data manager")
+    );
     f.wait_for_transfer(&started.transfer_id, "completed")
         .await?;
 
@@ -206,7 +214,17 @@ async fn a_normal_transfer_moves_the_whole_record() -> anyhow::Result<()> {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(journal, ["staged", "handed_over", "activated", "completed"]);
+    assert_eq!(
+        journal,
+        [
+            "requested",
+            "staged",
+            "handed_over",
+            "activated",
+            "completed"
+        ],
+        "the consent, then each step"
+    );
     let routed: String = gateway_db
         .query_one(
             "SELECT authority_code FROM routing_index WHERE record_id = $1",
@@ -458,6 +476,7 @@ async fn a_transfer_to_a_node_that_is_down_waits_and_completes() -> anyhow::Resu
         })
         .await?
         .into_inner();
+    f.consent_transfer(&started.transfer_id, A).await?;
     let waiting = eventually("the transfer to say why it waits", || {
         let mut client = a_staff.clone();
         let transfer_id = started.transfer_id.clone();

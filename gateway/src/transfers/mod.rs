@@ -10,8 +10,17 @@
 //! there after activation, by the destination's management team (who alone
 //! may ask), so a child recorded by two authorities becomes one record.
 //!
-//! Invariants: only either authority's own staff, or an operator, may start,
-//! see or cancel a transfer between them; a record is in at most one open
+//! A transfer needs the consent of the authority responsible now: its
+//! management team's (`Right::ConsentTransfer`), given in asking or later
+//! (`ConsentTransfer`). Anyone else's request (the destination's, an
+//! operator's, the sender's own practitioners') waits in `awaiting_consent`,
+//! nothing moved; refusing is cancelling. The sending node checks the
+//! consent again against its own policy before the record leaves it
+//! (`node::transfers`), so a gateway cannot move a record on its own word.
+//!
+//! Invariants: only either authority's own staff, or an operator, may ask
+//! for, see or cancel a transfer between them; nothing moves before the
+//! sending authority's management consents; a record is in at most one open
 //! transfer; a transfer past its cutover cannot be cancelled; every step is
 //! journaled after the node's work, so a crash between them repeats it.
 mod store;
@@ -66,14 +75,23 @@ pub(crate) async fn start_transfer(
                     .await?;
             }
             outcome.authorities = vec![from.clone(), to.clone()];
+            // The sending authority's management consents in asking.
+            let requester = requester_name(&caller.identity);
+            let consenting = authorize(
+                caller.role.as_ref(),
+                &caller.identity,
+                Right::ConsentTransfer,
+                Some(&from),
+            )
+            .is_ok();
             let journaled = service
                 .store
                 .insert_transfer(
                     id.as_str(),
                     &from,
                     &to,
-                    &requester_name(&caller.identity),
-                    &role.to_wire(),
+                    (&requester, &role.to_wire()),
+                    consenting.then_some(requester.as_str()),
                     merge.as_ref(),
                 )
                 .await?;
@@ -83,9 +101,7 @@ pub(crate) async fn start_transfer(
                     open.transfer_id, open.state
                 ))
             })?;
-            let transfers = service.transfers.clone();
-            let transfer_id = row.transfer_id.clone();
-            tokio::spawn(async move { transfers.drive(transfer_id).await });
+            service.drive_in_background(&row.transfer_id);
             Ok(service.encode_transfer(&row))
         }
         .await;
@@ -95,6 +111,53 @@ pub(crate) async fn start_transfer(
     }
     .instrument(span)
     .await
+}
+
+/// `ConsentTransfer`: the sending authority's management team consents to
+/// a transfer awaiting it, which then starts. A repeat of a consent given
+/// is answered with the transfer as it stands; a cancelled one is refused.
+pub(crate) async fn consent_transfer(
+    service: &GatewayService,
+    request: Request<pb::GetTransferRequest>,
+) -> Result<Response<pb::Transfer>, Status> {
+    let caller = service.caller(&request)?;
+    let mut outcome = Outcome::default();
+    let result = async {
+        let row = service
+            .visible_transfer(&caller, &request.get_ref().transfer_id)
+            .await?;
+        outcome.record_ids.push(row.record_id.clone());
+        outcome.authorities = vec![row.from_code.clone(), row.to_code.clone()];
+        authorize(
+            caller.role.as_ref(),
+            &caller.identity,
+            Right::ConsentTransfer,
+            Some(&row.from_code),
+        )?;
+        let consented = service
+            .store
+            .consent_transfer(&row.transfer_id, &requester_name(&caller.identity))
+            .await?;
+        let now = service
+            .store
+            .transfer(&row.transfer_id)
+            .await?
+            .unwrap_or(row);
+        if !consented && now.consented_by.is_none() {
+            return Err(GatewayError::Conflict(format!(
+                "transfer {} was cancelled before it was consented to",
+                now.transfer_id
+            )));
+        }
+        if consented {
+            service.drive_in_background(&now.transfer_id);
+        }
+        Ok(service.encode_transfer(&now))
+    }
+    .await;
+    service
+        .finish(&caller, "ConsentTransfer", outcome, result)
+        .await
 }
 
 /// `GetTransfer`: a transfer the caller may see.
@@ -170,9 +233,7 @@ pub(crate) async fn cancel_transfer(
                 row.transfer_id, row.state
             )));
         }
-        let transfers = service.transfers.clone();
-        let transfer_id = row.transfer_id.clone();
-        tokio::spawn(async move { transfers.drive(transfer_id).await });
+        service.drive_in_background(&row.transfer_id);
         let row = service
             .store
             .transfer(&row.transfer_id)
@@ -187,6 +248,13 @@ pub(crate) async fn cancel_transfer(
 }
 
 impl GatewayService {
+    /// Drives a transfer on, past whatever step it is at, in the background.
+    fn drive_in_background(&self, transfer_id: &str) {
+        let transfers = self.transfers.clone();
+        let transfer_id = transfer_id.to_owned();
+        tokio::spawn(async move { transfers.drive(transfer_id).await });
+    }
+
     /// An authority's code, and its name as the directory knows it.
     fn authority(&self, code: &str) -> pb::ResponsibleAuthority {
         let name = self
@@ -203,6 +271,7 @@ impl GatewayService {
     /// A journaled transfer as the wire shows it.
     fn encode_transfer(&self, row: &TransferRow) -> pb::Transfer {
         let state = match row.state.as_str() {
+            "awaiting_consent" => pb::TransferState::AwaitingConsent,
             "requested" => pb::TransferState::Requested,
             "staged" => pb::TransferState::Staged,
             "handed_over" => pb::TransferState::HandedOver,
@@ -230,6 +299,8 @@ impl GatewayService {
                 .map(|merge| merge.into.clone())
                 .unwrap_or_default(),
             merge_outcome: row.merge_outcome.clone().unwrap_or_default(),
+            consented_by: row.consented_by.clone().unwrap_or_default(),
+            consented_at: row.consented_at.clone().unwrap_or_default(),
         }
     }
 
@@ -286,8 +357,8 @@ impl GatewayService {
     }
 }
 
-/// Either authority's own staff, or an operator, may start, see and cancel
-/// a transfer between them.
+/// Either authority's own staff, or an operator, may ask for, see and
+/// cancel a transfer between them.
 fn may_transfer<'a>(caller: &'a Caller, from: &str, to: &str) -> Result<&'a Role, GatewayError> {
     let role = caller.role.as_ref();
     Ok(

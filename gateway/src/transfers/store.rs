@@ -25,6 +25,10 @@ pub struct TransferRow {
     pub merge: Option<Merge>,
     /// Once the merge was tried: "merged", or why not.
     pub merge_outcome: Option<String>,
+    /// Who of the sending authority's management team consented
+    /// ("organisation/unit/name"), and when; `None` while it awaits consent.
+    pub consented_by: Option<String>,
+    pub consented_at: Option<String>,
 }
 
 /// What a transfer merges its record into, at its destination.
@@ -39,7 +43,8 @@ const TRANSFER_COLUMNS: &str =
     requested_by, requested_role, attempts, waiting_reason,
     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-    merge_into, merge_reason, merge_outcome";
+    merge_into, merge_reason, merge_outcome, consented_by,
+    to_char(consented_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
 
 fn transfer_row(row: &tokio_postgres::Row) -> TransferRow {
     TransferRow {
@@ -60,6 +65,8 @@ fn transfer_row(row: &tokio_postgres::Row) -> TransferRow {
             reason: row.get::<_, Option<String>>(13).unwrap_or_default(),
         }),
         merge_outcome: row.get(14),
+        consented_by: row.get(15),
+        consented_at: row.get(16),
     }
 }
 
@@ -95,24 +102,30 @@ impl Store {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    /// Journals a new transfer. `Ok(Err(open))` when the record is already in
-    /// an open transfer, which is returned.
+    /// Journals a new transfer: `requested` when the sending authority's
+    /// management consented in asking (`consented_by`), otherwise
+    /// `awaiting_consent`. `Ok(Err(open))` when the record is already in an
+    /// open transfer, which is returned.
     pub async fn insert_transfer(
         &self,
         record_id: &str,
         from_code: &str,
         to_code: &str,
-        requested_by: &str,
-        requested_role: &str,
+        requested: (&str, &str),
+        consented_by: Option<&str>,
         merge: Option<&Merge>,
     ) -> Result<Result<TransferRow, TransferRow>, StoreError> {
+        let (requested_by, requested_role) = requested;
         let client = self.pool.get().await?;
         let inserted = client
             .query_one(
                 &format!(
                     "INSERT INTO transfer (record_id, from_code, to_code, requested_by, requested_role,
-                                           merge_into, merge_reason)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TRANSFER_COLUMNS}"
+                                           merge_into, merge_reason, consented_by, consented_at, state)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text,
+                             CASE WHEN $8::text IS NULL THEN NULL ELSE now() END,
+                             CASE WHEN $8::text IS NULL THEN 'awaiting_consent' ELSE 'requested' END)
+                     RETURNING {TRANSFER_COLUMNS}"
                 ),
                 &[
                     &record_id,
@@ -122,6 +135,7 @@ impl Store {
                     &requested_role,
                     &merge.map(|merge| merge.into.as_str()),
                     &merge.map(|merge| merge.reason.as_str()),
+                    &consented_by,
                 ],
             )
             .await;
@@ -245,6 +259,43 @@ impl Store {
         Ok(true)
     }
 
+    /// The sending authority's consent to a transfer awaiting it: moves it
+    /// to `requested` and journals the step. `false` if it was not awaiting
+    /// consent (consented already, or cancelled).
+    pub async fn consent_transfer(
+        &self,
+        transfer_id: &str,
+        consented_by: &str,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let consented = tx
+            .execute(
+                &tx.prepare_cached(
+                    "UPDATE transfer SET state = 'requested', consented_by = $2, consented_at = now(),
+                                         updated_at = now()
+                     WHERE transfer_id = $1 AND state = 'awaiting_consent' AND NOT cancel_requested",
+                )
+                .await?,
+                &[&transfer_id, &consented_by],
+            )
+            .await?;
+        if consented == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            &tx.prepare_cached(
+                "INSERT INTO transfer_step (transfer_id, from_state, to_state)
+                 VALUES ($1, 'awaiting_consent', 'requested')",
+            )
+            .await?,
+            &[&transfer_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Records how a transfer's merge went: "merged", or why not.
     pub async fn note_merge_outcome(
         &self,
@@ -286,7 +337,7 @@ impl Store {
                 &client
                     .prepare_cached(
                         "UPDATE transfer SET cancel_requested = true, updated_at = now()
-                 WHERE transfer_id = $1 AND state IN ('requested', 'staged', 'cancelled')",
+                 WHERE transfer_id = $1 AND state IN ('awaiting_consent', 'requested', 'staged', 'cancelled')",
                     )
                     .await?,
                 &[&transfer_id],

@@ -1,7 +1,11 @@
 //! Transfers between authorities: a journaled, resumable workflow.
 //!
-//! A transfer moves through `requested → staged → handed_over → activated →
-//! completed` (or `requested/staged → cancelled`), one step at a time. Each
+//! A transfer moves through `awaiting_consent → requested → staged →
+//! handed_over → activated → completed` (or `awaiting_consent/requested/staged
+//! → cancelled`), one step at a time. `awaiting_consent` takes no step: the
+//! sending authority's consent (`Store::consent_transfer`) moves it on and
+//! starts a driver; every later step names that consent to the sending
+//! node, which checks it against its own policy before the record leaves. Each
 //! step calls a node, then records the new state in the gateway's journal in
 //! one transaction (`Store::advance_transfer`). Every node step is idempotent,
 //! so a worker that crashes between the node call and the journal simply
@@ -66,6 +70,8 @@ pub enum StepError {
     Store(#[from] StoreError),
     #[error("no transfer {0}")]
     Unknown(String),
+    #[error("the transfer names no consent of authority {0}'s management team, which must consent before the record moves")]
+    NoConsent(String),
 }
 
 /// Runs transfers. Cheap to clone; every clone shares the same journal.
@@ -80,6 +86,11 @@ pub struct Transfers {
 
 fn is_terminal(state: &str) -> bool {
     matches!(state, "completed" | "cancelled")
+}
+
+/// A transfer waiting for the sending authority's consent, with nothing to do.
+fn awaits_consent(transfer: &TransferRow) -> bool {
+    transfer.state == "awaiting_consent" && !transfer.cancel_requested
 }
 
 impl Transfers {
@@ -103,9 +114,19 @@ impl Transfers {
     }
 
     /// A step request to a node: from the gateway, naming who asked for the
-    /// transfer so the node's audit records it.
+    /// transfer so the node's audit records it, and who consented to it,
+    /// which the sending node checks before the record leaves it.
     fn step_request<T>(transfer: &TransferRow, message: T) -> tonic::Request<T> {
-        Self::forwarded_request(transfer, message, &Role::Gateway.to_wire())
+        let mut request = Self::forwarded_request(transfer, message, &Role::Gateway.to_wire());
+        if let Some(consent) = &transfer.consented_by {
+            request.metadata_mut().insert_bin(
+                forwarded::CONSENT_HEADER,
+                BinaryMetadataValue::from_bytes(&forwarded::encode_identity(&requester_identity(
+                    consent,
+                ))),
+            );
+        }
+        request
     }
 
     /// A request to a node naming who asked for the transfer and the role
@@ -165,7 +186,7 @@ impl Transfers {
             .transfer(transfer_id)
             .await?
             .ok_or_else(|| StepError::Unknown(transfer_id.to_owned()))?;
-        if is_terminal(&transfer.state) {
+        if is_terminal(&transfer.state) || awaits_consent(&transfer) {
             return Ok(transfer.state);
         }
         let (next, route) = self.perform_step(&transfer).await?;
@@ -193,7 +214,7 @@ impl Transfers {
         let id = || transfer.record_id.clone();
         let transfer_id = || transfer.transfer_id.clone();
         match (transfer.state.as_str(), transfer.cancel_requested) {
-            ("requested" | "staged", true) => {
+            ("awaiting_consent" | "requested" | "staged", true) => {
                 // The old node decides, under its row lock, whether the
                 // cutover happened first; only if not is the staged copy dropped.
                 let from = self.node(&transfer.from_code)?;
@@ -226,7 +247,11 @@ impl Transfers {
                 Self::call(to, to.client().cancel_transfer_in(request)).await?;
                 Ok(("cancelled", None))
             }
+            ("awaiting_consent", false) => Ok(("awaiting_consent", None)),
             ("requested", false) => {
+                if transfer.consented_by.is_none() {
+                    return Err(StepError::NoConsent(transfer.from_code.clone()));
+                }
                 let (from, to) = (
                     self.node(&transfer.from_code)?,
                     self.node(&transfer.to_code)?,
@@ -403,6 +428,11 @@ impl Transfers {
             match self.advance(&transfer_id).await {
                 Ok(state) if is_terminal(&state) => {
                     tracing::info!(transfer = %transfer_id, state, "transfer ended");
+                    return;
+                }
+                Ok(state) if state == "awaiting_consent" => {
+                    // The consent, or a cancellation, starts a driver anew.
+                    tracing::info!(transfer = %transfer_id, state, "transfer awaits consent");
                     return;
                 }
                 Ok(state) => {

@@ -4,6 +4,12 @@
 //! handing over (the cutover), staging and activating a record coming in,
 //! releasing, cancelling or aborting.
 //!
+//! The record leaves only with this authority's consent: the gateway names
+//! who of the management team consented (`forwarded::CONSENT_HEADER`), and
+//! this node gives them a role from its own policy before it exports the
+//! record's content or hands it over. A gateway cannot move a record on its
+//! own word, nor on a consent this node's policy does not recognise.
+//!
 //! Invariants: every step is idempotent, so a gateway that crashed between a
 //! node's work and its journal repeats it safely; the cutover is taken under
 //! the record's row lock against an abort, so a cancellation that races it
@@ -15,13 +21,15 @@
 mod store;
 
 use chrono::NaiveDate;
-use contactpoint_policy::Right;
+use contactpoint_mtls::PeerIdentity;
+use contactpoint_policy::{authorize, forwarded, Refusal, Right, Role};
 use contactpoint_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
+use crate::access::Caller;
 use crate::error::NodeError;
 use crate::model::*;
 use crate::service::{audited_change, audited_id, Method, NodeService};
@@ -65,17 +73,23 @@ impl From<&ChildRecord> for Snapshot {
     }
 }
 
+/// The record as stored, with its content only under a consent this node
+/// accepts; without one, whether it is here and whether it was handed over.
 pub(crate) async fn export_record(
     node: &NodeService,
     request: Request<pb::ExportRecordRequest>,
 ) -> Result<Response<pb::RecordSnapshot>, Status> {
-    let caller = node.caller(&request)?;
+    let mut caller = node.caller(&request)?;
     let body = request.get_ref();
     let result = async {
         node.require(&caller, Right::MoveRecord)?;
+        let consent = node.consent(&mut caller, &request)?;
         let id = decode_id(&body.id, "id")?;
         let (snapshot, handed_over_by) = node.store.export(&id).await?;
         let mut exported = encode_snapshot(&id, &snapshot)?;
+        if consent.is_none() {
+            exported.snapshot.clear();
+        }
         exported.handed_over_by = handed_over_by.unwrap_or_default();
         Ok(exported)
     }
@@ -88,11 +102,28 @@ pub(crate) async fn hand_over_record(
     node: &NodeService,
     request: Request<pb::HandOverRequest>,
 ) -> Result<Response<pb::RecordSnapshot>, Status> {
-    let caller = node.caller(&request)?;
+    let mut caller = node.caller(&request)?;
     let body = request.get_ref();
     let result = async {
         node.require(&caller, Right::MoveRecord)?;
+        let consent = node.consent(&mut caller, &request)?;
         let id = decode_id(&body.id, "id")?;
+        let transfer = transfer_id(&body.transfer_id)?;
+        if consent.is_none() {
+            // A hand-over made already may be repeated (the consent was
+            // given, or not yet required, when it was made); a first one
+            // needs the consent.
+            let (_, handed_over_by) = node.store.export(&id).await?;
+            if handed_over_by.as_deref() != Some(transfer) {
+                return Err(NodeError::Forbidden(Refusal {
+                    role: Role::Gateway.to_string(),
+                    reason: format!(
+                        "a record leaves {} only with the consent of its management team, and the hand-over names none",
+                        node.store.authority().code
+                    ),
+                }));
+            }
+        }
         let to = body
             .to
             .as_ref()
@@ -111,7 +142,7 @@ pub(crate) async fn hand_over_record(
         let audit = audited_change(&caller, Method::HandOverRecord);
         let snapshot = node
             .store
-            .hand_over(transfer_id(&body.transfer_id)?, &id, &to, &audit)
+            .hand_over(transfer, &id, &to, &audit)
             .await?;
         encode_snapshot(&id, &snapshot)
     }
@@ -163,6 +194,44 @@ pub(crate) async fn activate_transfer_in(
 }
 
 impl NodeService {
+    /// The consent the gateway names for a step that lets a record leave:
+    /// `None` if it names none; the consenting person if this node's own
+    /// policy gives them this authority's consent (and their access
+    /// conditions are met), which the audit entry then records; otherwise
+    /// refused.
+    fn consent<T>(
+        &self,
+        caller: &mut Caller,
+        request: &Request<T>,
+    ) -> Result<Option<PeerIdentity>, NodeError> {
+        let Some(value) = request.metadata().get_bin(forwarded::CONSENT_HEADER) else {
+            return Ok(None);
+        };
+        let refused = |reason: String| {
+            NodeError::Forbidden(Refusal {
+                role: Role::Gateway.to_string(),
+                reason,
+            })
+        };
+        let who = value
+            .to_bytes()
+            .ok()
+            .and_then(|bytes| forwarded::decode_identity(&bytes))
+            .ok_or_else(|| refused(format!("{} is not an identity", forwarded::CONSENT_HEADER)))?;
+        let here = &self.store.authority().code;
+        let policy = self.policy.current();
+        let role = policy.role_of(&who);
+        authorize(role, &who, Right::ConsentTransfer, Some(here))
+            .and_then(|role| policy.admit(&who, role, self.clock.today()))
+            .map_err(|refusal| {
+                refused(format!(
+                    "the consent named for this transfer is not this authority's: {refusal}"
+                ))
+            })?;
+        caller.reason = Some(format!("consented to by {who}"));
+        Ok(Some(who))
+    }
+
     /// The steps of a transfer in, which carry the record: staging it, and
     /// activating it with its final content.
     async fn transfer_in_step(
