@@ -455,6 +455,7 @@ pub fn start_node(
         authority_name: authority.name.clone(),
         listen: address,
         database_url,
+        schema_owner_url: None,
         pool_size,
         request_timeout_seconds: 60,
         archive_interval_seconds: 3600,

@@ -23,6 +23,13 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// PostgreSQL connection string of the authority's own database. Required.
     pub database_url: String,
+    /// PostgreSQL connection string of the same database as the role that
+    /// owns its schema: the node migrates as it, then grants the role of
+    /// `database_url` only what serving needs, the audit only read and
+    /// append. Default: none (`database_url`'s role owns the schema, and the
+    /// audit is append-only by trigger alone; the node warns).
+    #[serde(default)]
+    pub schema_owner_url: Option<String>,
     /// Largest number of pooled database connections. Default: 16.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,

@@ -129,7 +129,13 @@ pub async fn serve_on(
         &config.tls.key,
     )?)
     .map_err(StartError::Signer)?;
-    let mut store = Store::open(&config.database_url, config.pool_size, authority).await?;
+    let mut store = Store::open_as(
+        &config.database_url,
+        config.schema_owner_url.as_deref(),
+        config.pool_size,
+        authority,
+    )
+    .await?;
     if let Some(path) = &config.matching_key {
         let keys = contactpoint_matching::blocking::MatchingKeys::load(path)
             .map_err(StartError::MatchingKey)?;

@@ -42,6 +42,10 @@ pub enum StoreError {
     Connect(#[from] deadpool_postgres::PoolError),
     #[error("migrations failed: {0}")]
     Migrate(#[from] refinery::Error),
+    #[error("cannot connect as the schema's owner (schema_owner_url): {0}")]
+    Owner(tokio_postgres::Error),
+    #[error("cannot grant the application role its rights: {0}")]
+    Grant(tokio_postgres::Error),
 }
 
 /// The node's database.
@@ -66,9 +70,25 @@ impl std::fmt::Debug for Store {
 pub(crate) type Result<T, E = NodeError> = std::result::Result<T, E>;
 
 impl Store {
-    /// Connects a pool and brings the schema up to the latest migration.
+    /// Connects a pool and brings the schema up to the latest migration,
+    /// as the pool's own role (which then owns the schema).
     pub async fn open(
         database_url: &str,
+        pool_size: usize,
+        authority: ResponsibleAuthority,
+    ) -> std::result::Result<Self, StoreError> {
+        Self::open_as(database_url, None, pool_size, authority).await
+    }
+
+    /// Connects a pool and brings the schema up to the latest migration.
+    /// With `schema_owner_url`, the migrations run as that role, which then
+    /// grants the pool's role only what the node needs (migration V17): the
+    /// audit it may read and append to, never change. Without one, the
+    /// pool's role owns the schema, and the audit is append-only by trigger
+    /// alone, which an owner can turn off: the node warns.
+    pub async fn open_as(
+        database_url: &str,
+        schema_owner_url: Option<&str>,
         pool_size: usize,
         authority: ResponsibleAuthority,
     ) -> std::result::Result<Self, StoreError> {
@@ -81,12 +101,43 @@ impl Store {
             },
         );
         let pool = Pool::builder(manager).max_size(pool_size).build()?;
-        let mut client = pool.get().await?;
-        let report = embedded::migrations::runner()
-            .run_async(&mut **client)
-            .await?;
-        for migration in report.applied_migrations() {
-            tracing::info!(migration = %migration, "applied migration");
+        let client = pool.get().await?;
+        let application_role: String = client
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .map_err(StoreError::Grant)?
+            .get(0);
+        match schema_owner_url {
+            Some(owner_url) => {
+                let (mut owner, connection) = tokio_postgres::connect(owner_url, NoTls)
+                    .await
+                    .map_err(StoreError::Owner)?;
+                let connection = tokio::spawn(connection);
+                migrate(&mut owner).await?;
+                let owner_role: String = owner
+                    .query_one("SELECT current_user::text", &[])
+                    .await
+                    .map_err(StoreError::Grant)?
+                    .get(0);
+                if owner_role == application_role {
+                    tracing::warn!("schema_owner_url names the same role as database_url: the audit is append-only by trigger alone");
+                } else {
+                    owner
+                        .execute(
+                            "SELECT contactpoint_grant_application($1)",
+                            &[&application_role],
+                        )
+                        .await
+                        .map_err(StoreError::Grant)?;
+                }
+                drop(owner);
+                connection.abort();
+            }
+            None => {
+                let mut client = client;
+                migrate(&mut client).await?;
+                tracing::warn!("no schema_owner_url: this node's database role owns the audit tables, so the audit is append-only by trigger alone, which an owner can turn off");
+            }
         }
         Ok(Self {
             pool,
@@ -112,6 +163,15 @@ impl Store {
     pub fn authority(&self) -> &ResponsibleAuthority {
         &self.authority
     }
+}
+
+/// Brings the schema up to the latest migration.
+async fn migrate(client: &mut tokio_postgres::Client) -> std::result::Result<(), StoreError> {
+    let report = embedded::migrations::runner().run_async(client).await?;
+    for migration in report.applied_migrations() {
+        tracing::info!(migration = %migration, "applied migration");
+    }
+    Ok(())
 }
 
 /// Locks a live record's row for the rest of the transaction; returns what

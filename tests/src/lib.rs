@@ -43,8 +43,15 @@ async fn admin_client() -> Result<tokio_postgres::Client> {
 /// A database of its own for one test, dropped when the value is.
 pub struct TestDb {
     pub name: String,
+    /// As the server's superuser, who owns the schema.
     pub url: String,
+    /// As [`APPLICATION_ROLE`], which test nodes serve as.
+    pub app_url: String,
 }
+
+/// The database role test nodes serve as: not the schema's owner, given by
+/// the node only what it needs (migration V17), as a deployment would be.
+pub const APPLICATION_ROLE: &str = "contactpoint_test_app";
 
 impl TestDb {
     pub async fn create() -> Result<Self> {
@@ -59,16 +66,46 @@ impl TestDb {
                 .as_nanos(),
             CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        admin_client()
-            .await?
+        let admin = admin_client().await?;
+        admin
             .execute(&format!("CREATE DATABASE {name}"), &[])
+            .await?;
+        // One login role for every test database (roles are the cluster's);
+        // tests running at once may both try to create it.
+        admin
+            .batch_execute(&format!(
+                "DO $$ BEGIN CREATE ROLE {APPLICATION_ROLE} LOGIN;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            ))
             .await?;
         let base = admin_url();
         let url = match base.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{name}"),
             None => anyhow::bail!("CONTACTPOINT_TEST_PG_URL must end in /<database>"),
         };
-        Ok(Self { name, url })
+        let app_url = Self::as_role(&url, APPLICATION_ROLE)?;
+        Ok(Self { name, url, app_url })
+    }
+
+    /// `url` as another role, in key-value form (the server trusts loopback).
+    fn as_role(url: &str, role: &str) -> Result<String> {
+        let config: tokio_postgres::Config = url.parse()?;
+        let mut parts = vec![format!("user={role}")];
+        for host in config.get_hosts() {
+            match host {
+                tokio_postgres::config::Host::Tcp(name) => parts.push(format!("host={name}")),
+                tokio_postgres::config::Host::Unix(path) => {
+                    parts.push(format!("host={}", path.display()))
+                }
+            }
+        }
+        if let Some(port) = config.get_ports().first() {
+            parts.push(format!("port={port}"));
+        }
+        if let Some(db) = config.get_dbname() {
+            parts.push(format!("dbname={db}"));
+        }
+        Ok(parts.join(" "))
     }
 
     /// A direct connection, to look at what the node wrote.
@@ -455,7 +492,8 @@ impl TestNode {
             authority_code: code.into(),
             authority_name: format!("Authority {code}"),
             listen: "127.0.0.1:0".parse()?,
-            database_url: db.url.clone(),
+            database_url: db.app_url.clone(),
+            schema_owner_url: Some(db.url.clone()),
             pool_size: 8,
             request_timeout_seconds: 30,
             concurrency_per_connection: 64,

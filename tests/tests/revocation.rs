@@ -107,7 +107,8 @@ async fn a_revoked_certificate_is_refused_by_the_example_federation_after_sighup
         "node-E06000001.toml",
         "CONTACTPOINT_NODE_",
         &[
-            ("DATABASE_URL", node_db.url.clone()),
+            ("DATABASE_URL", node_db.app_url.clone()),
+            ("SCHEMA_OWNER_URL", node_db.url.clone()),
             ("LISTEN", node_address.to_string()),
             ("METRICS_LISTEN", free_port()?.to_string()),
         ],
