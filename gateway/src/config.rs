@@ -89,6 +89,17 @@ pub struct Limits {
     pub request_timeout_seconds: u64,
 }
 
+impl Limits {
+    /// A caller's budget where the policy does not size it.
+    pub fn caller_defaults(&self) -> contactpoint_ops::limits::Defaults {
+        contactpoint_ops::limits::Defaults {
+            in_flight: self.per_caller_in_flight,
+            per_second: self.per_caller_per_second,
+            burst: self.per_caller_burst,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

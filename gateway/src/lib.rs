@@ -17,7 +17,7 @@ mod contributions;
 pub mod duplicates;
 mod error;
 pub mod feed;
-pub mod limits;
+pub use contactpoint_ops::limits;
 mod lookup;
 pub mod nodes;
 mod passthrough;
@@ -203,7 +203,7 @@ pub async fn serve_on(
         // Outermost: each caller's own budget, so a flood from one partner is
         // refused before it takes any shared capacity.
         .layer(limits::PerCallerLimitLayer::new(
-            limits.clone(),
+            limits.caller_defaults(),
             policy.clone(),
         ))
         // Then a bound on everything in flight: beyond it requests wait

@@ -15,6 +15,7 @@
 //! flagged for review (RULES.md, Audit: "many searches without a following
 //! view").
 use contactpoint_mtls::PeerIdentity;
+use contactpoint_ops::limits::Charge;
 use contactpoint_policy::{Right, Role};
 use contactpoint_proto::v1 as pb;
 use tonic::{Code, Request, Response, Status};
@@ -52,6 +53,11 @@ pub(crate) async fn search_records(
         }
         .await;
         if let Ok(found) = &result {
+            // A search costs the caller one request for every authority it
+            // asked: the admission took one; the rest, into debt if need be.
+            if let Some(charge) = request.extensions().get::<Charge>() {
+                charge.take(f64::from(found.authorities_asked.saturating_sub(1)));
+            }
             outcome.record_ids = found.matches.iter().map(|m| m.id.clone()).collect();
             outcome.authorities = found
                 .matches

@@ -9,11 +9,14 @@
 //! - [`init_logging`]: human-readable or JSON lines.
 //! - [`health`]: gRPC health for the server's service and the server as a
 //!   whole, and the drain before a graceful stop.
+//! - [`limits`]: per-caller budgets of rate and requests in flight, one
+//!   layer for the gateway and every node.
 //! - [`reload_on_hangup`]: SIGHUP reads the access policy and the TLS files
 //!   (with their CRLs) again; a bad file keeps what is in force.
 #![forbid(unsafe_code)]
 
 pub mod health;
+pub mod limits;
 mod metrics;
 
 pub use metrics::{serve_metrics, Metrics};

@@ -292,3 +292,33 @@ async fn oversized_or_garbled_input_is_refused_where_it_arrives() -> anyhow::Res
     );
     Ok(())
 }
+
+/// A search is charged one request for every authority it asks: with a
+/// budget of four and almost no refill, two searches of three authorities
+/// spend it (and more), and the third request is refused, where four
+/// lookups would all have been answered.
+#[tokio::test]
+async fn a_search_costs_one_request_for_every_authority_it_asks() -> anyhow::Result<()> {
+    let mut f = Federation::start(&["E06000001", "E06000002", "E06000003"]).await?;
+    f.gateway.config.limits.per_caller_burst = 4.0;
+    f.gateway.config.limits.per_caller_per_second = 0.001;
+    // Without the blind index every search asks every authority.
+    f.gateway.config.matching_key = None;
+    f.restart_gateway().await?;
+    let mut nspcc = f
+        .gateway
+        .client(&f.pki.client_files("NSPCC", "Helpline")?)
+        .await?;
+    for _ in 0..2 {
+        let found = nspcc.search_records(search()).await?.into_inner();
+        assert_eq!(found.authorities_asked, 3);
+    }
+    let refused = nspcc.search_records(search()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("requests a second per caller"),
+        "{}",
+        refused.message()
+    );
+    Ok(())
+}

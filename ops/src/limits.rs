@@ -1,6 +1,10 @@
-//! Per-caller limits, as a tower layer: each caller (the verified
-//! certificate's subject) has its own budget of requests in flight and its
-//! own token bucket, so one partner cannot starve the others. The budget is
+//! Per-caller limits, as a tower layer, at the gateway and at every node:
+//! each caller has its own budget of requests in flight and its own token
+//! bucket, so one partner cannot starve the others. The caller is the
+//! verified certificate's subject; on the gateway's own connection to a node,
+//! the caller it forwards for (`forwarded::CALLER_HEADER`), so a partner's
+//! calls to a node directly and through the gateway draw on one budget there,
+//! and going around the gateway gets no more. The budget is
 //! the configured `[limits]`, unless the policy's `[[limits]]` sizes it for
 //! the caller (a helpline's shared certificate; an organisation's whole
 //! allowance, `shared`, one budget for every certificate the entry matches). Over either
@@ -9,6 +13,12 @@
 //! be there. So the service stays available to every partner at its planned
 //! load (RULES.md, Anchors worth knowing: peaks of 50 transactions a second,
 //! 99.9% availability).
+//!
+//! A request may cost more than one token: a handler charges the rest
+//! through the [`Charge`] the layer leaves in its extensions (a search at
+//! the gateway costs one for every authority it asks). A charge is never
+//! refused once the request is admitted; the caller's bucket goes into debt
+//! and its next requests wait for the refill.
 //!
 //! The health service (`grpc.health.v1.Health`) is outside these budgets:
 //! it answers from memory, and a probe (a load balancer's, or cpctl's
@@ -22,14 +32,33 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use contactpoint_mtls::PeerIdentity;
-use contactpoint_policy::PolicyHandle;
+use contactpoint_policy::{forwarded, PolicyHandle, Role};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use crate::config::Limits;
+/// A caller's budget where the policy's `[[limits]]` does not size it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Defaults {
+    /// Requests one caller may have in flight.
+    pub in_flight: usize,
+    /// Sustained requests a second one caller may make.
+    pub per_second: f64,
+    /// Requests one caller may make in a burst above that rate.
+    pub burst: f64,
+}
+
+impl Defaults {
+    /// Why this budget cannot be served with, if it cannot.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.in_flight == 0 || self.per_second <= 0.0 || self.burst < 1.0 {
+            return Err("every limit must be positive (burst at least 1)");
+        }
+        Ok(())
+    }
+}
 
 /// Callers remembered before idle ones are forgotten.
 const MAX_TRACKED_CALLERS: usize = 100_000;
@@ -49,7 +78,7 @@ struct Bucket {
 }
 
 struct Budgets {
-    limits: Limits,
+    defaults: Defaults,
     policy: Arc<PolicyHandle>,
     callers: Mutex<HashMap<String, Bucket>>,
 }
@@ -76,13 +105,13 @@ impl Budgets {
             key,
             per_second: sized
                 .and_then(|sized| sized.per_second)
-                .unwrap_or(self.limits.per_caller_per_second),
+                .unwrap_or(self.defaults.per_second),
             burst: sized
                 .and_then(|sized| sized.burst)
-                .unwrap_or(self.limits.per_caller_burst),
+                .unwrap_or(self.defaults.burst),
             in_flight: sized
                 .and_then(|sized| sized.in_flight)
-                .unwrap_or(self.limits.per_caller_in_flight),
+                .unwrap_or(self.defaults.in_flight),
         }
     }
 
@@ -132,6 +161,28 @@ impl Budgets {
     }
 }
 
+/// What a handler charges beyond the one token its request cost, on the
+/// caller's own budget (see the module documentation).
+#[derive(Clone)]
+pub struct Charge {
+    budgets: Arc<Budgets>,
+    key: String,
+}
+
+impl Charge {
+    /// Takes `tokens` more from the caller's bucket, into debt if need be.
+    pub fn take(&self, tokens: f64) {
+        let mut callers = self
+            .budgets
+            .callers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(bucket) = callers.get_mut(&self.key) {
+            bucket.tokens -= tokens.max(0.0);
+        }
+    }
+}
+
 /// The layer; see the module documentation.
 #[derive(Clone)]
 pub struct PerCallerLimitLayer {
@@ -139,10 +190,10 @@ pub struct PerCallerLimitLayer {
 }
 
 impl PerCallerLimitLayer {
-    pub fn new(limits: Limits, policy: Arc<PolicyHandle>) -> Self {
+    pub fn new(defaults: Defaults, policy: Arc<PolicyHandle>) -> Self {
         Self {
             budgets: Arc::new(Budgets {
-                limits,
+                defaults,
                 policy,
                 callers: Mutex::new(HashMap::new()),
             }),
@@ -166,9 +217,9 @@ pub struct PerCallerLimit<S> {
     budgets: Arc<Budgets>,
 }
 
-/// The caller: the verified certificate's subject, from the connection
-/// information tonic attaches to every request.
-fn caller<B>(request: &http::Request<B>) -> Option<PeerIdentity> {
+/// The verified certificate's subject, from the connection information
+/// tonic attaches to every request.
+fn peer<B>(request: &http::Request<B>) -> Option<PeerIdentity> {
     request
         .extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()
@@ -178,6 +229,24 @@ fn caller<B>(request: &http::Request<B>) -> Option<PeerIdentity> {
                 .first()
                 .and_then(|leaf| PeerIdentity::from_der(leaf.as_ref()))
         })
+}
+
+/// Whose budget a request draws on: the certificate's subject or, on the
+/// gateway's connection (as the policy names it), whom it calls for.
+fn caller<B>(request: &http::Request<B>, policy: &PolicyHandle) -> Option<PeerIdentity> {
+    let peer = peer(request)?;
+    if policy.current().role_of(&peer) != Some(&Role::Gateway) {
+        return Some(peer);
+    }
+    let mut named = http::HeaderMap::new();
+    if let Some(value) = request.headers().get(forwarded::CALLER_HEADER) {
+        named.insert(forwarded::CALLER_HEADER, value.clone());
+    }
+    let forwarded_for = tonic::metadata::MetadataMap::from_headers(named)
+        .get_bin(forwarded::CALLER_HEADER)
+        .and_then(|value| value.to_bytes().ok())
+        .and_then(|bytes| forwarded::decode_identity(&bytes));
+    Some(forwarded_for.unwrap_or(peer))
 }
 
 impl<S, B> Service<http::Request<B>> for PerCallerLimit<S>
@@ -197,13 +266,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         if request.uri().path().starts_with(HEALTH_PATH) {
             return Box::pin(self.inner.call(request));
         }
-        let budget = self.budgets.budget_of(caller(&request).as_ref());
+        let budget = self
+            .budgets
+            .budget_of(caller(&request, &self.budgets.policy).as_ref());
         match self.budgets.admit(&budget) {
             Ok(permit) => {
+                request.extensions_mut().insert(Charge {
+                    budgets: self.budgets.clone(),
+                    key: budget.key,
+                });
                 let future = self.inner.call(request);
                 Box::pin(async move {
                     let response = future.await;
