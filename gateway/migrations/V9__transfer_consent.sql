@@ -10,8 +10,9 @@ ALTER TABLE transfer ADD CONSTRAINT transfer_state_check
                      'activated', 'completed', 'cancelled'));
 ALTER TABLE transfer ADD COLUMN consented_by text;
 ALTER TABLE transfer ADD COLUMN consented_at timestamptz;
--- Open transfers journaled before consent was required and not yet at
--- their cutover wait for it now. One past its cutover goes on: the sending
--- node lets a hand-over it has made be repeated without a consent.
-UPDATE transfer SET state = 'awaiting_consent', updated_at = now()
-    WHERE state IN ('requested', 'staged');
+-- Open transfers journaled before consent was required name none: the
+-- gateway sends one still at 'requested' back to 'awaiting_consent' at its
+-- next step, and the sending node refuses to hand over one at 'staged'
+-- that it has not handed over yet, which sends it back too; one the node
+-- handed over already goes on (the node lets a hand-over it made be
+-- repeated, to the same authority, audited).

@@ -5,7 +5,6 @@
 //! the consent against its own policy before the record leaves it, so a
 //! gateway's journal alone cannot move a record. Every refusal is audited.
 use chrono::Duration;
-use contactpoint_gateway::transfer::StepError;
 use contactpoint_tests::*;
 use tonic::metadata::BinaryMetadataValue;
 use tonic::Code;
@@ -203,6 +202,21 @@ async fn a_transfer_waits_for_the_sending_authoritys_consent() -> anyhow::Result
     Ok(())
 }
 
+/// Why the journal says a transfer waits.
+async fn waiting_reason(f: &Federation, transfer_id: &str) -> anyhow::Result<String> {
+    let reason: Option<String> = f
+        .gateway_db
+        .connect()
+        .await?
+        .query_one(
+            "SELECT waiting_reason FROM transfer WHERE transfer_id = $1",
+            &[&transfer_id],
+        )
+        .await?
+        .get(0);
+    Ok(reason.unwrap_or_default())
+}
+
 /// A request to the sending node with the gateway's certificate, on a
 /// social worker's behalf, naming `consent` (none: `None`).
 fn step<T>(message: T, consent: Option<&[u8]>) -> anyhow::Result<tonic::Request<T>> {
@@ -223,7 +237,8 @@ fn step<T>(message: T, consent: Option<&[u8]>) -> anyhow::Result<tonic::Request<
 }
 
 /// The gateway's word is not enough: a journal naming no consent, or a
-/// consent the sending node's policy does not give, moves nothing; called
+/// consent the sending node's policy does not give, moves nothing (the
+/// transfer goes back to wait for a consent, saying why); called
 /// directly with the gateway's own certificate, the node exports the
 /// record's content and hands it over only under its management's consent.
 #[tokio::test]
@@ -243,25 +258,32 @@ async fn the_sending_node_refuses_a_record_leaving_without_its_consent() -> anyh
             &[&journaled],
         )
         .await?;
-    let error = worker.advance(&journaled).await.unwrap_err();
-    assert!(
-        matches!(error, StepError::NoConsent(ref code) if code == A),
-        "{error}"
-    );
+    // The worker takes no step: the transfer goes back to wait for a
+    // consent, saying why.
+    assert_eq!(worker.advance(&journaled).await?, "awaiting_consent");
+    let waiting = waiting_reason(&f, &journaled).await?;
+    assert!(waiting.contains("consent"), "{waiting}");
 
     let forged = child(&f, "Max").await?;
     let journaled = f
         .journal_transfer_with(&forged.id, A, B, Some(&format!("{A}//Social worker")))
         .await?;
-    match worker.advance(&journaled).await {
-        Err(StepError::Refused {
-            grpc_code: Code::PermissionDenied,
-            message,
-            ..
-        }) => assert!(message.contains("not this authority's"), "{message}"),
-        other => panic!("a consent the node does not give was accepted: {other:?}"),
-    }
-    assert_eq!(f.transfer_state(&journaled).await?, "requested");
+    // The sending node refuses the consent named; the transfer waits for
+    // one it will accept, its journaled consent cleared.
+    assert_eq!(worker.advance(&journaled).await?, "awaiting_consent");
+    let waiting = waiting_reason(&f, &journaled).await?;
+    assert!(waiting.contains("not this authority's"), "{waiting}");
+    let consented_by: Option<String> = f
+        .gateway_db
+        .connect()
+        .await?
+        .query_one(
+            "SELECT consented_by FROM transfer WHERE transfer_id = $1",
+            &[&journaled],
+        )
+        .await?
+        .get(0);
+    assert_eq!(consented_by, None);
     assert_eq!(
         f.node_dbs[1].count("child_record").await?,
         0,

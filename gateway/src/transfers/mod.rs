@@ -77,13 +77,14 @@ pub(crate) async fn start_transfer(
             outcome.authorities = vec![from.clone(), to.clone()];
             // The sending authority's management consents in asking.
             let requester = requester_name(&caller.identity);
-            let consenting = authorize(
-                caller.role.as_ref(),
-                &caller.identity,
-                Right::ConsentTransfer,
-                Some(&from),
-            )
-            .is_ok();
+            let consenting = caller.admitted.is_ok()
+                && authorize(
+                    caller.role.as_ref(),
+                    &caller.identity,
+                    Right::ConsentTransfer,
+                    Some(&from),
+                )
+                .is_ok();
             let journaled = service
                 .store
                 .insert_transfer(
@@ -134,6 +135,8 @@ pub(crate) async fn consent_transfer(
             Right::ConsentTransfer,
             Some(&row.from_code),
         )?;
+        // The sending node checks the consenter's access conditions too.
+        caller.admitted.clone()?;
         let consented = service
             .store
             .consent_transfer(&row.transfer_id, &requester_name(&caller.identity))
@@ -144,10 +147,19 @@ pub(crate) async fn consent_transfer(
             .await?
             .unwrap_or(row);
         if !consented && now.consented_by.is_none() {
-            return Err(GatewayError::Conflict(format!(
-                "transfer {} was cancelled before it was consented to",
-                now.transfer_id
-            )));
+            return Err(GatewayError::Conflict(
+                if now.state == "cancelled" || now.cancel_requested {
+                    format!(
+                        "transfer {} was cancelled before it was consented to",
+                        now.transfer_id
+                    )
+                } else {
+                    format!(
+                        "transfer {} is {}: it was journaled before consent was required and is past the point a consent could stop",
+                        now.transfer_id, now.state
+                    )
+                },
+            ));
         }
         if consented {
             service.drive_in_background(&now.transfer_id);

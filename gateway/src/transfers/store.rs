@@ -273,7 +273,7 @@ impl Store {
             .execute(
                 &tx.prepare_cached(
                     "UPDATE transfer SET state = 'requested', consented_by = $2, consented_at = now(),
-                                         updated_at = now()
+                                         waiting_reason = NULL, updated_at = now()
                      WHERE transfer_id = $1 AND state = 'awaiting_consent' AND NOT cancel_requested",
                 )
                 .await?,
@@ -290,6 +290,43 @@ impl Store {
             )
             .await?,
             &[&transfer_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sends a transfer not yet at its cutover back to `awaiting_consent`,
+    /// its consent cleared, saying why, and journals the step. `false` if it
+    /// had moved on.
+    pub async fn withdraw_consent(
+        &self,
+        transfer: &TransferRow,
+        why: &str,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let withdrawn = tx
+            .execute(
+                &tx.prepare_cached(
+                    "UPDATE transfer SET state = 'awaiting_consent', consented_by = NULL,
+                                         consented_at = NULL, waiting_reason = $3, updated_at = now()
+                     WHERE transfer_id = $1 AND state = $2 AND state IN ('requested', 'staged')",
+                )
+                .await?,
+                &[&transfer.transfer_id, &transfer.state, &why],
+            )
+            .await?;
+        if withdrawn == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            &tx.prepare_cached(
+                "INSERT INTO transfer_step (transfer_id, from_state, to_state)
+                 VALUES ($1, $2, 'awaiting_consent')",
+            )
+            .await?,
+            &[&transfer.transfer_id, &transfer.state],
         )
         .await?;
         tx.commit().await?;

@@ -88,6 +88,19 @@ fn is_terminal(state: &str) -> bool {
     matches!(state, "completed" | "cancelled")
 }
 
+/// A step refused for want of a consent the sending node accepts.
+fn refuses_consent(error: &StepError) -> bool {
+    match error {
+        StepError::NoConsent(_) => true,
+        StepError::Refused {
+            grpc_code: Code::PermissionDenied,
+            message,
+            ..
+        } => message.contains("consent"),
+        _ => false,
+    }
+}
+
 /// A transfer waiting for the sending authority's consent, with nothing to do.
 fn awaits_consent(transfer: &TransferRow) -> bool {
     transfer.state == "awaiting_consent" && !transfer.cancel_requested
@@ -189,7 +202,17 @@ impl Transfers {
         if is_terminal(&transfer.state) || awaits_consent(&transfer) {
             return Ok(transfer.state);
         }
-        let (next, route) = self.perform_step(&transfer).await?;
+        let (next, route) = match self.perform_step(&transfer).await {
+            Err(error) if refuses_consent(&error) => {
+                // The sending node does not accept the consent (or none was
+                // journaled): the transfer waits for one it will.
+                self.store
+                    .withdraw_consent(&transfer, &error.to_string())
+                    .await?;
+                return Ok("awaiting_consent".to_owned());
+            }
+            stepped => stepped?,
+        };
         let advanced = self.store.advance_transfer(&transfer, next, route).await?;
         if advanced && route.is_some() {
             if let Ok(id) = RecordId::parse(&transfer.record_id) {
@@ -231,8 +254,9 @@ impl Transfers {
                     Err(StepError::Refused {
                         grpc_code: Code::FailedPrecondition,
                         ..
-                    }) if transfer.state == "staged" => {
-                        // Handed over already: the cancellation came too late.
+                    }) => {
+                        // Handed over already (the journal may lag the node,
+                        // after a crash): the cancellation came too late.
                         return Ok(("handed_over", None));
                     }
                     Err(error) => return Err(error),

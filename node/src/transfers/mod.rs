@@ -221,14 +221,18 @@ impl NodeService {
         let here = &self.store.authority().code;
         let policy = self.policy.current();
         let role = policy.role_of(&who);
-        authorize(role, &who, Right::ConsentTransfer, Some(here))
-            .and_then(|role| policy.admit(&who, role, self.clock.today()))
-            .map_err(|refusal| {
-                refused(format!(
-                    "the consent named for this transfer is not this authority's: {refusal}"
-                ))
-            })?;
-        caller.reason = Some(format!("consented to by {who}"));
+        let accepted = authorize(role, &who, Right::ConsentTransfer, Some(here))
+            .and_then(|role| policy.admit(&who, role, self.clock.today()));
+        // The audit names whom the gateway gave as consenting, accepted or not.
+        caller.reason = Some(match &accepted {
+            Ok(_) => format!("consented to by {who}"),
+            Err(_) => format!("consent named {who}, refused"),
+        });
+        accepted.map_err(|refusal| {
+            refused(format!(
+                "the consent named for this transfer is not this authority's: {refusal}"
+            ))
+        })?;
         Ok(Some(who))
     }
 

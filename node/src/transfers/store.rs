@@ -156,7 +156,8 @@ impl Store {
     /// Transfer out, the cutover: from this commit the node is no longer
     /// responsible. It answers with where the record went, refuses changes,
     /// and still shows the record in searches (naming the new authority)
-    /// until it is released. Returns the final content. Idempotent.
+    /// until it is released. Returns the final content. Idempotent: a repeat
+    /// names the same destination and is audited too.
     pub async fn hand_over(
         &self,
         transfer_id: &str,
@@ -196,7 +197,25 @@ impl Store {
                 insert_audit(&tx, audit, id).await?;
             }
             Some((status, transfer))
-                if transfer.as_deref() == Some(transfer_id) && status == "handed_over" => {}
+                if transfer.as_deref() == Some(transfer_id) && status == "handed_over" =>
+            {
+                // A repeat (the gateway taking the step again): only to the
+                // authority it was handed to, and audited like the first.
+                let handed_to: String = tx
+                    .query_one(
+                        &tx.prepare_cached(
+                            "SELECT responsible_authority_code FROM child_record WHERE id = $1",
+                        )
+                        .await?,
+                        &[&id.as_str()],
+                    )
+                    .await?
+                    .get(0);
+                if handed_to != to.code {
+                    return Err(conflict(id, transfer_id));
+                }
+                insert_audit(&tx, audit, id).await?;
+            }
             Some(_) => return Err(conflict(id, transfer_id)),
             None => return Err(absent(&tx, id).await?),
         }
