@@ -457,6 +457,8 @@ pub fn start_node(
         database_url,
         schema_owner_url: None,
         pool_size,
+        pool_wait_ms: 10_000,
+        statement_timeout_ms: 60_000,
         request_timeout_seconds: 60,
         archive_interval_seconds: 3600,
         audit_checkpoint_seconds: 60,
@@ -468,6 +470,8 @@ pub fn start_node(
         drain_seconds: 0,
         log_format: Default::default(),
         matching_key: Some(work.path("pki/matching.key")),
+        // The load generator is one caller: not rate limited here either.
+        limits: unlimited(),
     };
     let path = work.path(&format!("node-{code}{instance}.toml"));
     std::fs::write(&path, toml::to_string(&config)?)?;
@@ -481,6 +485,29 @@ pub fn start_node(
     )
 }
 
+/// Whether the gateway `program` accepts the configuration at `path`
+/// (`--check`: validates and exits).
+fn accepts(program: &Path, path: &Path) -> Result<bool> {
+    Ok(std::process::Command::new(program)
+        .arg("--check")
+        .arg("--config")
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?
+        .success())
+}
+
+/// Limits no load generator reaches: it is one caller, measuring capacity.
+fn unlimited() -> contactpoint_gateway::config::Limits {
+    contactpoint_gateway::config::Limits {
+        per_caller_in_flight: 4096,
+        per_caller_per_second: 1e9,
+        per_caller_burst: 1e9,
+        global_in_flight: 8192,
+    }
+}
+
 /// Starts a gateway over `nodes`, with limits raised so that one caller
 /// (the load generator) is not rate limited.
 /// `program` is the gateway's binary: this build's, or one compared with it.
@@ -491,7 +518,7 @@ pub fn start_gateway(
     database_url: String,
     nodes: &[(&Authority, SocketAddr)],
 ) -> Result<Server> {
-    use contactpoint_gateway::config::{Limits, NodeEntry};
+    use contactpoint_gateway::config::NodeEntry;
     let address = free_port()?;
     let mut config: contactpoint_gateway::GatewayConfig = toml::from_str(&format!(
         "database_url = \"{database_url}\"\npolicy = \"{}\"\nlisten = \"{address}\"\nnodes = []\n[tls]\nca = \"\"\ncert = \"\"\nkey = \"\"\n",
@@ -507,13 +534,8 @@ pub fn start_gateway(
     // Stopped by SIGTERM: no drain.
     config.drain_seconds = 0;
     config.search_deadline_ms = 30_000;
-    config.limits = Limits {
-        per_caller_in_flight: 4096,
-        per_caller_per_second: 1e9,
-        per_caller_burst: 1e9,
-        global_in_flight: 8192,
-        request_timeout_seconds: 60,
-    };
+    config.limits = unlimited();
+    config.request_timeout_seconds = 60;
     config.nodes = nodes
         .iter()
         .map(|(authority, address)| NodeEntry {
@@ -525,11 +547,19 @@ pub fn start_gateway(
         .collect();
     let path = work.path(&format!("gateway-{name}.toml"));
     let mut written = toml::Table::try_from(&config)?;
-    if !this_build {
-        // An older build may not know the drain (and drains not at all).
-        written.remove("drain_seconds");
-    }
     std::fs::write(&path, toml::to_string(&written)?)?;
+    if !this_build && !accepts(program, &path)? {
+        // An older build may not know the drain (and drains not at all)...
+        written.remove("drain_seconds");
+        // ...and took the request timeout inside `[limits]`.
+        if let (Some(timeout), Some(toml::Value::Table(limits))) = (
+            written.remove("request_timeout_seconds"),
+            written.get_mut("limits"),
+        ) {
+            limits.insert("request_timeout_seconds".into(), timeout);
+        }
+        std::fs::write(&path, toml::to_string(&written)?)?;
+    }
     Server::spawn(
         &format!("gateway {name}"),
         address,

@@ -66,6 +66,9 @@ pub struct GatewayConfig {
     /// "text" (default) or "json" (one object per line).
     #[serde(default)]
     pub log_format: contactpoint_ops::LogFormat,
+    /// Seconds before any request, waiting included, is cancelled. Default: 10.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
     /// Limits that keep one caller from starving the others.
     #[serde(default)]
     pub limits: Limits,
@@ -73,44 +76,7 @@ pub struct GatewayConfig {
     pub nodes: Vec<NodeEntry>,
 }
 
-/// Protections in the stack.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Requests one caller may have in flight. Default: 32.
-    pub per_caller_in_flight: usize,
-    /// Sustained requests a second one caller may make. Default: 50.
-    pub per_caller_per_second: f64,
-    /// Requests one caller may make in a burst above that rate. Default: 100.
-    pub per_caller_burst: f64,
-    /// Requests in flight across all callers; more wait. Default: 512.
-    pub global_in_flight: usize,
-    /// Seconds before any request is cancelled. Default: 10.
-    pub request_timeout_seconds: u64,
-}
-
-impl Limits {
-    /// A caller's budget where the policy does not size it.
-    pub fn caller_defaults(&self) -> contactpoint_ops::limits::Defaults {
-        contactpoint_ops::limits::Defaults {
-            in_flight: self.per_caller_in_flight,
-            per_second: self.per_caller_per_second,
-            burst: self.per_caller_burst,
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            per_caller_in_flight: 32,
-            per_caller_per_second: 50.0,
-            per_caller_burst: 100.0,
-            global_in_flight: 512,
-            request_timeout_seconds: 10,
-        }
-    }
-}
+pub use contactpoint_ops::limits::Limits;
 
 /// One authority's node.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -160,6 +126,9 @@ fn default_transfer_retry() -> u64 {
 }
 fn default_flag_searches() -> u32 {
     20
+}
+fn default_request_timeout() -> u64 {
+    10
 }
 fn default_witness_interval() -> u64 {
     60_000
@@ -213,17 +182,11 @@ impl GatewayConfig {
                 );
             }
         }
-        let l = &self.limits;
-        if l.per_caller_in_flight == 0
-            || l.global_in_flight == 0
-            || l.per_caller_per_second <= 0.0
-            || l.per_caller_burst < 1.0
-            || l.request_timeout_seconds == 0
-        {
-            return invalid(
-                "limits".into(),
-                "every limit must be positive (burst at least 1)",
-            );
+        if let Err(reason) = self.limits.check() {
+            return invalid("limits".into(), reason);
+        }
+        if self.request_timeout_seconds == 0 {
+            return invalid("request_timeout_seconds".into(), "must be at least 1");
         }
         if self.search_deadline_ms == 0
             || self.lookup_timeout_ms == 0

@@ -198,24 +198,12 @@ pub async fn serve_on(
         .with_matching_keys(matching),
     );
 
-    let limits = &config.limits;
-    let stack = tower::ServiceBuilder::new()
-        // Outermost: each caller's own budget, so a flood from one partner is
-        // refused before it takes any shared capacity.
-        .layer(limits::PerCallerLimitLayer::new(
-            limits.caller_defaults(),
-            policy.clone(),
-        ))
-        // Then a bound on everything in flight: beyond it requests wait
-        // (backpressure) until the request timeout below cancels them.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            limits.global_in_flight,
-        ));
+    let stack = config.limits.layers(policy.clone());
 
     tracing::info!(address = ?listener.local_addr().ok(), nodes = config.nodes.len(), "gateway serving");
     let served = tonic::transport::Server::builder()
         // Every request, waiting included, ends within this.
-        .timeout(Duration::from_secs(limits.request_timeout_seconds))
+        .timeout(Duration::from_secs(config.request_timeout_seconds))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         // Connections are renewed, so a certificate revoked since (SIGHUP

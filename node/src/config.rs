@@ -33,6 +33,16 @@ pub struct NodeConfig {
     /// Largest number of pooled database connections. Default: 16.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// Milliseconds a call waits for a free pooled connection before it is
+    /// refused as busy (UNAVAILABLE). Default: 2000.
+    #[serde(default = "default_pool_wait")]
+    pub pool_wait_ms: u64,
+    /// Milliseconds any statement on a pooled connection may run before
+    /// PostgreSQL cancels it (its `statement_timeout`), so one slow query
+    /// cannot hold a connection; maintenance (archiving, republishing keys)
+    /// runs without it. Default: 10000.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_ms: u64,
     /// Seconds a request may take before it is cancelled. Default: 30.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_seconds: u64,
@@ -69,6 +79,12 @@ pub struct NodeConfig {
     /// "text" (default) or "json" (one object per line).
     #[serde(default)]
     pub log_format: contactpoint_ops::LogFormat,
+    /// Each caller's budget and the bound on everything in flight, as at the
+    /// gateway: a caller calling this node directly gets no more than
+    /// through the gateway, whose forwarded callers draw on their own
+    /// budgets here. The policy's `[[limits]]` sizes them per identity.
+    #[serde(default)]
+    pub limits: contactpoint_ops::limits::Limits,
 }
 
 fn default_drain() -> u64 {
@@ -80,6 +96,12 @@ fn default_listen() -> SocketAddr {
 }
 fn default_pool_size() -> usize {
     16
+}
+fn default_pool_wait() -> u64 {
+    2000
+}
+fn default_statement_timeout() -> u64 {
+    10_000
 }
 fn default_request_timeout() -> u64 {
     30
@@ -140,10 +162,18 @@ impl NodeConfig {
             || self.request_timeout_seconds == 0
             || self.audit_checkpoint_seconds == 0
             || self.archive_interval_seconds == 0
+            || self.pool_wait_ms == 0
+            || self.statement_timeout_ms == 0
         {
             return Err(ConfigError::Invalid {
                 field: "pool_size",
-                reason: "pool_size, concurrency_per_connection and request_timeout_seconds must be at least 1".into(),
+                reason: "pool_size, pool_wait_ms, statement_timeout_ms, concurrency_per_connection, request_timeout_seconds and the intervals must be at least 1".into(),
+            });
+        }
+        if let Err(reason) = self.limits.check() {
+            return Err(ConfigError::Invalid {
+                field: "limits",
+                reason: reason.into(),
             });
         }
         Ok(())

@@ -140,9 +140,24 @@ impl NodeError {
                 }
                 status
             }
+            Self::Pool(deadpool_postgres::PoolError::Timeout(_)) => {
+                tracing::warn!("every pooled database connection stayed busy past pool_wait_ms");
+                Status::unavailable(
+                    "the authority's database is busy: no connection came free in time; try again shortly",
+                )
+            }
             Self::Pool(error) => {
                 tracing::warn!(%error, "database pool cannot serve");
                 Status::unavailable("the authority's database is unavailable; try again shortly")
+            }
+            Self::Database(error)
+                if error.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
+            {
+                // statement_timeout: the database was too slow, not wrong.
+                tracing::warn!("a statement ran past statement_timeout_ms and was cancelled");
+                Status::unavailable(
+                    "the authority's database did not answer in time; try again shortly",
+                )
             }
             Self::Database(error) => {
                 // Only the SQLSTATE and the server's message: its detail can

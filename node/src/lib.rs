@@ -132,7 +132,11 @@ pub async fn serve_on(
     let mut store = Store::open_as(
         &config.database_url,
         config.schema_owner_url.as_deref(),
-        config.pool_size,
+        store::PoolSettings {
+            size: config.pool_size,
+            wait: Some(Duration::from_millis(config.pool_wait_ms)),
+            statement_timeout: Some(Duration::from_millis(config.statement_timeout_ms)),
+        },
         authority,
     )
     .await?;
@@ -181,6 +185,7 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(contactpoint_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let stack = config.limits.layers(policy.clone());
     let node = AuthorityNodeServer::new(NodeService::new(store, clock, policy, metrics))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -200,6 +205,10 @@ pub async fn serve_on(
         // rereads the CRLs) stops working within this time even on a
         // connection it already holds.
         .max_connection_age(MAX_CONNECTION_AGE)
+        // Each caller's budget (a forwarded caller's own on the gateway's
+        // connection), then the bound on everything in flight: the same
+        // layers as the gateway's, so going around it gets no more.
+        .layer(stack)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(node)

@@ -39,6 +39,7 @@ impl Store {
     pub async fn archive_and_destroy(&self, today: NaiveDate) -> Result<ArchiveReport> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        crate::store::without_statement_timeout(&tx).await?;
         let archived_records: Vec<String> = tx
             .query(
                 &tx.prepare_cached("UPDATE child_record SET archived_on = $1::date

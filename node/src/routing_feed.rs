@@ -201,6 +201,7 @@ impl Store {
     pub async fn publish_under(&mut self, keys: MatchingKeys) -> Result<()> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        crate::store::without_statement_timeout(&tx).await?;
         let last: Option<String> = tx
             .query_opt("SELECT key_id FROM matching_key_state FOR UPDATE", &[])
             .await?

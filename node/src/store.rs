@@ -12,7 +12,8 @@
 //! parameterised; the only text spliced into a statement is a table or column
 //! name chosen from a fixed list (`records::entries::entry_columns`).
 use deadpool_postgres::Transaction;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
 use tokio_postgres::types::Json;
 use tokio_postgres::{NoTls, Row};
 
@@ -65,6 +66,31 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How the pool treats a database that is slow or busy.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Most pooled connections.
+    pub size: usize,
+    /// How long a call waits for a free connection before it is refused;
+    /// none: as long as the call lasts.
+    pub wait: Option<Duration>,
+    /// The longest any statement on a pooled connection runs before
+    /// PostgreSQL cancels it (`statement_timeout`); none: the server's own.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolSettings {
+    /// `size` connections, waited for as long as a call lasts, with the
+    /// server's statement timeout.
+    pub fn unbounded(size: usize) -> Self {
+        Self {
+            size,
+            wait: None,
+            statement_timeout: None,
+        }
+    }
+}
+
 /// Store methods fail with a [`NodeError`]; the second parameter lets the
 /// wire decoders beside them say `Result<T, Invalid>`.
 pub(crate) type Result<T, E = NodeError> = std::result::Result<T, E>;
@@ -77,7 +103,13 @@ impl Store {
         pool_size: usize,
         authority: ResponsibleAuthority,
     ) -> std::result::Result<Self, StoreError> {
-        Self::open_as(database_url, None, pool_size, authority).await
+        Self::open_as(
+            database_url,
+            None,
+            PoolSettings::unbounded(pool_size),
+            authority,
+        )
+        .await
     }
 
     /// Connects a pool and brings the schema up to the latest migration.
@@ -89,10 +121,19 @@ impl Store {
     pub async fn open_as(
         database_url: &str,
         schema_owner_url: Option<&str>,
-        pool_size: usize,
+        pool: PoolSettings,
         authority: ResponsibleAuthority,
     ) -> std::result::Result<Self, StoreError> {
-        let config: tokio_postgres::Config = database_url.parse().map_err(StoreError::Url)?;
+        let mut config: tokio_postgres::Config = database_url.parse().map_err(StoreError::Url)?;
+        if let Some(timeout) = pool.statement_timeout {
+            // Every pooled session starts with it; the URL's own options stay.
+            let options = format!(
+                "{} -c statement_timeout={}",
+                config.get_options().unwrap_or_default(),
+                timeout.as_millis()
+            );
+            config.options(options.trim_start());
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -100,7 +141,11 @@ impl Store {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager).max_size(pool_size).build()?;
+        let pool = Pool::builder(manager)
+            .max_size(pool.size)
+            .wait_timeout(pool.wait)
+            .runtime(Runtime::Tokio1)
+            .build()?;
         let client = pool.get().await?;
         let application_role: String = client
             .query_one("SELECT current_user::text", &[])
@@ -163,6 +208,14 @@ impl Store {
     pub fn authority(&self) -> &ResponsibleAuthority {
         &self.authority
     }
+}
+
+/// Lifts the pool's statement timeout for the rest of `tx`: for maintenance
+/// (archiving a node's records, republishing their keys), whose statements
+/// touch every record and must finish, not for answering a call.
+pub(crate) async fn without_statement_timeout(tx: &Transaction<'_>) -> Result<()> {
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
+    Ok(())
 }
 
 /// Brings the schema up to the latest migration.

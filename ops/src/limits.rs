@@ -37,7 +37,72 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Status;
-use tower::{Layer, Service};
+use tower::layer::util::{Identity, Stack};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{Layer, Service, ServiceBuilder};
+
+/// A server's `[limits]`: each caller's budget where the policy's
+/// `[[limits]]` does not size it, and the bound on everything in flight.
+/// The gateway and every node take the same table, so a caller gets no more
+/// at a node it calls directly than through the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Requests one caller may have in flight. Default: 32.
+    pub per_caller_in_flight: usize,
+    /// Sustained requests a second one caller may make. Default: 50.
+    pub per_caller_per_second: f64,
+    /// Requests one caller may make in a burst above that rate. Default: 100.
+    pub per_caller_burst: f64,
+    /// Requests in flight across all callers; more wait. Default: 512.
+    pub global_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_caller_in_flight: 32,
+            per_caller_per_second: 50.0,
+            per_caller_burst: 100.0,
+            global_in_flight: 512,
+        }
+    }
+}
+
+/// The layers [`Limits::layers`] builds, outermost first.
+pub type LimitLayers =
+    ServiceBuilder<Stack<GlobalConcurrencyLimitLayer, Stack<PerCallerLimitLayer, Identity>>>;
+
+impl Limits {
+    /// A caller's budget where the policy does not size it.
+    pub fn caller_defaults(&self) -> Defaults {
+        Defaults {
+            in_flight: self.per_caller_in_flight,
+            per_second: self.per_caller_per_second,
+            burst: self.per_caller_burst,
+        }
+    }
+
+    /// Why these limits cannot be served with, if they cannot.
+    pub fn check(&self) -> Result<(), &'static str> {
+        self.caller_defaults().check()?;
+        if self.global_in_flight == 0 {
+            return Err("every limit must be positive (burst at least 1)");
+        }
+        Ok(())
+    }
+
+    /// The limits as the server's outermost layers.
+    pub fn layers(&self, policy: Arc<PolicyHandle>) -> LimitLayers {
+        ServiceBuilder::new()
+            // Outermost: each caller's own budget, so a flood from one caller
+            // is refused before it takes any shared capacity.
+            .layer(PerCallerLimitLayer::new(self.caller_defaults(), policy))
+            // Then a bound on everything in flight: beyond it requests wait
+            // (backpressure) until the server's request timeout cancels them.
+            .layer(GlobalConcurrencyLimitLayer::new(self.global_in_flight))
+    }
+}
 
 /// A caller's budget where the policy's `[[limits]]` does not size it.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -495,6 +495,8 @@ impl TestNode {
             database_url: db.app_url.clone(),
             schema_owner_url: Some(db.url.clone()),
             pool_size: 8,
+            pool_wait_ms: 5_000,
+            statement_timeout_ms: 10_000,
             request_timeout_seconds: 30,
             concurrency_per_connection: 64,
             audit_checkpoint_seconds: 3600,
@@ -505,6 +507,7 @@ impl TestNode {
             drain_seconds: 0,
             log_format: Default::default(),
             matching_key: Some(pki.matching_key_path()),
+            limits: Default::default(),
         })
     }
 
@@ -634,9 +637,16 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn start() -> Result<Self> {
+        Self::start_configured(|_| {}).await
+    }
+
+    /// As [`Fixture::start`], the node's configuration first changed by `adjust`.
+    pub async fn start_configured(adjust: impl FnOnce(&mut NodeConfig)) -> Result<Self> {
         let db = TestDb::create().await?;
         let pki = TestPki::new()?;
-        let node = TestNode::start(&db, &pki, "E06000001").await?;
+        let mut config = TestNode::config(&db, &pki, "E06000001")?;
+        adjust(&mut config);
+        let node = TestNode::start_config(config, Arc::new(SystemClock)).await?;
         let client = node
             .client(&pki.client_files("E06000001", "Test practitioner")?)
             .await?;
@@ -703,6 +713,7 @@ impl TestGateway {
             drain_seconds: 0,
             log_format: Default::default(),
             matching_key: Some(pki.matching_key_path()),
+            request_timeout_seconds: 10,
             limits: contactpoint_gateway::config::Limits::default(),
             nodes: node_entries(nodes),
         })

@@ -154,7 +154,7 @@ fn the_matching_benchmark_runs_end_to_end_at_a_tiny_size() -> anyhow::Result<()>
     let output = Command::new(workspace_binary("cpbench")?)
         .args(["run", "--matching", "--matching-children", "6"])
         .args(["--records", "600", "--nodes", "3"])
-        .args(["--database-prefix", "cpbench_smoke_matching"])
+        .args(["--database-prefix", "cpbench_matching_smoke"])
         .args(["--admin-url", &admin_url(), "--authorities", authorities])
         .arg("--dir")
         .arg(dir.path().join("bench"))

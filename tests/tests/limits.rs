@@ -322,3 +322,142 @@ async fn a_search_costs_one_request_for_every_authority_it_asks() -> anyhow::Res
     );
     Ok(())
 }
+
+/// A node of E06000001 configured as `adjust` says, holding one child its
+/// social worker created: its database, the node and the child's id.
+async fn node_with_a_child(
+    pki: &TestPki,
+    adjust: impl FnOnce(&mut contactpoint_node::NodeConfig),
+) -> anyhow::Result<(TestDb, TestNode, String)> {
+    let node_db = TestDb::create().await?;
+    let mut config = TestNode::config(&node_db, pki, "E06000001")?;
+    adjust(&mut config);
+    let node =
+        TestNode::start_config(config, std::sync::Arc::new(contactpoint_node::SystemClock)).await?;
+    let id = node
+        .client(&pki.client_files("E06000001", "Social worker")?)
+        .await?
+        .create_record(sample::child_request(
+            "Amy",
+            "Hart",
+            date(today() - Duration::days(2000)),
+            "TS24 8AH",
+        ))
+        .await?
+        .into_inner()
+        .id;
+
+    Ok((node_db, node, id))
+}
+
+/// A node keeps each caller's budget itself (issue 19, item 5): a partner
+/// that spends its budget calling a node directly is refused there, and
+/// then through the gateway too, since the gateway's call for that partner
+/// draws on the partner's own budget at the node; another caller is still
+/// answered through the gateway. Every refusal is the limit's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_limits_each_caller_whether_called_directly_or_through_the_gateway(
+) -> anyhow::Result<()> {
+    let pki = TestPki::new()?;
+    let (_node_db, node, id) = node_with_a_child(&pki, |config| {
+        config.limits.per_caller_burst = 3.0;
+        config.limits.per_caller_per_second = 0.001;
+    })
+    .await?;
+    let gateway_db = TestDb::create().await?;
+    let gateway = TestGateway::start(TestGateway::config(
+        &gateway_db,
+        &pki,
+        &[("E06000001", node.address)],
+    )?)
+    .await?;
+    let nspcc = pki.client_files("NSPCC", "Helpline")?;
+    let mut direct = node.client(&nspcc).await?;
+    for _ in 0..3 {
+        direct.get_record(lookup(&id)).await?;
+    }
+    let refused = direct.get_record(lookup(&id)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("requests a second per caller"),
+        "{}",
+        refused.message()
+    );
+
+    // The gateway's own budget is far from spent; the NSPCC's at the node is.
+    let through = gateway
+        .client(&nspcc)
+        .await?
+        .get_record(lookup(&id))
+        .await
+        .unwrap_err();
+    assert_eq!(through.code(), Code::ResourceExhausted, "{through:?}");
+    assert!(
+        through.message().contains("requests a second per caller"),
+        "{}",
+        through.message()
+    );
+    let police = pki.client_files("Cleveland Police", "PC 1")?;
+    let record = gateway
+        .client(&police)
+        .await?
+        .get_record(lookup(&id))
+        .await?
+        .into_inner();
+    assert_eq!(record.id, id);
+    Ok(())
+}
+
+/// A database too slow to answer cannot hold the node (issue 19, item 5):
+/// with the records' table locked by someone else, a call whose statement
+/// waits past `statement_timeout_ms` is cancelled by PostgreSQL and refused
+/// UNAVAILABLE, and a call finding the one pooled connection busy past
+/// `pool_wait_ms` is refused UNAVAILABLE as busy, each saying so (the
+/// request timeout would have cancelled them, CANCELLED); once the lock
+/// goes, the node answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_database_or_a_busy_pool_is_refused_in_time() -> anyhow::Result<()> {
+    let pki = TestPki::new()?;
+    let (node_db, node, id) = node_with_a_child(&pki, |config| {
+        config.pool_size = 1;
+        config.pool_wait_ms = 300;
+        config.statement_timeout_ms = 1_500;
+    })
+    .await?;
+
+    let mut admin = node_db.connect().await?;
+    let lock = admin.transaction().await?;
+    lock.batch_execute("LOCK TABLE child_record IN ACCESS EXCLUSIVE MODE")
+        .await?;
+    let nspcc = pki.client_files("NSPCC", "Helpline")?;
+    let mut slow = node.client(&nspcc).await?;
+    let slow_id = id.clone();
+    let slow_call = tokio::spawn(async move { slow.get_record(lookup(&slow_id)).await });
+    // Once the first call holds the one connection, a second finds none.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let busy = node
+        .client(&pki.client_files("Cleveland Police", "PC 1")?)
+        .await?
+        .get_record(lookup(&id))
+        .await
+        .unwrap_err();
+    assert_eq!(busy.code(), Code::Unavailable, "{busy:?}");
+    assert!(busy.message().contains("busy"), "{}", busy.message());
+    let slow = slow_call.await?.unwrap_err();
+    assert_eq!(slow.code(), Code::Unavailable, "{slow:?}");
+    assert!(
+        slow.message().contains("did not answer in time"),
+        "{}",
+        slow.message()
+    );
+    lock.rollback().await?;
+
+    let record = node
+        .client(&nspcc)
+        .await?
+        .get_record(lookup(&id))
+        .await?
+        .into_inner();
+    assert_eq!(record.id, id);
+    Ok(())
+}
