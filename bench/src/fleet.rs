@@ -122,6 +122,10 @@ impl Workspace {
                 true,
             )?;
             issue(&format!("loader-{code}"), code, None, "Bench loader", false)?;
+            std::fs::write(
+                self.path(&format!("pki/audit-{code}.key")),
+                contactpoint_mtls::devca::generate_key_pem()?,
+            )?;
         }
         issue(
             "gateway",
@@ -464,6 +468,8 @@ pub fn start_node(
         audit_checkpoint_seconds: 60,
         concurrency_per_connection: 256,
         tls: work.files(&format!("node-{code}")),
+        audit_key: work.path(&format!("pki/audit-{code}.key")),
+        audit_previous_key: None,
         policy: work.path("policy.toml"),
         metrics_listen: None,
         // Stopped by SIGTERM one after another: no drain.

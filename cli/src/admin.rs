@@ -122,8 +122,9 @@ pub(crate) async fn audit_command(action: AuditAction, json: bool) -> Result<()>
                     .await
                     .context("cannot connect to the node's database")?;
             tokio::spawn(connection);
-            let node_key = contactpoint_mtls::public_key(&config.tls.cert)?;
-            let mut report = contactpoint_node::audit::verify(&client, &node_key).await?;
+            let trusted = contactpoint_node::audit::public_key_of(&config.audit_key)
+                .map_err(anyhow::Error::msg)?;
+            let mut report = contactpoint_node::audit::verify(&client, &trusted).await?;
             if let (Some(file), Some(cert)) = (witness, witness_cert) {
                 let witnesses = std::fs::read_to_string(&file)?
                     .lines()
@@ -136,7 +137,6 @@ pub(crate) async fn audit_command(action: AuditAction, json: bool) -> Result<()>
                     &mut report,
                     &config.authority_code,
                     &witnesses,
-                    &node_key,
                     &gateway_key,
                 );
             }

@@ -48,6 +48,18 @@ pub fn write_matching_key(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A node's audit signing key beside the CA (`audit-<code>.key`, for the
+/// node's `audit_key`), made if there is none: never overwritten, since the
+/// audit's key history needs the old key to endorse a new one.
+pub fn write_audit_key(dir: &Path, code: &str) -> Result<PathBuf> {
+    let name = format!("audit-{code}.key");
+    let path = dir.join(&name);
+    if !path.exists() {
+        write(dir, &name, &contactpoint_mtls::devca::generate_key_pem()?)?;
+    }
+    Ok(path)
+}
+
 /// Writes a file; private keys (`*.key`) readable by their owner only.
 fn write(dir: &Path, name: &str, contents: &str) -> Result<()> {
     use std::io::Write;
@@ -157,6 +169,7 @@ pub(crate) fn pki_command(action: PkiAction) -> Result<()> {
             let ca = open(&dir)?;
             let path = server(&ca, &dir, &format!("node-{code}"), &code, "node", &hosts)?;
             println!("{}", path.display());
+            println!("{}", write_audit_key(&dir, &code)?.display());
             println!("\n# the node's entry in the access policy\n[[identity]]\norganisation = \"{code}\"\nunit = \"node\"\nrole = \"node\"\nauthority = \"{code}\"");
         }
         PkiAction::Gateway { dir, hosts } => {
@@ -261,6 +274,7 @@ pub(crate) fn dev_ca(
     let local = ["localhost".to_owned(), "127.0.0.1".to_owned()];
     for code in nodes {
         server(&ca, dir, &format!("node-{code}"), code, "node", &local)?;
+        write_audit_key(dir, code)?;
     }
     if gateway {
         server(

@@ -40,8 +40,9 @@ pub struct GatewayConfig {
     /// milliseconds; it doubles up to five seconds. Default: 500.
     #[serde(default = "default_transfer_retry")]
     pub transfer_retry_ms: u64,
-    /// How often the gateway fetches and countersigns each node's newest
-    /// signed audit checkpoint, in milliseconds. Default: 60000.
+    /// How often the gateway asks each node for its audit's head, checks it
+    /// and countersigns it, in milliseconds: an audit entry is witnessed
+    /// within about this long of being written. Default: 2000.
     #[serde(default = "default_witness_interval")]
     pub witness_interval_ms: u64,
     /// Flag a user who makes this many searches in 24 hours without viewing
@@ -131,7 +132,7 @@ fn default_request_timeout() -> u64 {
     10
 }
 fn default_witness_interval() -> u64 {
-    60_000
+    2_000
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -146,7 +146,8 @@ pub async fn serve_on(
     background.spawn(witness::witness_all(
         directory.clone(),
         store.clone(),
-        signer,
+        Arc::new(signer),
+        metrics.clone(),
         Duration::from_millis(config.witness_interval_ms),
     ));
     background.spawn(policy.clone().watch(POLICY_CHECK_INTERVAL));

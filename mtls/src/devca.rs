@@ -52,6 +52,12 @@ fn to_offset(date: NaiveDate) -> time::OffsetDateTime {
     rcgen::date_time_ymd(date.year(), date.month() as u8, date.day() as u8)
 }
 
+/// A new ECDSA P-256 private key in PKCS#8 PEM, for a key that certifies
+/// nothing (a node's audit signing key).
+pub fn generate_key_pem() -> Result<String, Error> {
+    Ok(KeyPair::generate()?.serialize_pem())
+}
+
 impl DevCa {
     /// A new CA named `name`.
     pub fn generate(name: &str) -> Result<Self, Error> {

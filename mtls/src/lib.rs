@@ -24,4 +24,6 @@ pub use config::{
 };
 pub use identity::PeerIdentity;
 pub use incoming::accept_tls;
-pub use signing::{verify_signature, KeySigner};
+pub use signing::{
+    check_key_history, key_id, key_link_message, verify_signature, KeyLink, KeySigner,
+};

@@ -57,6 +57,15 @@ pub struct NodeConfig {
     pub concurrency_per_connection: usize,
     /// Mutual TLS: the federation CA, this node's certificate and key, CRLs.
     pub tls: TlsFiles,
+    /// The key that signs the audit's checkpoints (ECDSA P-256, PKCS#8 PEM;
+    /// `cpctl pki node` makes `audit-<code>.key`): a key of its own, never
+    /// the TLS key, kept as secret. Required.
+    pub audit_key: PathBuf,
+    /// When the audit key has just been rotated: the key it replaces, which
+    /// endorses the new one once in the audit's key history (then it may
+    /// be removed). Default: none.
+    #[serde(default)]
+    pub audit_previous_key: Option<PathBuf>,
     /// The access policy: which certificate identities hold which role
     /// (see `contactpoint_policy`). Required. Reloaded when the file changes,
     /// and (with the TLS files and CRLs) on SIGHUP.
@@ -168,6 +177,12 @@ impl NodeConfig {
             return Err(ConfigError::Invalid {
                 field: "pool_size",
                 reason: "pool_size, pool_wait_ms, statement_timeout_ms, concurrency_per_connection, request_timeout_seconds and the intervals must be at least 1".into(),
+            });
+        }
+        if self.audit_key == self.tls.key {
+            return Err(ConfigError::Invalid {
+                field: "audit_key",
+                reason: "must be a key of its own, not the TLS key (tls.key)".into(),
             });
         }
         if let Err(reason) = self.limits.check() {

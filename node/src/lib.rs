@@ -66,6 +66,8 @@ pub enum StartError {
     Policy(#[from] contactpoint_policy::PolicyError),
     #[error("{0}")]
     Signer(String),
+    #[error("audit_key: {0}")]
+    AuditKey(#[from] audit::keys::AuditKeyError),
     #[error("{0}")]
     MatchingKey(String),
     #[error("cannot publish under the matching key: {0}")]
@@ -125,10 +127,23 @@ pub async fn serve_on(
         code: config.authority_code.clone(),
         name: config.authority_name.clone(),
     };
-    let signer = audit::CheckpointSigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
+    let signer = audit::CheckpointSigner::from_pem_file(&config.audit_key)
+        .map_err(|error| StartError::Signer(format!("audit_key: {error}")))?;
+    let tls_key = contactpoint_mtls::KeySigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
         &config.tls.key,
     )?)
     .map_err(StartError::Signer)?;
+    if signer.key().public_key() == tls_key.public_key() {
+        return Err(StartError::Signer(
+            "audit_key must be a key of its own, not the TLS key: a certificate's renewal would break the audit's verification, and a leaked TLS key would forge it".into(),
+        ));
+    }
+    let previous = config
+        .audit_previous_key
+        .as_deref()
+        .map(contactpoint_mtls::KeySigner::from_pem_file)
+        .transpose()
+        .map_err(|error| StartError::Signer(format!("audit_previous_key: {error}")))?;
     let mut store = Store::open_as(
         &config.database_url,
         config.schema_owner_url.as_deref(),
@@ -140,6 +155,10 @@ pub async fn serve_on(
         authority,
     )
     .await?;
+    store
+        .register_audit_key(signer.key(), previous.as_ref(), &tls_key)
+        .await?;
+    let signer = Arc::new(signer);
     if let Some(path) = &config.matching_key {
         let keys = contactpoint_matching::blocking::MatchingKeys::load(path)
             .map_err(StartError::MatchingKey)?;
@@ -178,7 +197,7 @@ pub async fn serve_on(
     ));
     background.spawn(audit::checkpoint_every(
         store.clone(),
-        signer,
+        signer.clone(),
         Duration::from_secs(config.audit_checkpoint_seconds),
     ));
     let reflection = tonic_reflection::server::Builder::configure()
@@ -186,7 +205,7 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let stack = config.limits.layers(policy.clone());
-    let node = AuthorityNodeServer::new(NodeService::new(store, clock, policy, metrics))
+    let node = AuthorityNodeServer::new(NodeService::new(store, clock, policy, metrics, signer))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 

@@ -94,15 +94,15 @@ async fn verify_audit(
         .await
         .context("cannot connect to the node's database")?;
     tokio::spawn(connection);
-    let public_key = contactpoint_mtls::public_key(&config.tls.cert)?;
-    let mut report = contactpoint_node::audit::verify(&client, &public_key).await?;
+    let trusted =
+        contactpoint_node::audit::public_key_of(&config.audit_key).map_err(anyhow::Error::msg)?;
+    let mut report = contactpoint_node::audit::verify(&client, &trusted).await?;
     if let Some((witnesses, cert)) = witnesses {
         let gateway_key = contactpoint_mtls::public_key(&cert)?;
         contactpoint_node::audit::check_witnesses(
             &mut report,
             &config.authority_code,
             &witnesses,
-            &public_key,
             &gateway_key,
         );
     }

@@ -27,6 +27,8 @@ pub struct NodeService {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) policy: Arc<PolicyHandle>,
     pub(crate) metrics: Arc<contactpoint_ops::Metrics>,
+    /// Signs the audit's head for the gateway's witness.
+    pub(crate) audit_signer: Arc<crate::audit::CheckpointSigner>,
 }
 
 impl NodeService {
@@ -35,12 +37,14 @@ impl NodeService {
         clock: Arc<dyn Clock>,
         policy: Arc<PolicyHandle>,
         metrics: Arc<contactpoint_ops::Metrics>,
+        audit_signer: Arc<crate::audit::CheckpointSigner>,
     ) -> Self {
         Self {
             store,
             clock,
             policy,
             metrics,
+            audit_signer,
         }
     }
 

@@ -47,6 +47,7 @@ pub struct Metrics {
     pool: Family<StateLabels, Gauge>,
     transfers: Family<StateLabels, Gauge>,
     checkpoint_age: Gauge,
+    witness_refusals: Family<NodeCallLabels, Counter>,
 }
 
 impl Metrics {
@@ -92,7 +93,14 @@ impl Metrics {
             "How long the oldest audit entry has waited for a signed checkpoint (0: all are signed)",
             checkpoint_age.clone(),
         );
+        let witness_refusals = Family::<NodeCallLabels, Counter>::default();
+        registry.register(
+            "audit_witness_refusals",
+            "Heads of a node's audit the gateway refused to countersign (outcome: behind, forked, keys, signature): each a sign its audit was rewritten, cut or signed by a key it should not be",
+            witness_refusals.clone(),
+        );
         Self {
+            witness_refusals,
             registry,
             requests,
             latency,
@@ -126,6 +134,16 @@ impl Metrics {
             .get_or_create(&NodeCallLabels {
                 authority: authority.to_owned(),
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a node's audit head the gateway refused to countersign, and why.
+    pub fn count_witness_refusal(&self, authority: &str, reason: &str) {
+        self.witness_refusals
+            .get_or_create(&NodeCallLabels {
+                authority: authority.to_owned(),
+                outcome: reason.to_owned(),
             })
             .inc();
     }

@@ -184,6 +184,16 @@ impl TestPki {
         self.path("matching.key")
     }
 
+    /// The audit signing key of `code`'s node (`audit-<code>.key`), made
+    /// the first time it is asked for; a node restarted keeps its key.
+    pub fn audit_key(&self, code: &str) -> Result<PathBuf> {
+        let path = self.path(&format!("audit-{code}.key"));
+        if !path.exists() {
+            std::fs::write(&path, contactpoint_mtls::devca::generate_key_pem()?)?;
+        }
+        Ok(path)
+    }
+
     /// The access policy every test server reads.
     pub fn policy_path(&self) -> PathBuf {
         self.path("policy.toml")
@@ -297,7 +307,7 @@ role = "gateway"
         Ok(())
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -502,6 +512,8 @@ impl TestNode {
             audit_checkpoint_seconds: 3600,
             archive_interval_seconds: 3600,
             tls: pki.node_files(code)?,
+            audit_key: pki.audit_key(code)?,
+            audit_previous_key: None,
             policy: pki.policy_path(),
             metrics_listen: Some("127.0.0.1:0".parse()?),
             drain_seconds: 0,

@@ -205,7 +205,8 @@ async fn every_read_states_a_reason_which_is_audited() -> anyhow::Result<()> {
     assert_eq!(reason, "call to the helpline about a neighbour's child");
     assert!(query.contains("\"surname\":\"Hartley\""), "{query}");
     // The chain still verifies with the parameters in it.
-    let key = contactpoint_mtls::public_key(&federation.nodes[0].config.tls.cert)?;
+    let key = contactpoint_node::audit::public_key_of(&federation.nodes[0].config.audit_key)
+        .map_err(anyhow::Error::msg)?;
     let report = contactpoint_node::audit::verify(&db, &key).await?;
     assert!(report.is_intact(), "{:?}", report.problems);
     Ok(())

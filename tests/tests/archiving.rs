@@ -242,7 +242,8 @@ async fn archiving_and_destruction_follow_the_clock() -> anyhow::Result<()> {
         .await?
         .get(0);
     assert_eq!(destroyed, vec![teen.id.clone()]);
-    let key = contactpoint_mtls::public_key(&node.config.tls.cert)?;
+    let key = contactpoint_node::audit::public_key_of(&node.config.audit_key)
+        .map_err(anyhow::Error::msg)?;
     assert!(
         contactpoint_node::audit::verify(&rows, &key)
             .await?

@@ -22,13 +22,16 @@ async fn audit_entries(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
 }
 
 /// Every way of changing the audit once written.
-const CHANGES: [&str; 6] = [
+const CHANGES: [&str; 9] = [
     "UPDATE audit_event SET caller_name = 'Someone else'",
     "DELETE FROM audit_event",
     "TRUNCATE audit_event",
     "UPDATE audit_checkpoint SET signature = '\\x00'",
     "DELETE FROM audit_checkpoint",
     "TRUNCATE audit_checkpoint",
+    "UPDATE audit_key SET public_key = '\\x00'",
+    "DELETE FROM audit_key",
+    "TRUNCATE audit_key",
 ];
 
 #[tokio::test]
@@ -51,10 +54,8 @@ async fn the_nodes_database_role_can_only_append_to_the_audit() -> anyhow::Resul
     };
     f.client.get_record(read.clone()).await?;
     let owner = f.db.connect().await?;
-    let signer = CheckpointSigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
-        &f.node.config.tls.key,
-    )?)
-    .map_err(anyhow::Error::msg)?;
+    let signer =
+        CheckpointSigner::from_pem_file(&f.node.config.audit_key).map_err(anyhow::Error::msg)?;
     assert!(
         signer.checkpoint(&owner).await?.is_some(),
         "a checkpoint to protect"
@@ -72,6 +73,7 @@ async fn the_nodes_database_role_can_only_append_to_the_audit() -> anyhow::Resul
         "ALTER TABLE audit_event DISABLE TRIGGER USER",
         "DROP TRIGGER audit_event_append_only ON audit_event",
         "DROP TABLE audit_checkpoint",
+        "DROP TABLE audit_key",
     ];
     for statement in CHANGES.iter().chain(&owners_only) {
         let error = app.batch_execute(statement).await.unwrap_err();
@@ -96,7 +98,8 @@ async fn the_nodes_database_role_can_only_append_to_the_audit() -> anyhow::Resul
 
     // Nothing changed; the chain verifies; the node serves and appends on.
     assert_eq!(audit_entries(&owner).await?, before);
-    let public_key = contactpoint_mtls::public_key(&f.node.config.tls.cert)?;
+    let public_key = contactpoint_node::audit::public_key_of(&f.node.config.audit_key)
+        .map_err(anyhow::Error::msg)?;
     let report = verify(&owner, &public_key).await?;
     assert!(
         report.is_intact() && report.checkpoints == 1,

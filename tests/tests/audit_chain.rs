@@ -24,16 +24,15 @@ async fn audited_node() -> anyhow::Result<(Fixture, tokio_postgres::Client, Vec<
     }
     let db = f.db.connect().await?;
     as_database_administrator(&db).await?;
-    let signer = CheckpointSigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(
-        &f.node.config.tls.key,
-    )?)
-    .map_err(anyhow::Error::msg)?;
+    let signer =
+        CheckpointSigner::from_pem_file(&f.node.config.audit_key).map_err(anyhow::Error::msg)?;
     assert_eq!(
         signer.checkpoint(&db).await?,
         Some(6),
         "the checkpoint signs the sixth entry"
     );
-    let public_key = contactpoint_mtls::public_key(&f.node.config.tls.cert)?;
+    let public_key = contactpoint_node::audit::public_key_of(&f.node.config.audit_key)
+        .map_err(anyhow::Error::msg)?;
     Ok((f, db, public_key))
 }
 
@@ -44,7 +43,8 @@ async fn audited_node() -> anyhow::Result<(Fixture, tokio_postgres::Client, Vec<
 async fn as_database_administrator(db: &tokio_postgres::Client) -> anyhow::Result<()> {
     db.batch_execute(
         "ALTER TABLE audit_event DISABLE TRIGGER USER;
-         ALTER TABLE audit_checkpoint DISABLE TRIGGER USER;",
+         ALTER TABLE audit_checkpoint DISABLE TRIGGER USER;
+         ALTER TABLE audit_key DISABLE TRIGGER USER;",
     )
     .await?;
     Ok(())
@@ -160,7 +160,7 @@ async fn reordered_entries_are_caught() -> anyhow::Result<()> {
 }
 
 /// Cutting the log back below a checkpoint is caught by the checkpoint, and
-/// a checkpoint not signed by the node's key is caught too.
+/// a checkpoint not signed by the node's audit key is caught too.
 #[tokio::test]
 async fn a_truncated_log_and_a_forged_checkpoint_are_caught() -> anyhow::Result<()> {
     let (_f, db, key) = audited_node().await?;
@@ -175,7 +175,7 @@ async fn a_truncated_log_and_a_forged_checkpoint_are_caught() -> anyhow::Result<
     let found = problems(&db, &key).await?;
     assert_eq!(
         found,
-        vec!["checkpoint 1 is not signed by this node's key".to_string()]
+        vec!["checkpoint 1 is not signed by this node's audit key".to_string()]
     );
     Ok(())
 }
@@ -197,8 +197,7 @@ async fn the_gateways_countersignatures_catch_a_log_cut_with_its_checkpoints() -
     let db = f.node_dbs[0].connect().await?;
     as_database_administrator(&db).await?;
     let signer =
-        CheckpointSigner::from_pkcs8(&contactpoint_mtls::private_key_pkcs8(&node.config.tls.key)?)
-            .map_err(anyhow::Error::msg)?;
+        CheckpointSigner::from_pem_file(&node.config.audit_key).map_err(anyhow::Error::msg)?;
     let signed = signer.checkpoint(&db).await?.expect("entries to sign");
     // The gateway fetches and countersigns it within its interval.
     let gateway_store = contactpoint_gateway::store::Store::open(&f.gateway_db.url, 1).await?;
@@ -210,16 +209,11 @@ async fn the_gateways_countersignatures_catch_a_log_cut_with_its_checkpoints() -
             .then_some(kept))
     })
     .await?;
-    let node_key = contactpoint_mtls::public_key(&node.config.tls.cert)?;
+    let node_key = contactpoint_node::audit::public_key_of(&node.config.audit_key)
+        .map_err(anyhow::Error::msg)?;
     let gateway_key = contactpoint_mtls::public_key(&f.gateway.config.tls.cert)?;
     let check = |report: &mut contactpoint_node::audit::Report, witnesses: &[_]| {
-        contactpoint_node::audit::check_witnesses(
-            report,
-            "E06000001",
-            witnesses,
-            &node_key,
-            &gateway_key,
-        )
+        contactpoint_node::audit::check_witnesses(report, "E06000001", witnesses, &gateway_key)
     };
     let mut report = verify(&db, &node_key).await?;
     check(&mut report, &witnesses);
@@ -353,7 +347,8 @@ async fn concurrent_and_abandoned_calls_keep_the_chain_intact() -> anyhow::Resul
     tokio::time::timeout(std::time::Duration::from_secs(10), last)
         .await
         .map_err(|_| anyhow::anyhow!("the chain's lock was left held"))??;
-    let key = contactpoint_mtls::public_key(&f.node.config.tls.cert)?;
+    let key = contactpoint_node::audit::public_key_of(&f.node.config.audit_key)
+        .map_err(anyhow::Error::msg)?;
     let report = verify(&db, &key).await?;
     assert!(report.is_intact(), "{:?}", report.problems);
     // The create, every answered call (a write and its read count as two),

@@ -140,7 +140,8 @@ async fn a_load_writes_good_records_in_batches_and_names_the_bad() -> anyhow::Re
         .map(|row| row.get(0))
         .collect();
     assert_eq!(audited, [999, 999, 500]);
-    let key = contactpoint_mtls::public_key(&f.node.config.tls.cert)?;
+    let key = contactpoint_node::audit::public_key_of(&f.node.config.audit_key)
+        .map_err(anyhow::Error::msg)?;
     let report = contactpoint_node::audit::verify(&db, &key).await?;
     assert!(report.is_intact(), "{:?}", report.problems);
 

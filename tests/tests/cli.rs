@@ -271,9 +271,10 @@ async fn the_command_line_end_to_end() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "authority_code = \"{A}\"\nauthority_name = \"Hartlepool\"\ndatabase_url = \"{}\"\npolicy = \"{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            "authority_code = \"{A}\"\nauthority_name = \"Hartlepool\"\ndatabase_url = \"{}\"\npolicy = \"{}\"\naudit_key = \"{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
             node.database_url,
             node.policy.display(),
+            node.audit_key.display(),
             node.tls.ca.display(),
             node.tls.cert.display(),
             node.tls.key.display()

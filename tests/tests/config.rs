@@ -8,6 +8,7 @@ authority_code = "E06000001"
 authority_name = "Hartlepool"
 database_url = "postgres://postgres@127.0.0.1:5432/contactpoint_e06000001"
 policy = "policy.toml"
+audit_key = "audit.key"
 
 [tls]
 ca = "ca.pem"
@@ -40,6 +41,15 @@ fn configuration_is_typed_checked_and_overridable() {
 
     let error = load(&GOOD.replace("database_url", "# database_url")).unwrap_err();
     assert!(error.contains("database_url"), "{error}");
+
+    // The audit is signed with a key of its own, never the TLS key.
+    let error = load(&GOOD.replace("audit_key", "# audit_key")).unwrap_err();
+    assert!(error.contains("audit_key"), "{error}");
+    let error = load(&GOOD.replace("\"audit.key\"", "\"node.key\"")).unwrap_err();
+    assert!(
+        error.contains("audit_key") && error.contains("TLS key"),
+        "{error}"
+    );
 
     std::env::set_var("CONTACTPOINT_NODE_POOL_SIZE", "3");
     std::env::set_var("CONTACTPOINT_NODE_TLS__CA", "/etc/contactpoint/ca.pem");

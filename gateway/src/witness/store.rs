@@ -1,55 +1,176 @@
-//! The witnessed checkpoints' SQL: keeping a countersigned checkpoint
-//! (and saying what it contradicts), and reading an authority's back for its
-//! verifier. Every value is a bind parameter.
+//! The witness's SQL: the newest head countersigned per node, the history
+//! of countersigned heads (a minute apart at most), the node keys pinned,
+//! and the heads refused. Every value is a bind parameter.
 use contactpoint_proto::audit::Witness;
 
 use crate::store::{Store, StoreError};
 
+/// A countersigned head kept in the history at most this often per node;
+/// the newest is always in `audit_witness_head`.
+const HISTORY_SECONDS: f64 = 60.0;
+
+/// What became of a head offered for countersigning.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Countersigning {
+    /// Ahead of the last head countersigned: countersigned and kept.
+    Countersigned,
+    /// The head countersigned last, again: nothing to keep.
+    Unchanged,
+    /// Behind, or another hash at the same entry: refused (`reason`, and
+    /// what it contradicts).
+    Refused {
+        reason: &'static str,
+        detail: String,
+    },
+}
+
 impl Store {
-    /// Keeps a countersigned checkpoint; one already kept is left as it was.
-    /// Returns what contradicts the checkpoints kept before, if anything: the
-    /// same entry with another hash, or a head behind one already witnessed
-    /// (both signs that the node's log was rewritten or cut).
-    pub async fn record_witness(&self, witness: &Witness) -> Result<Option<String>, StoreError> {
+    /// The public keys of `authority_code`'s audit this gateway has pinned.
+    pub async fn pinned_audit_keys(
+        &self,
+        authority_code: &str,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let client = self.pool.get().await?;
-        let before = client
-            .query_one(
-                &client.prepare_cached("SELECT (SELECT head_hash FROM audit_witness WHERE authority_code = $1 AND last_event_id = $2),
-                        (SELECT max(last_event_id) FROM audit_witness WHERE authority_code = $1)").await?,
-                &[&witness.authority_code, &witness.last_event_id],
+        let rows = client
+            .query(
+                &client
+                    .prepare_cached(
+                        "SELECT public_key FROM audit_node_key WHERE authority_code = $1",
+                    )
+                    .await?,
+                &[&authority_code],
             )
             .await?;
-        let (same_entry, highest): (Option<Vec<u8>>, Option<i64>) = (before.get(0), before.get(1));
-        if same_entry.is_some_and(|hash| hash != witness.head_hash) {
-            return Ok(Some(format!(
-                "entry {} now has another hash than the one the gateway countersigned",
-                witness.last_event_id
-            )));
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// Keeps `witness` as its node's newest countersigned head, and pins
+    /// `keys` (its audit key history, verified), unless it goes behind the
+    /// head countersigned last or gives its entry another hash. In one
+    /// transaction holding that node's head, so gateways sharing the
+    /// database judge each head against the same last one.
+    pub async fn countersign(
+        &self,
+        witness: &Witness,
+        keys: &[Vec<u8>],
+    ) -> Result<Countersigning, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let code = &witness.authority_code;
+        let last = tx
+            .query_opt(
+                &tx.prepare_cached(
+                    "SELECT last_event_id, head_hash FROM audit_witness_head
+                     WHERE authority_code = $1 FOR UPDATE",
+                )
+                .await?,
+                &[code],
+            )
+            .await?;
+        if let Some(last) = last {
+            let (last_id, last_hash): (i64, Vec<u8>) = (last.get(0), last.get(1));
+            if witness.last_event_id < last_id {
+                return Ok(Countersigning::Refused {
+                    reason: "behind",
+                    detail: format!(
+                        "its head (entry {}) is behind the head already countersigned (entry {last_id}): its log went back",
+                        witness.last_event_id
+                    ),
+                });
+            }
+            if witness.last_event_id == last_id {
+                if witness.head_hash != last_hash {
+                    return Ok(Countersigning::Refused {
+                        reason: "forked",
+                        detail: format!(
+                            "entry {last_id} now has another hash than the one countersigned: its log was rewritten"
+                        ),
+                    });
+                }
+                return Ok(Countersigning::Unchanged);
+            }
         }
+        tx.execute(
+            &tx.prepare_cached(
+                "INSERT INTO audit_witness_head (authority_code, last_event_id, head_hash, node_signature, gateway_signature)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (authority_code) DO UPDATE SET last_event_id = EXCLUDED.last_event_id,
+                     head_hash = EXCLUDED.head_hash, node_signature = EXCLUDED.node_signature,
+                     gateway_signature = EXCLUDED.gateway_signature, witnessed_at = now()",
+            )
+            .await?,
+            &[
+                code,
+                &witness.last_event_id,
+                &witness.head_hash,
+                &witness.node_signature,
+                &witness.gateway_signature,
+            ],
+        )
+        .await?;
+        tx.execute(
+            &tx.prepare_cached(
+                "INSERT INTO audit_witness (authority_code, last_event_id, head_hash, node_signature, gateway_signature)
+                 SELECT $1, $2, $3, $4, $5
+                 WHERE NOT EXISTS (SELECT 1 FROM audit_witness WHERE authority_code = $1
+                                   AND witnessed_at > now() - make_interval(secs => $6))
+                 ON CONFLICT DO NOTHING",
+            )
+            .await?,
+            &[
+                code,
+                &witness.last_event_id,
+                &witness.head_hash,
+                &witness.node_signature,
+                &witness.gateway_signature,
+                &HISTORY_SECONDS,
+            ],
+        )
+        .await?;
+        tx.execute(
+            &tx.prepare_cached(
+                "INSERT INTO audit_node_key (authority_code, public_key)
+                 SELECT $1, key FROM unnest($2::bytea[]) AS key ON CONFLICT DO NOTHING",
+            )
+            .await?,
+            &[code, &keys],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Countersigning::Countersigned)
+    }
+
+    /// Keeps a head refused, with why, for operators.
+    pub async fn record_witness_refusal(
+        &self,
+        witness: &Witness,
+        reason: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
         client
             .execute(
-                &client.prepare_cached("INSERT INTO audit_witness (authority_code, last_event_id, head_hash, node_signature, gateway_signature)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING").await?,
+                &client
+                    .prepare_cached(
+                        "INSERT INTO audit_witness_refusal (authority_code, reason, detail, last_event_id, head_hash, node_signature)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .await?,
                 &[
                     &witness.authority_code,
+                    &reason,
+                    &detail,
                     &witness.last_event_id,
                     &witness.head_hash,
                     &witness.node_signature,
-                    &witness.gateway_signature,
                 ],
             )
             .await?;
-        Ok(highest
-            .filter(|highest| *highest > witness.last_event_id)
-            .map(|highest| {
-                format!(
-                    "its newest checkpoint (entry {}) is behind one already countersigned (entry {highest})",
-                    witness.last_event_id
-                )
-            }))
+        Ok(())
     }
 
-    /// Every countersigned checkpoint of an authority's node, oldest first.
+    /// Every countersigned head of an authority's node kept, oldest first:
+    /// the history and the newest.
     pub async fn witnesses(&self, authority_code: &str) -> Result<Vec<Witness>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client
@@ -57,8 +178,15 @@ impl Store {
                 &client
                     .prepare_cached(
                         "SELECT last_event_id, head_hash, node_signature, gateway_signature,
-                        to_char(witnessed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-                 FROM audit_witness WHERE authority_code = $1 ORDER BY last_event_id",
+                                to_char(witnessed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                         FROM (SELECT last_event_id, head_hash, node_signature, gateway_signature, witnessed_at
+                               FROM audit_witness WHERE authority_code = $1
+                               UNION
+                               SELECT last_event_id, head_hash, node_signature, gateway_signature, witnessed_at
+                               FROM audit_witness_head h WHERE authority_code = $1
+                                 AND NOT EXISTS (SELECT 1 FROM audit_witness w WHERE w.authority_code = $1
+                                                 AND w.last_event_id = h.last_event_id)) AS kept
+                         ORDER BY last_event_id, witnessed_at",
                     )
                     .await?,
                 &[&authority_code],

@@ -5,8 +5,10 @@
 //! entry's canonical form (its id, time, caller, role, method, records,
 //! outcome, route and reason). Altering an entry changes its hash; deleting
 //! or reordering entries breaks the link the next entry holds. A checkpoint
-//! signs the head (last id and hash) with the node's key, so cutting the log
-//! back below a checkpoint is detected too.
+//! signs the head (last id and hash) with the node's audit key (`keys`: a
+//! key of its own, with its history), so cutting the log back below a
+//! checkpoint is detected too. The gateway asks for the head signed as it is
+//! now (`GetAuditCheckpoint`) every few seconds and countersigns it.
 //!
 //! Every access is audited (RULES.md, Audit: promised to Parliament) before
 //! it is answered: a change's entry commits with the change (`insert_audit`),
@@ -16,10 +18,11 @@
 //! held across a round trip to the node. Who has seen a record is
 //! `subject_access`; the gateway countersigns checkpoints (`GetAuditCheckpoint`).
 
+pub mod keys;
 pub(crate) mod subject_access;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use contactpoint_mtls::{verify_signature, KeySigner};
+use contactpoint_mtls::{check_key_history, key_id, verify_signature, KeySigner};
 use contactpoint_policy::Right;
 use contactpoint_proto::audit::{checkpoint_message, witness_message, Witness};
 use contactpoint_proto::v1 as pb;
@@ -195,18 +198,72 @@ async fn run_append(
     Ok(())
 }
 
-/// Signs checkpoints with the node's own private key (ECDSA P-256, PKCS#8).
+/// Signs checkpoints with the node's audit key (ECDSA P-256, PKCS#8).
 #[derive(Debug)]
 pub struct CheckpointSigner {
     key: KeySigner,
+    key_id: Vec<u8>,
+}
+
+/// The chain's head as it is, signed now.
+#[derive(Debug, Clone)]
+pub struct SignedHead {
+    pub last_event_id: i64,
+    pub head_hash: Vec<u8>,
+    pub signature: Vec<u8>,
 }
 
 impl CheckpointSigner {
     /// From a PKCS#8 DER private key; only ECDSA P-256 keys are supported.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
-        Ok(Self {
-            key: KeySigner::from_pkcs8(der)?,
-        })
+        Ok(Self::new(KeySigner::from_pkcs8(der)?))
+    }
+
+    /// From the PKCS#8 PEM file `audit_key` names.
+    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, String> {
+        Ok(Self::new(KeySigner::from_pem_file(path)?))
+    }
+
+    fn new(key: KeySigner) -> Self {
+        let key_id = key_id(&key.public_key());
+        Self { key, key_id }
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &KeySigner {
+        &self.key
+    }
+
+    /// SHA-256 of the public key: what each checkpoint names it by.
+    pub fn key_id(&self) -> &[u8] {
+        &self.key_id
+    }
+
+    /// The head of the chain, signed as it is now (stored nowhere: the
+    /// gateway keeps what it countersigns); `None` while the audit is empty.
+    pub async fn sign_head(
+        &self,
+        client: &impl GenericClient,
+    ) -> Result<Option<SignedHead>, NodeError> {
+        let Some(head) = client
+            .query_opt(
+                "SELECT event_id, entry_hash FROM audit_event WHERE entry_hash IS NOT NULL ORDER BY event_id DESC LIMIT 1",
+                &[],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (last_event_id, head_hash): (i64, Vec<u8>) = (head.get(0), head.get(1));
+        let signature = self
+            .key
+            .sign(&checkpoint_message(last_event_id, &head_hash))
+            .ok_or_else(|| NodeError::Corrupt("signing the audit's head failed".into()))?;
+        Ok(Some(SignedHead {
+            last_event_id,
+            head_hash,
+            signature,
+        }))
     }
 
     /// Records a signed checkpoint of the chain's head, if the chain has
@@ -233,8 +290,8 @@ impl CheckpointSigner {
             .ok_or_else(|| NodeError::Corrupt("signing an audit checkpoint failed".into()))?;
         client
             .execute(
-                "INSERT INTO audit_checkpoint (last_event_id, head_hash, signature) VALUES ($1, $2, $3)",
-                &[&last_event_id, &hash, &signature],
+                "INSERT INTO audit_checkpoint (last_event_id, head_hash, signature, key_id) VALUES ($1, $2, $3, $4)",
+                &[&last_event_id, &hash, &signature, &self.key_id],
             )
             .await?;
         Ok(Some(last_event_id))
@@ -252,6 +309,9 @@ pub struct Report {
     pub problems: Vec<String>,
     /// Each entry's stored hash, by id.
     hashes: std::collections::HashMap<i64, Vec<u8>>,
+    /// The public keys of the audit key history, oldest first, once it
+    /// verified against the trusted key.
+    keys: Vec<Vec<u8>>,
 }
 
 impl Report {
@@ -260,11 +320,22 @@ impl Report {
     }
 }
 
-/// Checks the whole log: every entry's hash, every link, and every
-/// checkpoint's signature (with `public_key`, the SubjectPublicKeyInfo key
-/// bytes of the node's certificate) and head.
-pub async fn verify(client: &impl GenericClient, public_key: &[u8]) -> Result<Report, NodeError> {
+/// The public key of the audit key file at `path`: what a verifier trusts.
+pub fn public_key_of(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    Ok(KeySigner::from_pem_file(path)?.public_key())
+}
+
+/// Checks the whole log: every entry's hash, every link, the audit key
+/// history (against `trusted`, the public key of an audit key this node is
+/// known to have had, such as its `audit_key`'s), and every checkpoint's
+/// signature, by the key it names, and head.
+pub async fn verify(client: &impl GenericClient, trusted: &[u8]) -> Result<Report, NodeError> {
     let mut report = Report::default();
+    let history = keys::history(client).await?;
+    match check_key_history(&history, &[trusted.to_vec()]) {
+        Ok(()) => report.keys = history.into_iter().map(|key| key.public_key).collect(),
+        Err(problem) => report.problems.push(problem),
+    }
     let rows = client
         .query(
             "SELECT event_id, at, caller_organisation, caller_unit, caller_name, method, record_ids, outcome,
@@ -320,16 +391,24 @@ pub async fn verify(client: &impl GenericClient, public_key: &[u8]) -> Result<Re
         previous = Some((event_id, stored));
     }
     let checkpoints = client
-        .query("SELECT checkpoint_id, last_event_id, head_hash, signature FROM audit_checkpoint ORDER BY checkpoint_id", &[])
+        .query("SELECT checkpoint_id, last_event_id, head_hash, signature, key_id FROM audit_checkpoint ORDER BY checkpoint_id", &[])
         .await?;
     for row in &checkpoints {
         report.checkpoints += 1;
         let (id, last, head, signature): (i64, i64, Vec<u8>, Vec<u8>) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
-        if !verify_signature(public_key, &checkpoint_message(last, &head), &signature) {
-            report
-                .problems
-                .push(format!("checkpoint {id} is not signed by this node's key"));
+        // Named by its id; none: signed before keys had a history, by the first.
+        let signed_by: Option<Vec<u8>> = row.get(4);
+        let key = match &signed_by {
+            Some(id) => report.keys.iter().find(|key| key_id(key) == *id),
+            None => report.keys.first(),
+        };
+        if !key
+            .is_some_and(|key| verify_signature(key, &checkpoint_message(last, &head), &signature))
+        {
+            report.problems.push(format!(
+                "checkpoint {id} is not signed by this node's audit key"
+            ));
         }
         match hashes.get(&last) {
             Some(hash) if *hash == head => {}
@@ -346,15 +425,15 @@ pub async fn verify(client: &impl GenericClient, public_key: &[u8]) -> Result<Re
 }
 
 /// Checks the gateway's countersigned checkpoints against the log: each must
-/// be countersigned by the gateway's key (`gateway_key`) and signed by this
-/// node's (`node_key`), and its entry must still be in the log with the hash
-/// it had. A node that cut its log back together with its own checkpoints is
-/// caught here, because it cannot cut the gateway's copies.
+/// be countersigned by the gateway's key (`gateway_key`) and signed by one of
+/// this node's audit keys (the history [`verify`] checked), and its entry
+/// must still be in the log with the hash it had. A node that cut its log
+/// back together with its own checkpoints is caught here, because it cannot
+/// cut the gateway's copies.
 pub fn check_witnesses(
     report: &mut Report,
     authority_code: &str,
     witnesses: &[Witness],
-    node_key: &[u8],
     gateway_key: &[u8],
 ) {
     if !witnesses.is_empty() && witnesses.iter().all(|w| w.authority_code != authority_code) {
@@ -379,14 +458,15 @@ pub fn check_witnesses(
                 .push(format!("{name} is not countersigned by the gateway's key"));
             continue;
         }
-        if !verify_signature(
-            node_key,
-            &checkpoint_message(last, head),
-            &witness.node_signature,
-        ) {
+        let message = checkpoint_message(last, head);
+        if !report
+            .keys
+            .iter()
+            .any(|key| verify_signature(key, &message, &witness.node_signature))
+        {
             report
                 .problems
-                .push(format!("{name} is not signed by this node's key"));
+                .push(format!("{name} is not signed by this node's audit key"));
             continue;
         }
         match report.hashes.get(&last) {
@@ -437,18 +517,6 @@ impl Store {
         Ok(row.get(0))
     }
 
-    /// The newest signed checkpoint of the audit chain: last entry, head hash, signature.
-    pub async fn latest_checkpoint(&self) -> Result<Option<(i64, Vec<u8>, Vec<u8>)>> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                &client.prepare_cached("SELECT last_event_id, head_hash, signature FROM audit_checkpoint ORDER BY checkpoint_id DESC LIMIT 1").await?,
-                &[],
-            )
-            .await?;
-        Ok(row.map(|row| (row.get(0), row.get(1), row.get(2))))
-    }
-
     /// Appends to the audit table a call that changed nothing (reads, and
     /// refused calls), with what the responsible authority is to be told of
     /// it, in one statement (see `audit::append_alone`). Changes are audited
@@ -486,17 +554,28 @@ pub(crate) async fn get_audit_checkpoint(
             .finish(&caller, Method::GetAuditCheckpoint, vec![], Err(refused))
             .await;
     }
-    // Reading a checkpoint touches no record: not an access to audit.
+    // Reading the head touches no record: not an access to audit.
     let result: Result<_, NodeError> = async {
-        let (last_event_id, head_hash, signature) =
-            node.store.latest_checkpoint().await?.ok_or_else(|| {
-                NodeError::NotApplicable("the audit has no signed checkpoint yet".into())
-            })?;
+        let signer = &node.audit_signer;
+        let head = signer
+            .sign_head(&**node.store.pool.get().await?)
+            .await?
+            .ok_or_else(|| NodeError::NotApplicable("the audit is empty".into()))?;
+        let keys = node.store.audit_keys().await?;
         Ok(pb::AuditCheckpoint {
             authority_code: node.store.authority().code.clone(),
-            last_event_id,
-            head_hash,
-            signature,
+            last_event_id: head.last_event_id,
+            head_hash: head.head_hash,
+            signature: head.signature,
+            key_id: signer.key_id().to_vec(),
+            keys: keys
+                .into_iter()
+                .map(|key| pb::AuditKey {
+                    public_key: key.public_key,
+                    endorsement: key.endorsement.unwrap_or_default(),
+                    acceptance: key.acceptance.unwrap_or_default(),
+                })
+                .collect(),
         })
     }
     .await;
@@ -504,7 +583,11 @@ pub(crate) async fn get_audit_checkpoint(
 }
 
 /// Signs a checkpoint of the audit chain every `every`.
-pub(crate) async fn checkpoint_every(store: Store, signer: CheckpointSigner, every: Duration) {
+pub(crate) async fn checkpoint_every(
+    store: Store,
+    signer: std::sync::Arc<CheckpointSigner>,
+    every: Duration,
+) {
     // The first after between half and all of the interval, at random, so
     // that nodes started together (a host's restart) do not all sign and
     // write at once ever after.
