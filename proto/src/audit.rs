@@ -1,6 +1,38 @@
 //! The bytes a node's audit checkpoint and the gateway's countersignature
-//! sign, and the witness file the gateway exports for a node's verifier.
-//! Both sides build the messages here, so they cannot drift apart.
+//! sign, how the chain links its entries, and the witness file the gateway
+//! exports for a node's verifier. Both sides build them here, so they
+//! cannot drift apart.
+use ring::digest::{digest, SHA256};
+
+/// The most entries' digests a node sends in one proof that its head
+/// extends the one the gateway countersigned last (32 bytes each: 512 KiB,
+/// under the 1 MiB message bound); past them it signs the head they reach.
+pub const MAX_PROOF_ENTRIES: i64 = 16_384;
+
+/// The chain's link: SHA-256 over the previous entry's hash and `next`, the
+/// entry's canonical form (entries written before migration V19) or its
+/// digest, SHA-256 of that form (from V19, so that a proof needs no form).
+pub fn link(previous: &[u8], next: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(previous.len() + next.len());
+    input.extend_from_slice(previous);
+    input.extend_from_slice(next);
+    digest(&SHA256, &input).as_ref().to_vec()
+}
+
+/// SHA-256 of an entry's canonical form: what a V19 entry links.
+pub fn form_digest(canonical: &[u8]) -> Vec<u8> {
+    digest(&SHA256, canonical).as_ref().to_vec()
+}
+
+/// Whether linking `digests` one after another onto `from` (a head's hash)
+/// reaches `to`: the chain whose head is `to` extends the one whose head
+/// was `from`.
+pub fn extends(from: &[u8], digests: &[Vec<u8>], to: &[u8]) -> bool {
+    digests
+        .iter()
+        .fold(from.to_vec(), |hash, digest| link(&hash, digest))
+        == to
+}
 
 /// The message a node signs for a checkpoint of its audit chain's head.
 pub fn checkpoint_message(last_event_id: i64, head: &[u8]) -> Vec<u8> {
@@ -90,6 +122,29 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_extends_its_earlier_head_and_no_other() {
+        let digests: Vec<Vec<u8>> = ["a", "b", "c"]
+            .iter()
+            .map(|f| form_digest(f.as_bytes()))
+            .collect();
+        let start = link(b"", b"first");
+        let head = extends_to(&start, &digests);
+        assert!(extends(&start, &digests, &head));
+        assert!(extends(&head, &[], &head));
+        assert!(!extends(&link(b"", b"other"), &digests, &head));
+        assert!(!extends(&start, &digests[1..], &head));
+        let mut swapped = digests.clone();
+        swapped.swap(0, 1);
+        assert!(!extends(&start, &swapped, &head));
+    }
+
+    fn extends_to(from: &[u8], digests: &[Vec<u8>]) -> Vec<u8> {
+        digests
+            .iter()
+            .fold(from.to_vec(), |hash, digest| link(&hash, digest))
+    }
 
     #[test]
     fn a_witness_line_reads_back() {

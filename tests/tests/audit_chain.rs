@@ -85,6 +85,49 @@ async fn an_altered_entry_is_caught() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Each entry links the digest of its form (migration V19), which is what
+/// the gateway's proofs rest on: a digest that is not its form's, or an
+/// entry made to look as if written before digests were kept, is caught.
+#[tokio::test]
+async fn an_entry_linking_a_false_digest_or_none_is_caught() -> anyhow::Result<()> {
+    let (_f, db, key) = audited_node().await?;
+    let digests: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_event WHERE form_digest = sha256(''::bytea) OR form_digest IS NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(digests, 0, "every entry links its form's digest");
+    // A digest of other content, the hash made to match it.
+    db.execute(
+        "UPDATE audit_event SET form_digest = sha256('other'::bytea),
+                entry_hash = sha256(prev_hash || sha256('other'::bytea)) WHERE event_id = 6",
+        &[],
+    )
+    .await?;
+    let found = problems(&db, &key).await?;
+    assert!(
+        found
+            .iter()
+            .any(|p| p == "entry 6 was altered: its content does not match its hash"),
+        "{found:?}"
+    );
+    db.execute(
+        "UPDATE audit_event SET form_digest = NULL WHERE event_id = 6",
+        &[],
+    )
+    .await?;
+    let found = problems(&db, &key).await?;
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("entry 6 links its form itself")),
+        "{found:?}"
+    );
+    Ok(())
+}
+
 async fn unsigned_age(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
     Ok(db
         .query_one("SELECT audit_unsigned_age()", &[])

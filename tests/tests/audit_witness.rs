@@ -1,7 +1,8 @@
 //! The gateway checks a node's audit head before it countersigns it (issue
 //! 19, item 3): signed by the newest key of an audit key history holding the
 //! keys it pinned, not behind the head it countersigned last, not another
-//! hash at that entry; a head refused is not countersigned, and raises an
+//! hash at that entry, and proved to extend it (the digests of the entries
+//! since, linked onto its hash); a head refused is not countersigned, and raises an
 //! alarm (an ERROR, a counter, a row). And it witnesses each node's head
 //! within its interval.
 use contactpoint_gateway::witness::{check_signed, witness};
@@ -11,6 +12,7 @@ use contactpoint_tests::*;
 
 /// A federation of one node whose gateway witnesses only when a test asks
 /// (`Witnessing::once`), with records written so the audit has entries.
+/// (The gateway started first witnesses too, until it is restarted.)
 struct Witnessing {
     f: Federation,
     store: contactpoint_gateway::store::Store,
@@ -24,17 +26,6 @@ impl Witnessing {
         let mut f = Federation::start(&["E06000001"]).await?;
         f.gateway.config.witness_interval_ms = 3_600_000;
         f.restart_gateway().await?;
-        let mut staff = f.staff(0).await?;
-        for surname in ["Ames", "Bell"] {
-            staff
-                .create_record(sample::child_request(
-                    "Sam",
-                    surname,
-                    date(today() - chrono::Duration::days(1000)),
-                    "TS24 8AH",
-                ))
-                .await?;
-        }
         let store = contactpoint_gateway::store::Store::open(&f.gateway_db.url, 2).await?;
         let directory = contactpoint_gateway::nodes::Directory::new(
             &f.gateway.config.nodes,
@@ -42,13 +33,32 @@ impl Witnessing {
         )?;
         let signer = contactpoint_mtls::KeySigner::from_pem_file(&f.gateway.config.tls.key)
             .map_err(anyhow::Error::msg)?;
-        Ok(Self {
+        let w = Self {
             f,
             store,
             directory,
             signer,
             metrics: contactpoint_ops::Metrics::new("contactpoint_gateway"),
-        })
+        };
+        for forename in ["Ames", "Bell"] {
+            w.record(forename).await?;
+        }
+        Ok(w)
+    }
+
+    /// The node's social worker records a child: entries in its audit.
+    async fn record(&self, forename: &str) -> anyhow::Result<()> {
+        self.f
+            .staff(0)
+            .await?
+            .create_record(sample::child_request(
+                forename,
+                "Sam",
+                date(today() - chrono::Duration::days(1000)),
+                "TS24 8AH",
+            ))
+            .await?;
+        Ok(())
     }
 
     async fn once(&self) -> Result<Option<i64>, String> {
@@ -98,26 +108,37 @@ impl Witnessing {
     }
 }
 
-/// A head countersigned pins the node's audit key; a head whose entry was
-/// given another hash, one that went back, and one whose key history no
-/// longer holds the pinned key are each refused, counted and kept, and the
-/// head countersigned stays as it was.
+/// A head countersigned pins the node's audit key, and a later head is
+/// countersigned with its proof; a head whose entry was given another hash,
+/// one that went back, one regrown past the last head from below it, and
+/// one whose key history no longer holds the pinned key are each refused,
+/// counted and kept, and the head countersigned stays as it was.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_head_that_forked_went_back_or_changed_keys_is_refused() -> anyhow::Result<()> {
     let w = Witnessing::start().await?;
     let admin = w.administrator().await?;
-    let newest: i64 = admin
-        .query_one("SELECT max(event_id) FROM audit_event", &[])
-        .await?
-        .get(0);
-    assert_eq!(w.once().await, Ok(Some(newest)));
-    let countersigned = w.head().await?;
-    assert_eq!(countersigned.0, newest);
+    let newest = || async {
+        anyhow::Ok(
+            admin
+                .query_one("SELECT max(event_id) FROM audit_event", &[])
+                .await?
+                .get::<_, i64>(0),
+        )
+    };
+    let first = newest().await?;
+    assert_eq!(w.once().await, Ok(Some(first)));
     let pinned = w.store.pinned_audit_keys("E06000001").await?;
     let audit_key = public_key_of(&w.f.nodes[0].config.audit_key).map_err(anyhow::Error::msg)?;
     assert_eq!(pinned, vec![audit_key]);
     // Asked again, the same head: nothing refused.
+    assert_eq!(w.once().await, Ok(Some(first)));
+    // New entries: the head moves on, proved to extend the last.
+    w.record("Cole").await?;
+    let newest = newest().await?;
+    assert!(newest > first);
     assert_eq!(w.once().await, Ok(Some(newest)));
+    let countersigned = w.head().await?;
+    assert_eq!(countersigned.0, newest);
 
     // The same entry with another hash.
     admin
@@ -141,6 +162,10 @@ async fn a_head_that_forked_went_back_or_changed_keys_is_refused() -> anyhow::Re
         .await?;
     let refused = w.once().await.unwrap_err();
     assert!(refused.contains("behind"), "{refused}");
+    // And regrown past the head countersigned, from below it.
+    w.record("Dee").await?;
+    let refused = w.once().await.unwrap_err();
+    assert!(refused.contains("does not extend"), "{refused}");
 
     // The key history replaced by one the pinned key is not in.
     admin.execute("DELETE FROM audit_key", &[]).await?;
@@ -155,13 +180,13 @@ async fn a_head_that_forked_went_back_or_changed_keys_is_refused() -> anyhow::Re
     let refused = w.once().await.unwrap_err();
     assert!(refused.contains("replaced"), "{refused}");
 
-    assert_eq!(w.refusals().await?, ["forked", "behind", "keys"]);
+    assert_eq!(w.refusals().await?, ["forked", "behind", "forked", "keys"]);
     assert_eq!(w.head().await?, countersigned, "nothing refused was kept");
     let metrics = w.metrics.encode();
-    for reason in ["forked", "behind", "keys"] {
+    for (reason, count) in [("forked", 2), ("behind", 1), ("keys", 1)] {
         assert!(
             metrics.contains(&format!(
-                "contactpoint_gateway_audit_witness_refusals_total{{authority=\"E06000001\",outcome=\"{reason}\"}} 1"
+                "contactpoint_gateway_audit_witness_refusals_total{{authority=\"E06000001\",outcome=\"{reason}\"}} {count}"
             )),
             "{metrics}"
         );
@@ -202,6 +227,7 @@ async fn only_a_head_signed_by_the_newest_audit_key_is_accepted() -> anyhow::Res
             .expect("signs"),
         key_id: signer.key_id().to_vec(),
         keys: keys.clone(),
+        ..Default::default()
     };
     let pinned = [old.key().public_key()];
     assert_eq!(

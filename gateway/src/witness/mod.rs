@@ -12,7 +12,9 @@
 //!   holding a key pinned for that node before (the first seen is pinned);
 //! - that the head is signed, by the newest key of that history;
 //! - that the head neither goes behind the head countersigned last nor
-//!   gives that entry another hash.
+//!   gives that entry another hash, and extends it: the node sends the
+//!   digest of every entry since (no entry's content), which linked onto
+//!   the hash countersigned last must give the new head's.
 //!
 //! A head failing any of them is not countersigned: it is logged as an
 //! ERROR, counted (`audit_witness_refusals`) and kept for operators.
@@ -33,7 +35,7 @@ use contactpoint_proto::v1 as pb;
 
 use crate::nodes::{Directory, Node};
 use crate::store::Store;
-pub use store::Countersigning;
+pub use store::{Countersigning, Proof};
 
 /// Witnesses every node's head every `every`, one task per node, until aborted.
 pub async fn witness_all(
@@ -118,7 +120,13 @@ pub async fn witness(
     signer: &KeySigner,
     metrics: &Metrics,
 ) -> Result<Option<i64>, String> {
-    let mut request = tonic::Request::new(pb::GetAuditCheckpointRequest {});
+    let since = store
+        .witnessed_up_to(&node.code)
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut request = tonic::Request::new(pb::GetAuditCheckpointRequest {
+        since_event_id: since,
+    });
     request.set_timeout(Duration::from_secs(5));
     let checkpoint = match node.client().get_audit_checkpoint(request).await {
         Ok(answer) => answer.into_inner(),
@@ -156,14 +164,20 @@ pub async fn witness(
             &witness.node_signature,
         ))
         .ok_or("signing the countersignature failed")?;
+    let proof = Proof {
+        since,
+        digests: &checkpoint.entry_digests,
+        unprovable: checkpoint.unprovable,
+    };
     match store
-        .countersign(&witness, &keys)
+        .countersign(&witness, &keys, proof)
         .await
         .map_err(|error| error.to_string())?
     {
         Countersigning::Countersigned | Countersigning::Unchanged => {
             Ok(Some(witness.last_event_id))
         }
+        Countersigning::Raced => Ok(None),
         Countersigning::Refused { reason, detail } => {
             Err(refuse(store, metrics, &witness, reason, detail).await)
         }

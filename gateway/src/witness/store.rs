@@ -1,7 +1,7 @@
 //! The witness's SQL: the newest head countersigned per node, the history
 //! of countersigned heads (a minute apart at most), the node keys pinned,
 //! and the heads refused. Every value is a bind parameter.
-use contactpoint_proto::audit::Witness;
+use contactpoint_proto::audit::{extends, Witness};
 
 use crate::store::{Store, StoreError};
 
@@ -16,15 +16,46 @@ pub enum Countersigning {
     Countersigned,
     /// The head countersigned last, again: nothing to keep.
     Unchanged,
-    /// Behind, or another hash at the same entry: refused (`reason`, and
-    /// what it contradicts).
+    /// Another gateway countersigned a head meanwhile: the proof was
+    /// against an older one; asked again next interval.
+    Raced,
+    /// Behind, another hash at the same entry, or not extending the head
+    /// countersigned last: refused (`reason`, and what it contradicts).
     Refused {
         reason: &'static str,
         detail: String,
     },
 }
 
+/// A head's proof that it extends the head countersigned last.
+#[derive(Debug, Clone, Copy)]
+pub struct Proof<'a> {
+    /// The last entry of the head it starts from (0: none).
+    pub since: i64,
+    /// The digests of the entries after it, oldest first.
+    pub digests: &'a [Vec<u8>],
+    /// Entries from before digests were kept are among them: no proof.
+    pub unprovable: bool,
+}
+
 impl Store {
+    /// The last entry of the newest head countersigned for `authority_code`
+    /// (0: none yet).
+    pub async fn witnessed_up_to(&self, authority_code: &str) -> Result<i64, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &client
+                    .prepare_cached(
+                        "SELECT last_event_id FROM audit_witness_head WHERE authority_code = $1",
+                    )
+                    .await?,
+                &[&authority_code],
+            )
+            .await?;
+        Ok(row.map_or(0, |row| row.get(0)))
+    }
+
     /// The public keys of `authority_code`'s audit this gateway has pinned.
     pub async fn pinned_audit_keys(
         &self,
@@ -46,13 +77,15 @@ impl Store {
 
     /// Keeps `witness` as its node's newest countersigned head, and pins
     /// `keys` (its audit key history, verified), unless it goes behind the
-    /// head countersigned last or gives its entry another hash. In one
-    /// transaction holding that node's head, so gateways sharing the
-    /// database judge each head against the same last one.
+    /// head countersigned last, gives its entry another hash, or `proof`
+    /// does not link it to it. In one transaction holding that node's head,
+    /// so gateways sharing the database judge each head against the same
+    /// last one.
     pub async fn countersign(
         &self,
         witness: &Witness,
         keys: &[Vec<u8>],
+        proof: Proof<'_>,
     ) -> Result<Countersigning, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -88,6 +121,20 @@ impl Store {
                     });
                 }
                 return Ok(Countersigning::Unchanged);
+            }
+            if last_id != proof.since {
+                return Ok(Countersigning::Raced);
+            }
+            if proof.unprovable {
+                tracing::warn!(authority = %code, "audit head countersigned without a proof: its entries since the last head predate digests (node migration V19)");
+            } else if !extends(&last_hash, proof.digests, &witness.head_hash) {
+                return Ok(Countersigning::Refused {
+                    reason: "forked",
+                    detail: format!(
+                        "its head (entry {}) does not extend the head countersigned last (entry {last_id}): its log was rewritten below it",
+                        witness.last_event_id
+                    ),
+                });
             }
         }
         tx.execute(

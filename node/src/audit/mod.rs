@@ -24,10 +24,11 @@ pub(crate) mod subject_access;
 use chrono::{DateTime, SubsecRound, Utc};
 use contactpoint_mtls::{check_key_history, key_id, verify_signature, KeySigner};
 use contactpoint_policy::Right;
-use contactpoint_proto::audit::{checkpoint_message, witness_message, Witness};
+use contactpoint_proto::audit::{
+    checkpoint_message, form_digest, link, witness_message, Witness, MAX_PROOF_ENTRIES,
+};
 use contactpoint_proto::v1 as pb;
 use deadpool_postgres::Transaction;
-use ring::digest::{digest, SHA256};
 use std::time::Duration;
 use tokio_postgres::GenericClient;
 use tonic::Request;
@@ -79,13 +80,6 @@ fn canonical(event_id: i64, at: &DateTime<Utc>, f: &Fields<'_>) -> Vec<u8> {
         f.reason,
     ))
     .expect("serialising strings and numbers cannot fail")
-}
-
-fn chain(prev: &[u8], canonical: &[u8]) -> Vec<u8> {
-    let mut input = Vec::with_capacity(prev.len() + canonical.len());
-    input.extend_from_slice(prev);
-    input.extend_from_slice(canonical);
-    digest(&SHA256, &input).as_ref().to_vec()
 }
 
 /// Appends an entry (migration V13's `audit_append`): the server takes the
@@ -239,12 +233,48 @@ impl CheckpointSigner {
         &self.key_id
     }
 
-    /// The head of the chain, signed as it is now (stored nowhere: the
-    /// gateway keeps what it countersigns); `None` while the audit is empty.
-    pub async fn sign_head(
+    /// Signs the head `last_event_id` with `head_hash`.
+    fn sign_head(&self, last_event_id: i64, head_hash: Vec<u8>) -> Result<SignedHead, NodeError> {
+        let signature = self
+            .key
+            .sign(&checkpoint_message(last_event_id, &head_hash))
+            .ok_or_else(|| NodeError::Corrupt("signing the audit's head failed".into()))?;
+        Ok(SignedHead {
+            last_event_id,
+            head_hash,
+            signature,
+        })
+    }
+
+    /// The head of the chain signed as it is now (stored nowhere: the
+    /// gateway keeps what it countersigns), with the proof that it extends
+    /// the entry `since` (none: 0): the digest of every entry after it,
+    /// oldest first, at most [`MAX_PROOF_ENTRIES`] (past them, the head they
+    /// reach), and whether an entry among them predates digests, so that
+    /// there is no proof. `None` while the audit is empty.
+    pub async fn head_since(
         &self,
         client: &impl GenericClient,
-    ) -> Result<Option<SignedHead>, NodeError> {
+        since: i64,
+    ) -> Result<Option<(SignedHead, Vec<Vec<u8>>, bool)>, NodeError> {
+        if since > 0 {
+            let rows = client
+                .query(
+                    "SELECT event_id, entry_hash, form_digest FROM audit_proof($1, $2)",
+                    &[&since, &MAX_PROOF_ENTRIES],
+                )
+                .await?;
+            if let Some(last) = rows.last() {
+                let digests: Vec<Option<Vec<u8>>> = rows.iter().map(|row| row.get(2)).collect();
+                let unprovable = digests.iter().any(Option::is_none);
+                let head = self.sign_head(last.get(0), last.get(1))?;
+                return Ok(Some((
+                    head,
+                    digests.into_iter().flatten().collect(),
+                    unprovable,
+                )));
+            }
+        }
         let Some(head) = client
             .query_opt(
                 "SELECT event_id, entry_hash FROM audit_event WHERE entry_hash IS NOT NULL ORDER BY event_id DESC LIMIT 1",
@@ -254,16 +284,11 @@ impl CheckpointSigner {
         else {
             return Ok(None);
         };
-        let (last_event_id, head_hash): (i64, Vec<u8>) = (head.get(0), head.get(1));
-        let signature = self
-            .key
-            .sign(&checkpoint_message(last_event_id, &head_hash))
-            .ok_or_else(|| NodeError::Corrupt("signing the audit's head failed".into()))?;
-        Ok(Some(SignedHead {
-            last_event_id,
-            head_hash,
-            signature,
-        }))
+        Ok(Some((
+            self.sign_head(head.get(0), head.get(1))?,
+            vec![],
+            false,
+        )))
     }
 
     /// Records a signed checkpoint of the chain's head, if the chain has
@@ -339,12 +364,14 @@ pub async fn verify(client: &impl GenericClient, trusted: &[u8]) -> Result<Repor
     let rows = client
         .query(
             "SELECT event_id, at, caller_organisation, caller_unit, caller_name, method, record_ids, outcome,
-                    role, via, reason, prev_hash, entry_hash, query
+                    role, via, reason, prev_hash, entry_hash, query, form_digest
              FROM audit_event ORDER BY event_id",
             &[],
         )
         .await?;
     let mut previous: Option<(i64, Vec<u8>)> = None;
+    // Whether an entry linking its form's digest (from V19) came before.
+    let mut digests_begun = false;
     let mut hashes = std::collections::HashMap::new();
     for row in &rows {
         report.entries += 1;
@@ -382,7 +409,21 @@ pub async fn verify(client: &impl GenericClient, trusted: &[u8]) -> Result<Repor
             query: row.get(13),
         };
         let at: DateTime<Utc> = row.get(1);
-        if chain(&prev, &canonical(event_id, &at, &fields)) != stored {
+        let form = canonical(event_id, &at, &fields);
+        let intact = match row.get::<_, Option<Vec<u8>>>(14) {
+            Some(digest) => {
+                digests_begun = true;
+                form_digest(&form) == digest && link(&prev, &digest) == stored
+            }
+            None if digests_begun => {
+                report.problems.push(format!(
+                    "entry {event_id} links its form itself, after entries linking their forms' digests: it was written in afterwards"
+                ));
+                true
+            }
+            None => link(&prev, &form) == stored,
+        };
+        if !intact {
             report.problems.push(format!(
                 "entry {event_id} was altered: its content does not match its hash"
             ));
@@ -557,8 +598,9 @@ pub(crate) async fn get_audit_checkpoint(
     // Reading the head touches no record: not an access to audit.
     let result: Result<_, NodeError> = async {
         let signer = &node.audit_signer;
-        let head = signer
-            .sign_head(&**node.store.pool.get().await?)
+        let since = request.get_ref().since_event_id;
+        let (head, entry_digests, unprovable) = signer
+            .head_since(&**node.store.pool.get().await?, since)
             .await?
             .ok_or_else(|| NodeError::NotApplicable("the audit is empty".into()))?;
         let keys = node.store.audit_keys().await?;
@@ -568,6 +610,8 @@ pub(crate) async fn get_audit_checkpoint(
             head_hash: head.head_hash,
             signature: head.signature,
             key_id: signer.key_id().to_vec(),
+            entry_digests,
+            unprovable,
             keys: keys
                 .into_iter()
                 .map(|key| pb::AuditKey {
