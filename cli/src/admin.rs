@@ -111,20 +111,63 @@ pub(crate) async fn audit_command(action: AuditAction, json: bool) -> Result<()>
                 .into_inner();
             emit(json, &answer, || render::accesses(&answer))
         }
+        AuditAction::Export { config } => {
+            let config = contactpoint_node::NodeConfig::load(Some(&config))?;
+            let client = node_database(&config).await?;
+            let export =
+                contactpoint_node::audit::AuditExport::load(&client, &config.authority_code)
+                    .await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            export.write_lines(&mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
         AuditAction::Verify {
             config,
+            export,
+            audit_key_id,
             witness,
             witness_cert,
         } => {
-            let config = contactpoint_node::NodeConfig::load(Some(&config))?;
-            let (client, connection) =
-                tokio_postgres::connect(&config.database_url, tokio_postgres::NoTls)
-                    .await
-                    .context("cannot connect to the node's database")?;
-            tokio::spawn(connection);
-            let trusted = contactpoint_node::audit::public_key_of(&config.audit_key)
-                .map_err(anyhow::Error::msg)?;
-            let mut report = contactpoint_node::audit::verify(&client, &trusted).await?;
+            let (export, trusted) = match (config, export) {
+                (Some(config), _) => {
+                    let config = contactpoint_node::NodeConfig::load(Some(&config))?;
+                    let client = node_database(&config).await?;
+                    let trusted = contactpoint_node::audit::public_key_of(&config.audit_key)
+                        .map_err(anyhow::Error::msg)?;
+                    if !json {
+                        println!(
+                            "trusting audit key {}",
+                            contactpoint_proto::audit::hex(&contactpoint_mtls::key_id(&trusted))
+                        );
+                    }
+                    let export = contactpoint_node::audit::AuditExport::load(
+                        &client,
+                        &config.authority_code,
+                    )
+                    .await?;
+                    (export, trusted)
+                }
+                (None, Some(file)) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    let export = contactpoint_node::audit::AuditExport::read_lines(&text)
+                        .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+                    let id = audit_key_id.unwrap_or_default();
+                    let id_bytes = contactpoint_proto::audit::unhex(&id)
+                        .with_context(|| format!("--audit-key-id {id:?} is not hex"))?;
+                    let trusted = export
+                        .key_with_id(&id_bytes)
+                        .map(<[u8]>::to_vec)
+                        .with_context(|| {
+                            format!("the export's audit key history holds no key with id {id}: nothing in it can be trusted")
+                        })?;
+                    (export, trusted)
+                }
+                (None, None) => bail!("give --config or --export"),
+            };
+            let mut report = export.verify(&trusted);
+            let authority_code = export.authority_code;
             if let (Some(file), Some(cert)) = (witness, witness_cert) {
                 let witnesses = std::fs::read_to_string(&file)?
                     .lines()
@@ -135,7 +178,7 @@ pub(crate) async fn audit_command(action: AuditAction, json: bool) -> Result<()>
                 let gateway_key = contactpoint_mtls::public_key(&cert)?;
                 contactpoint_node::audit::check_witnesses(
                     &mut report,
-                    &config.authority_code,
+                    &authority_code,
                     &witnesses,
                     &gateway_key,
                 );
@@ -160,9 +203,18 @@ pub(crate) async fn audit_command(action: AuditAction, json: bool) -> Result<()>
                 text
             })?;
             if !report.is_intact() {
-                bail!("the audit log of {} is broken", config.authority_code);
+                bail!("the audit log of {authority_code} is broken");
             }
             Ok(())
         }
     }
+}
+
+/// A connection to a node's database, as its configuration names it.
+async fn node_database(config: &contactpoint_node::NodeConfig) -> Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(&config.database_url, tokio_postgres::NoTls)
+        .await
+        .context("cannot connect to the node's database")?;
+    tokio::spawn(connection);
+    Ok(client)
 }

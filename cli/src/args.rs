@@ -328,12 +328,31 @@ pub(crate) enum AuditAction {
         #[arg(long)]
         reason: String,
     },
-    /// Verifies a node's audit log end to end (on the node's host: reads its
-    /// database and certificate from its configuration).
-    Verify {
+    /// Writes a node's whole audit (its key history, entries and checkpoints)
+    /// as JSON lines, to be verified elsewhere (`audit verify --export`). On
+    /// the node's host: reads its database from its configuration. The
+    /// export holds what the audit holds: keep it as the audit is kept.
+    Export {
         /// The node's TOML configuration.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Verifies a node's audit log end to end: on the node's host from its
+    /// configuration (its database, trusting its audit_key), or offline from
+    /// an export, trusting the audit key whose id is given.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["config", "export"])))]
+    Verify {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// An audit exported with `cpctl audit export`.
+        #[arg(long, requires = "audit_key_id")]
+        export: Option<PathBuf>,
+        /// The id (hex SHA-256 of its public key) of an audit key the node is
+        /// known to have had, as `cpctl pki node` and `audit verify --config`
+        /// print it: the export's key history must hold it.
+        #[arg(long)]
+        audit_key_id: Option<String>,
         /// The gateway's countersigned checkpoints (contactpoint-gateway --export-witness).
         #[arg(long, requires = "witness_cert")]
         witness: Option<PathBuf>,

@@ -169,7 +169,14 @@ pub(crate) fn pki_command(action: PkiAction) -> Result<()> {
             let ca = open(&dir)?;
             let path = server(&ca, &dir, &format!("node-{code}"), &code, "node", &hosts)?;
             println!("{}", path.display());
-            println!("{}", write_audit_key(&dir, &code)?.display());
+            let audit_key = write_audit_key(&dir, &code)?;
+            let public =
+                contactpoint_node::audit::public_key_of(&audit_key).map_err(anyhow::Error::msg)?;
+            println!("{}", audit_key.display());
+            println!(
+                "# its audit key id (cpctl audit verify --export F --audit-key-id ID): {}",
+                contactpoint_proto::audit::hex(&contactpoint_mtls::key_id(&public))
+            );
             println!("\n# the node's entry in the access policy\n[[identity]]\norganisation = \"{code}\"\nunit = \"node\"\nrole = \"node\"\nauthority = \"{code}\"");
         }
         PkiAction::Gateway { dir, hosts } => {

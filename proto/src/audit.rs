@@ -109,11 +109,13 @@ impl Witness {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex, as the witness file and an audit export write them.
+pub fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// Hex back into bytes.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
     data_encoding::HEXLOWER_PERMISSIVE
         .decode(text.as_bytes())
         .ok()

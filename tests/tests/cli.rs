@@ -290,6 +290,76 @@ async fn the_command_line_end_to_end() -> anyhow::Result<()> {
     );
     assert!(verified.contains("the audit log is intact"), "{verified}");
     assert!(Path::new(&config).exists());
+
+    // Exported, the audit verifies offline, trusting the audit key's id;
+    // an entry edited in the export, or an id the history lacks, does not.
+    let exported = expect(
+        &cpctl(
+            &staff,
+            gateway,
+            &["audit", "export", "--config", config.to_str().unwrap()],
+        )?,
+        0,
+    );
+    let export = f.pki.dir.path().join("audit-a.jsonl");
+    std::fs::write(&export, &exported)?;
+    let public =
+        contactpoint_node::audit::public_key_of(&node.audit_key).map_err(anyhow::Error::msg)?;
+    let id = contactpoint_proto::audit::hex(&contactpoint_mtls::key_id(&public));
+    assert!(
+        verified.contains(&format!("trusting audit key {id}")),
+        "{verified}"
+    );
+    let offline = |file: &Path, id: &str| {
+        cpctl(
+            &staff,
+            gateway,
+            &[
+                "audit",
+                "verify",
+                "--export",
+                file.to_str().unwrap(),
+                "--audit-key-id",
+                id,
+            ],
+        )
+    };
+    let verified = expect(&offline(&export, &id)?, 0);
+    assert!(verified.contains("the audit log is intact"), "{verified}");
+    let edited = f.pki.dir.path().join("audit-a-edited.jsonl");
+    let entry = exported
+        .lines()
+        .position(|line| {
+            line.contains("\"kind\":\"entry\"") && line.contains("\"name\":\"Social worker\"")
+        })
+        .expect("an entry by the social worker");
+    let edited_text: Vec<String> = exported
+        .lines()
+        .enumerate()
+        .map(|(index, line)| {
+            if index == entry {
+                line.replace("\"name\":\"Social worker\"", "\"name\":\"Someone else\"")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&edited, edited_text.join("\n"))?;
+    let broken = offline(&edited, &id)?;
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("BROKEN: entry") && stdout.contains("was altered"),
+        "{stdout}"
+    );
+    let stranger = offline(&export, &"ab".repeat(32))?;
+    assert_eq!(stranger.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&stranger.stderr).contains("holds no key with id"),
+        "{}",
+        String::from_utf8_lossy(&stranger.stderr)
+    );
+
     Ok(())
 }
 
