@@ -49,8 +49,9 @@ pub struct GatewayConfig {
     /// any record (RULES.md, audit); 0 turns the flag off. Default: 20.
     #[serde(default = "default_flag_searches")]
     pub flag_searches_without_view: u32,
-    /// Where Prometheus scrapes `/metrics` over plain HTTP; an address only
-    /// operators reach. Default: none (no metrics endpoint).
+    /// Where Prometheus scrapes `/metrics` over plain HTTP, without
+    /// authentication: a loopback address only (a local agent scrapes it).
+    /// Default: none (no metrics endpoint).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
     /// Seconds between SIGTERM and the server ceasing to take calls, while
@@ -182,6 +183,15 @@ impl GatewayConfig {
                     "must be an https:// address: nodes are called over mutual TLS",
                 );
             }
+        }
+        if let Some(address) = self
+            .metrics_listen
+            .filter(|address| !address.ip().is_loopback())
+        {
+            return invalid(
+                "metrics_listen".into(),
+                &contactpoint_ops::metrics_not_local(address),
+            );
         }
         if let Err(reason) = self.limits.check() {
             return invalid("limits".into(), reason);

@@ -6,7 +6,7 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error(
-        "the caller presented no verified client certificate naming an organisation and a person"
+        "the caller presented no verified client certificate naming exactly one organisation (O), at most one unit (OU) and exactly one person (CN)"
     )]
     Unauthenticated,
     #[error(transparent)]

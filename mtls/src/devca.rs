@@ -29,6 +29,15 @@ pub enum Validity {
     Expired,
 }
 
+/// A subject attribute a test certificate carries twice (see
+/// [`DevCa::issue_repeating`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeated {
+    Organisation,
+    Unit,
+    CommonName,
+}
+
 /// What a leaf certificate says about its holder.
 #[derive(Debug, Clone)]
 pub struct Subject<'a> {
@@ -103,6 +112,25 @@ impl DevCa {
 
     /// Issues a leaf certificate for a server (if it has server names) and client.
     pub fn issue(&self, subject: &Subject<'_>) -> Result<Issued, Error> {
+        self.issue_with(subject, None)
+    }
+
+    /// As [`DevCa::issue`], the subject naming `repeated` twice (the second
+    /// time as "<value> 2"), as no certificate of the federation should: for
+    /// tests that servers refuse such a subject.
+    pub fn issue_repeating(
+        &self,
+        subject: &Subject<'_>,
+        repeated: Repeated,
+    ) -> Result<Issued, Error> {
+        self.issue_with(subject, Some(repeated))
+    }
+
+    fn issue_with(
+        &self,
+        subject: &Subject<'_>,
+        repeated: Option<Repeated>,
+    ) -> Result<Issued, Error> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params
@@ -116,6 +144,18 @@ impl DevCa {
         params
             .distinguished_name
             .push(DnType::CommonName, subject.common_name);
+        if let Some(repeated) = repeated {
+            // The same attribute by its OID: rcgen keeps one value per DnType.
+            let (oid, value) = match repeated {
+                Repeated::Organisation => (10, subject.organisation),
+                Repeated::Unit => (11, subject.unit.unwrap_or("unit")),
+                Repeated::CommonName => (3, subject.common_name),
+            };
+            params.distinguished_name.push(
+                DnType::CustomDnType(vec![2, 5, 4, oid]),
+                format!("{value} 2"),
+            );
+        }
         for name in subject.server_names {
             params.subject_alt_names.push(match name.parse() {
                 Ok(ip) => SanType::IpAddress(ip),

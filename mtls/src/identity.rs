@@ -31,8 +31,10 @@ pub struct PeerIdentity {
 impl PeerIdentity {
     /// Reads the identity from the leaf certificate of a request that arrived
     /// over mutual TLS. `None` if there is no verified peer certificate (which
-    /// the node's listener never lets happen) or it names no organisation or
-    /// no common name: every audited caller is named.
+    /// the node's listener never lets happen), or its subject does not name
+    /// exactly one organisation (O), at most one unit (OU) and exactly one
+    /// common name (CN): every audited caller is named, once, so that the
+    /// policy cannot read a subject one way and an audit another.
     pub fn from_request<T>(request: &tonic::Request<T>) -> Option<Self> {
         let certs = request.peer_certs()?;
         let leaf = certs.first()?;
@@ -57,9 +59,9 @@ impl PeerIdentity {
     fn parse(der: &[u8]) -> Option<Self> {
         let (_, cert) = X509Certificate::from_der(der).ok()?;
         let subject = cert.subject();
-        let organisation = first_text(subject.iter_organization())?;
-        let unit = first_text(subject.iter_organizational_unit());
-        let common_name = first_text(subject.iter_common_name())?;
+        let organisation = only_text(subject.iter_organization())??;
+        let unit = only_text(subject.iter_organizational_unit())?;
+        let common_name = only_text(subject.iter_common_name())??;
         Some(Self {
             organisation,
             unit,
@@ -68,13 +70,18 @@ impl PeerIdentity {
     }
 }
 
-fn first_text<'a>(
+/// The text of the one attribute of a kind: `Some(None)` if there is none,
+/// `None` if there are two or more or it is not text.
+fn only_text<'a>(
     mut attributes: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>,
-) -> Option<String> {
-    attributes
-        .next()
-        .and_then(|attribute| attribute.as_str().ok())
-        .map(str::to_owned)
+) -> Option<Option<String>> {
+    let Some(first) = attributes.next() else {
+        return Some(None);
+    };
+    if attributes.next().is_some() {
+        return None;
+    }
+    first.as_str().ok().map(|text| Some(text.to_owned()))
 }
 
 impl std::fmt::Display for PeerIdentity {

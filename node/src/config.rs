@@ -70,8 +70,9 @@ pub struct NodeConfig {
     /// (see `contactpoint_policy`). Required. Reloaded when the file changes,
     /// and (with the TLS files and CRLs) on SIGHUP.
     pub policy: PathBuf,
-    /// Where Prometheus scrapes `/metrics` over plain HTTP; an address only
-    /// operators reach. Default: none (no metrics endpoint).
+    /// Where Prometheus scrapes `/metrics` over plain HTTP, without
+    /// authentication: a loopback address only (a local agent scrapes it).
+    /// Default: none (no metrics endpoint).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
     /// Seconds between SIGTERM and the server ceasing to take calls, while
@@ -177,6 +178,15 @@ impl NodeConfig {
             return Err(ConfigError::Invalid {
                 field: "pool_size",
                 reason: "pool_size, pool_wait_ms, statement_timeout_ms, concurrency_per_connection, request_timeout_seconds and the intervals must be at least 1".into(),
+            });
+        }
+        if let Some(address) = self
+            .metrics_listen
+            .filter(|address| !address.ip().is_loopback())
+        {
+            return Err(ConfigError::Invalid {
+                field: "metrics_listen",
+                reason: contactpoint_ops::metrics_not_local(address),
             });
         }
         if self.audit_key == self.tls.key {

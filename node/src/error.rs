@@ -49,7 +49,7 @@ pub enum NodeError {
         expected: u64,
     },
     #[error(
-        "the caller presented no verified client certificate naming an organisation and a person"
+        "the caller presented no verified client certificate naming exactly one organisation (O), at most one unit (OU) and exactly one person (CN)"
     )]
     Unauthenticated,
     #[error(transparent)]

@@ -19,7 +19,7 @@ pub mod health;
 pub mod limits;
 mod metrics;
 
-pub use metrics::{serve_metrics, Metrics};
+pub use metrics::{metrics_not_local, serve_metrics, Metrics};
 
 use std::sync::Arc;
 

@@ -240,3 +240,11 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
         });
     }
 }
+
+/// Why `address` may not serve the metrics: they are plain HTTP without
+/// authentication, so they are served on this host only.
+pub fn metrics_not_local(address: std::net::SocketAddr) -> String {
+    format!(
+        "{address} is not a loopback address: metrics are served in plain HTTP to whoever asks, so only on this host (127.0.0.1 or ::1); scrape them with a local agent"
+    )
+}

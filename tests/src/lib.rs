@@ -371,6 +371,37 @@ role = "gateway"
         self.client_files_with(organisation, person, Validity::Current)
     }
 
+    /// A client certificate for `organisation`'s `unit` and `person` whose
+    /// subject names `repeated` twice, as no federation certificate should.
+    pub fn client_files_repeating(
+        &self,
+        organisation: &str,
+        unit: &str,
+        person: &str,
+        repeated: contactpoint_mtls::devca::Repeated,
+    ) -> Result<TlsFiles> {
+        let stem =
+            format!("client-{organisation}-{unit}-{person}-twice-{repeated:?}").replace(' ', "_");
+        let issued = self.ca.issue_repeating(
+            &Subject {
+                organisation,
+                unit: Some(unit),
+                common_name: person,
+                server_names: &[],
+                validity: Validity::Current,
+            },
+            repeated,
+        )?;
+        std::fs::write(self.path(&format!("{stem}.pem")), issued.cert_pem)?;
+        std::fs::write(self.path(&format!("{stem}.key")), issued.key_pem)?;
+        Ok(TlsFiles {
+            ca: self.path("ca.pem"),
+            cert: self.path(&format!("{stem}.pem")),
+            key: self.path(&format!("{stem}.key")),
+            crls: vec![],
+        })
+    }
+
     pub fn client_files_with(
         &self,
         organisation: &str,

@@ -42,6 +42,15 @@ fn configuration_is_typed_checked_and_overridable() {
     let error = load(&GOOD.replace("database_url", "# database_url")).unwrap_err();
     assert!(error.contains("database_url"), "{error}");
 
+    // Metrics, plain HTTP without authentication, only on this host.
+    let error =
+        load(&GOOD.replace("[tls]", "metrics_listen = \"0.0.0.0:9401\"\n[tls]")).unwrap_err();
+    assert!(
+        error.contains("metrics_listen") && error.contains("not a loopback address"),
+        "{error}"
+    );
+    assert!(load(&GOOD.replace("[tls]", "metrics_listen = \"127.0.0.1:9401\"\n[tls]")).is_ok());
+
     // The audit is signed with a key of its own, never the TLS key.
     let error = load(&GOOD.replace("audit_key", "# audit_key")).unwrap_err();
     assert!(error.contains("audit_key"), "{error}");

@@ -47,4 +47,13 @@ fn gateway_configuration_is_typed_and_checked() {
         "policy = \"policy.toml\"\n[limits]\nper_caller_in_flight = 0",
     );
     assert!(load(&zero).unwrap_err().contains("limits"));
+    let open_metrics = GOOD.replace(
+        "policy = \"policy.toml\"",
+        "policy = \"policy.toml\"\nmetrics_listen = \"0.0.0.0:9400\"",
+    );
+    let error = load(&open_metrics).unwrap_err();
+    assert!(
+        error.contains("metrics_listen") && error.contains("not a loopback address"),
+        "{error}"
+    );
 }

@@ -104,3 +104,63 @@ async fn the_client_refuses_a_node_from_another_ca() -> anyhow::Result<()> {
     assert!(!attempt(&f, contactpoint_mtls::client_tls(&files, "localhost")?).await?);
     Ok(())
 }
+
+/// A certificate whose subject names two organisations, two units or two
+/// people is no identity (issue 19, item 6): which one the policy read and
+/// which one an audit names could differ. The gateway and a node both
+/// refuse it, UNAUTHENTICATED, saying what a subject must name, and write
+/// nothing; the same person's certificate naming each once is answered.
+#[tokio::test]
+async fn a_subject_naming_an_attribute_twice_is_refused() -> anyhow::Result<()> {
+    use contactpoint_mtls::devca::Repeated;
+    let f = Federation::start(&["E06000001"]).await?;
+    for repeated in [Repeated::Organisation, Repeated::Unit, Repeated::CommonName] {
+        let files = f
+            .pki
+            .client_files_repeating("NSPCC", "Helpline", "Jo Smith", repeated)?;
+        let search = pb::SearchRecordsRequest {
+            reason: "helpline call".into(),
+            surname: "Gray".into(),
+            date_of_birth: Some(date(today() - chrono::Duration::days(900))),
+            ..Default::default()
+        };
+        let at_gateway = f
+            .gateway
+            .client(&files)
+            .await?
+            .search_records(search.clone())
+            .await
+            .unwrap_err();
+        let at_node = f.nodes[0]
+            .client(&files)
+            .await?
+            .search_records(search)
+            .await
+            .unwrap_err();
+        for status in [at_gateway, at_node] {
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unauthenticated,
+                "{repeated:?}: {status:?}"
+            );
+            assert!(
+                status.message().contains("exactly one organisation (O)"),
+                "{}",
+                status.message()
+            );
+        }
+    }
+    assert_eq!(f.node_audited(0, "SearchRecords").await?, 0);
+    let once = f.pki.client_files("NSPCC", "Jo Smith")?;
+    f.gateway
+        .client(&once)
+        .await?
+        .search_records(pb::SearchRecordsRequest {
+            reason: "helpline call".into(),
+            surname: "Gray".into(),
+            date_of_birth: Some(date(today() - chrono::Duration::days(900))),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
