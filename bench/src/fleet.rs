@@ -466,6 +466,7 @@ pub fn start_node(
         request_timeout_seconds: 60,
         archive_interval_seconds: 3600,
         audit_checkpoint_seconds: 60,
+        notification_retention_days: 730,
         concurrency_per_connection: 256,
         tls: work.files(&format!("node-{code}")),
         audit_key: work.path(&format!("pki/audit-{code}.key")),

@@ -49,6 +49,11 @@ pub struct NodeConfig {
     /// Seconds between runs of archiving and destruction. Default: 3600.
     #[serde(default = "default_archive_interval")]
     pub archive_interval_seconds: u64,
+    /// Days a notification (what the responsible authority is told) is kept
+    /// after it was raised, then deleted by the archiving run; the access it
+    /// told of stays in the audit. Default: 730.
+    #[serde(default = "default_notification_retention")]
+    pub notification_retention_days: u32,
     /// Seconds between signed checkpoints of the audit chain. Default: 60.
     #[serde(default = "default_checkpoint")]
     pub audit_checkpoint_seconds: u64,
@@ -106,6 +111,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_pool_size() -> usize {
     16
+}
+fn default_notification_retention() -> u32 {
+    730
 }
 fn default_pool_wait() -> u64 {
     2000

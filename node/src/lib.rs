@@ -194,6 +194,7 @@ pub async fn serve_on(
         store.clone(),
         clock.clone(),
         Duration::from_secs(config.archive_interval_seconds),
+        config.notification_retention_days,
     ));
     background.spawn(audit::checkpoint_every(
         store.clone(),

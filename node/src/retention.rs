@@ -5,6 +5,11 @@
 //! years after the service ended (para 15); archived information is
 //! destroyed six years after archiving, by this automatic purge.
 //!
+//! What the responsible authority is told (`notifications`) is kept
+//! `notification_retention_days` after it was raised, then deleted by the
+//! same run (the access it tells of stays in the audit, which is kept for
+//! good).
+//!
 //! Invariants: each run is one transaction, idempotent, audited in the
 //! chain, as of the node's injectable clock. Archived information is hidden
 //! from users (`redact`): the responsible authority's management team sees
@@ -118,6 +123,53 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes the notifications raised more than `keep_days` before
+    /// `today`, in one transaction, audited with the records they were of;
+    /// returns how many. Idempotent.
+    pub async fn purge_notifications(&self, today: NaiveDate, keep_days: u32) -> Result<usize> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        crate::store::without_statement_timeout(&tx).await?;
+        let purged: Vec<String> = tx
+            .query(
+                &tx.prepare_cached(
+                    "DELETE FROM notification WHERE at < $1::date - make_interval(days => $2)
+                     RETURNING record_id",
+                )
+                .await?,
+                &[&today, &i32::try_from(keep_days).unwrap_or(i32::MAX)],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if !purged.is_empty() {
+            let mut records = purged.clone();
+            records.sort();
+            records.dedup();
+            let code = self.authority.code.clone();
+            let reason = format!("notifications are kept {keep_days} days");
+            let event = AuditEvent {
+                organisation: &code,
+                unit: Some("node"),
+                name: "archiving job",
+                method: "PurgeNotifications",
+                record_ids: records.clone(),
+                outcome: "ok",
+                reason: Some(&reason),
+                role: format!("node@{code}"),
+                via: None,
+                query: None,
+                notifications: Vec::new(),
+            };
+            crate::audit::append(&tx, &event, &records).await?;
+        }
+        tx.commit().await?;
+        Ok(purged.len())
+    }
+}
+
 /// Whether a read states a purpose for which archived information may be
 /// shown after its first year.
 pub fn decode_archive_purpose(value: i32) -> Result<bool, Invalid> {
@@ -139,6 +191,7 @@ pub(crate) async fn archive_and_destroy_every(
     store: Store,
     clock: Arc<dyn Clock>,
     every: Duration,
+    notification_retention_days: u32,
 ) {
     loop {
         match store.archive_and_destroy(clock.today()).await {
@@ -148,6 +201,16 @@ pub(crate) async fn archive_and_destroy_every(
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!(%error, "archiving and destruction did not run; will try again")
+            }
+        }
+        match store
+            .purge_notifications(clock.today(), notification_retention_days)
+            .await
+        {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "notifications past their retention deleted"),
+            Err(error) => {
+                tracing::warn!(%error, "notifications past their retention not deleted; will try again")
             }
         }
         tokio::time::sleep(every).await;

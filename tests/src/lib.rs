@@ -541,6 +541,7 @@ impl TestNode {
             request_timeout_seconds: 30,
             concurrency_per_connection: 64,
             audit_checkpoint_seconds: 3600,
+            notification_retention_days: 730,
             archive_interval_seconds: 3600,
             tls: pki.node_files(code)?,
             audit_key: pki.audit_key(code)?,

@@ -252,3 +252,69 @@ async fn archiving_and_destruction_follow_the_clock() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Notifications are kept `notification_retention_days`, then deleted by
+/// the archiving run, audited with the records they were of; younger ones
+/// stay, and the access they told of stays in the audit.
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_are_deleted_after_their_retention() -> anyhow::Result<()> {
+    let f = Federation::start(&["E06000001"]).await?;
+    let record = f
+        .staff(0)
+        .await?
+        .create_record(sample::child_request(
+            "Ivy",
+            "Nash",
+            date(today() - chrono::Duration::days(900)),
+            "TS24 8AH",
+        ))
+        .await?
+        .into_inner();
+    // Two views by another organisation: two notifications.
+    let mut police = f.nodes[0]
+        .client(&f.pki.client_files("Cleveland Police", "PC 1")?)
+        .await?;
+    for _ in 0..2 {
+        police.get_record(lookup(&record.id)).await?;
+    }
+    let db = f.node_dbs[0].connect().await?;
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move { anyhow::Ok(db.query_one(sql, &[]).await?.get::<_, i64>(0)) }
+    };
+    assert_eq!(count("SELECT count(*) FROM notification").await?, 2);
+    // One raised 731 days ago, one 729.
+    db.batch_execute(
+        "UPDATE notification SET at = now() - interval '731 days'
+           WHERE notification_id = (SELECT min(notification_id) FROM notification);
+         UPDATE notification SET at = now() - interval '729 days'
+           WHERE notification_id = (SELECT max(notification_id) FROM notification);",
+    )
+    .await?;
+    let store = Store::open(
+        &f.node_dbs[0].url,
+        1,
+        contactpoint_node::model::ResponsibleAuthority {
+            code: "E06000001".into(),
+            name: "Authority E06000001".into(),
+        },
+    )
+    .await?;
+    assert_eq!(store.purge_notifications(today(), 730).await?, 1);
+    assert_eq!(
+        store.purge_notifications(today(), 730).await?,
+        0,
+        "idempotent"
+    );
+    assert_eq!(count("SELECT count(*) FROM notification").await?, 1);
+    assert_eq!(
+        count("SELECT count(*) FROM audit_event WHERE method = 'PurgeNotifications'").await?,
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM audit_event WHERE method = 'GetRecord' AND caller_organisation = 'Cleveland Police'").await?,
+        2,
+        "the views stay in the audit"
+    );
+    Ok(())
+}
