@@ -276,17 +276,11 @@ impl CheckpointSigner {
                 )));
             }
         }
-        let Some(head) = client
-            .query_opt(
-                "SELECT event_id, entry_hash FROM audit_event WHERE entry_hash IS NOT NULL ORDER BY event_id DESC LIMIT 1",
-                &[],
-            )
-            .await?
-        else {
+        let Some((last_event_id, head_hash)) = newest_entry(client).await? else {
             return Ok(None);
         };
         Ok(Some((
-            self.sign_head(head.get(0), head.get(1))?,
+            self.sign_head(last_event_id, head_hash)?,
             vec![],
             false,
         )))
@@ -295,14 +289,9 @@ impl CheckpointSigner {
     /// Records a signed checkpoint of the chain's head, if the chain has
     /// grown since the last one. Returns the id of the head it signed.
     pub async fn checkpoint(&self, client: &impl GenericClient) -> Result<Option<i64>, NodeError> {
-        let head = client
-            .query_opt(
-                "SELECT event_id, entry_hash FROM audit_event WHERE entry_hash IS NOT NULL ORDER BY event_id DESC LIMIT 1",
-                &[],
-            )
-            .await?;
-        let Some(head) = head else { return Ok(None) };
-        let (last_event_id, hash): (i64, Vec<u8>) = (head.get(0), head.get(1));
+        let Some((last_event_id, hash)) = newest_entry(client).await? else {
+            return Ok(None);
+        };
         let signed: Option<i64> = client
             .query_one("SELECT max(last_event_id) FROM audit_checkpoint", &[])
             .await?
@@ -310,18 +299,26 @@ impl CheckpointSigner {
         if signed == Some(last_event_id) {
             return Ok(Some(last_event_id));
         }
-        let signature = self
-            .key
-            .sign(&checkpoint_message(last_event_id, &hash))
-            .ok_or_else(|| NodeError::Corrupt("signing an audit checkpoint failed".into()))?;
+        let head = self.sign_head(last_event_id, hash)?;
         client
             .execute(
                 "INSERT INTO audit_checkpoint (last_event_id, head_hash, signature, key_id) VALUES ($1, $2, $3, $4)",
-                &[&last_event_id, &hash, &signature, &self.key_id],
+                &[&last_event_id, &head.head_hash, &head.signature, &self.key_id],
             )
             .await?;
         Ok(Some(last_event_id))
     }
+}
+
+/// The newest entry of the chain: its id and hash; `None` while it is empty.
+async fn newest_entry(client: &impl GenericClient) -> Result<Option<(i64, Vec<u8>)>, NodeError> {
+    Ok(client
+        .query_opt(
+            "SELECT event_id, entry_hash FROM audit_event WHERE entry_hash IS NOT NULL ORDER BY event_id DESC LIMIT 1",
+            &[],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1))))
 }
 
 /// Who did what, for the audit table.
